@@ -1,0 +1,25 @@
+//! Everything edgetrack knows about events that is not glue: the canonical
+//! event, each API dialect's decoder and response encoder, validation and its
+//! limits, bot rules, dedup keys, identity hashing and export paging.
+//!
+//! No wasm or worker types live here, so the whole crate builds and tests
+//! natively in seconds; `edge-worker` only moves bytes between this crate and
+//! Cloudflare's bindings.
+
+pub mod auth;
+pub mod bots;
+pub mod dedup;
+pub mod dialect;
+pub mod error;
+pub mod event;
+pub mod export;
+pub mod limits;
+pub mod payload;
+pub mod profile;
+pub mod queue;
+pub mod time;
+pub mod validate;
+pub mod visitor;
+
+pub use error::{FieldError, IngestError};
+pub use event::{Dialect, Event, PageContext, RequestContext};

@@ -1,0 +1,64 @@
+//! Every limit the ingestion path enforces, in one place. Each has a test at
+//! the limit and just past it (see `validate`, `payload` and the dialects).
+
+/// Largest request body accepted, after decompression too. 2 MiB, as
+/// Mixpanel's `/import` states ("request exceeds max limit of 2097152 bytes").
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// A gzip body may expand at most this many times. Real JSON batches expand
+/// 5-30x; a bomb expands thousands of times and is refused early.
+pub const MAX_GZIP_RATIO: usize = 200;
+
+/// Events in one Mixpanel `/import` request.
+pub const MAX_IMPORT_EVENTS: usize = 2000;
+/// Events in one Emp-Mix `/public/track/bulk` request.
+pub const MAX_BULK_EVENTS: usize = 1000;
+/// Events in one browser batch (our tracker's `/e`), and in one Mixpanel
+/// `/track` or `/engage` batch, whose clients send at most 50.
+pub const MAX_BROWSER_BATCH_EVENTS: usize = 50;
+
+/// Properties on one event (Mixpanel's documented ceiling).
+pub const MAX_PROPERTIES: usize = 255;
+/// Characters in one property key.
+pub const MAX_PROPERTY_KEY_CHARS: usize = 255;
+/// Characters in any one string value (URLs can be long; more is abuse).
+pub const MAX_STRING_CHARS: usize = 8192;
+/// Characters in an event name.
+pub const MAX_EVENT_NAME_CHARS: usize = 255;
+/// Characters in a distinct_id or device id.
+pub const MAX_ID_CHARS: usize = 255;
+/// Nesting of objects and arrays inside `properties` (the object itself is 1).
+pub const MAX_JSON_DEPTH: usize = 8;
+/// Characters in an `$insert_id`; only `[A-Za-z0-9-]` is allowed.
+pub const MAX_INSERT_ID_CHARS: usize = 36;
+/// One canonical event serialised for the queue. Cloudflare Queues take at
+/// most 128 KB a message; this leaves room for the envelope.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// Earliest event time accepted: 1971-01-01T00:00:00Z in milliseconds.
+pub const MIN_EVENT_TIME_MS: i64 = 31_536_000_000;
+/// How far in the future an event may claim to be: one hour.
+pub const MAX_FUTURE_SKEW_MS: i64 = 60 * 60 * 1000;
+/// Mixpanel's classic `/track` rejects events older than three hours.
+pub const MAX_TRACK_AGE_MS: i64 = 3 * 60 * 60 * 1000;
+/// Below this a numeric time is read as seconds, at or above as milliseconds
+/// (1e11 seconds is the year 5138; 1e11 ms is 1973).
+pub const SECONDS_MS_BOUNDARY: f64 = 1e11;
+
+/// Export page size: default and ceiling (Emp-Mix `GET /public/events`).
+pub const EXPORT_DEFAULT_LIMIT: u32 = 50;
+pub const EXPORT_MAX_LIMIT: u32 = 10_000;
+
+/// Cloudflare Queues: messages and bytes in one `sendBatch`.
+pub const QUEUE_BATCH_MAX_MESSAGES: usize = 100;
+pub const QUEUE_BATCH_MAX_BYTES: usize = 256 * 1000;
+
+/// D1 statements bind at most 100 parameters; we insert a whole chunk through
+/// one JSON parameter, and cap that parameter's size.
+pub const D1_JSON_CHUNK_MAX_BYTES: usize = 900 * 1024;
+
+/// KV look-ups the fast dedup path may spend on one request; larger batches
+/// (imports) rely on D1's unique key alone.
+pub const KV_DEDUP_MAX_KEYS: usize = 50;
+/// How long a KV dedup mark lives: one day (KV needs at least 60 s).
+pub const KV_DEDUP_TTL_SECONDS: u64 = 24 * 60 * 60;

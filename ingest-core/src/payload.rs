@@ -1,0 +1,230 @@
+//! Payload extraction in one place: size caps, gzip (by header or magic
+//! bytes) with a decompressed-size and ratio cap, base64 in either alphabet,
+//! form fields, JSON and NDJSON.
+
+use crate::error::IngestError;
+use crate::limits::{MAX_BODY_BYTES, MAX_GZIP_RATIO};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
+use flate2::read::MultiGzDecoder;
+use serde_json::Value;
+use std::io::Read;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// Read the decompressor in slices this big so the cap is checked before the
+/// output grows past it.
+const INFLATE_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Checks the raw size, then inflates gzip when the header says so or the
+/// bytes start with gzip's magic number.
+pub fn decode_body(body: &[u8], content_encoding: Option<&str>) -> Result<Vec<u8>, IngestError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    let declared_gzip = content_encoding.is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"));
+    match content_encoding.map(|e| e.trim().to_ascii_lowercase()) {
+        None => {}
+        Some(e) if e.is_empty() || e == "identity" || e == "gzip" => {}
+        Some(_) => return Err(IngestError::UnsupportedMediaType),
+    }
+    if declared_gzip || body.starts_with(&GZIP_MAGIC) {
+        return gunzip(body, MAX_BODY_BYTES);
+    }
+    Ok(body.to_vec())
+}
+
+/// Inflates with a cap on the output size and on the expansion ratio.
+pub fn gunzip(body: &[u8], cap: usize) -> Result<Vec<u8>, IngestError> {
+    let ratio_cap = body.len().saturating_mul(MAX_GZIP_RATIO).max(INFLATE_CHUNK_BYTES);
+    let mut decoder = MultiGzDecoder::new(body);
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; INFLATE_CHUNK_BYTES];
+    loop {
+        let n = decoder.read(&mut chunk).map_err(|_| IngestError::BadEncoding("gzip"))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n > cap {
+            return Err(IngestError::PayloadTooLarge { limit: cap });
+        }
+        if out.len() + n > ratio_cap {
+            return Err(IngestError::CompressionRatio { ratio: MAX_GZIP_RATIO });
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+}
+
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+    .with_decode_allow_trailing_bits(true);
+const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+
+/// Decodes base64 in the standard or URL-safe alphabet, padded or not.
+/// A `+` that a form decoder turned into a space is turned back, and line
+/// breaks some clients insert are skipped.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, IngestError> {
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .filter(|c| *c != '\n' && *c != '\r')
+        .map(|c| if c == ' ' { '+' } else { c })
+        .collect();
+    let engine = if cleaned.contains(['-', '_']) { &URL_SAFE_LENIENT } else { &STANDARD_LENIENT };
+    engine.decode(cleaned.as_bytes()).map_err(|_| IngestError::BadEncoding("base64"))
+}
+
+/// The first value of `name` in a `application/x-www-form-urlencoded` body or
+/// query string.
+pub fn form_field(encoded: &[u8], name: &str) -> Option<String> {
+    form_urlencoded::parse(encoded)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Reads a `data` value the way Mixpanel's clients send it: base64 JSON,
+/// or plain JSON (some clients skip the base64 step).
+pub fn data_param_json(data: &str) -> Result<Value, IngestError> {
+    let trimmed = data.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return parse_json(trimmed.as_bytes());
+    }
+    parse_json(&decode_base64(data)?)
+}
+
+pub fn parse_json(bytes: &[u8]) -> Result<Value, IngestError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(IngestError::EmptyBody);
+    }
+    serde_json::from_slice(bytes).map_err(|e| IngestError::InvalidJson(json_error_text(&e)))
+}
+
+/// A JSON array, or newline-delimited JSON objects, as a list of values.
+/// Which one is decided by the content type when given, else by the first
+/// non-blank byte.
+pub fn parse_json_or_ndjson(bytes: &[u8], content_type: Option<&str>) -> Result<Vec<Value>, IngestError> {
+    let ndjson_declared = content_type.is_some_and(|t| t.contains("ndjson") || t.contains("jsonlines"));
+    let first = bytes.iter().copied().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => Err(IngestError::EmptyBody),
+        Some(b'[') if !ndjson_declared => match parse_json(bytes)? {
+            Value::Array(items) => Ok(items),
+            _ => Err(IngestError::InvalidJson("expected an array".into())),
+        },
+        _ => {
+            let mut items = Vec::new();
+            for (line_no, line) in bytes.split(|b| *b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let value = serde_json::from_slice(line).map_err(|e| {
+                    IngestError::InvalidJson(format!("line {}: {}", line_no + 1, json_error_text(&e)))
+                })?;
+                items.push(value);
+            }
+            Ok(items)
+        }
+    }
+}
+
+/// serde_json's message without echoing input back.
+fn json_error_text(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected value",
+        serde_json::error::Category::Eof => "unexpected end of input",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+    use std::io::Write;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(bytes).ok();
+        enc.finish().unwrap_or_default()
+    }
+
+    #[test]
+    fn body_size_at_and_past_limit() {
+        let at = vec![b' '; MAX_BODY_BYTES];
+        assert_eq!(decode_body(&at, None).map(|b| b.len()), Ok(MAX_BODY_BYTES));
+        let past = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(decode_body(&past, None), Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES }));
+    }
+
+    #[test]
+    fn gzip_by_header_or_magic() {
+        let packed = gzip(br#"{"a":1}"#);
+        assert_eq!(decode_body(&packed, Some("gzip")).ok(), Some(br#"{"a":1}"#.to_vec()));
+        assert_eq!(decode_body(&packed, None).ok(), Some(br#"{"a":1}"#.to_vec()));
+        assert_eq!(decode_body(b"{}", Some("br")), Err(IngestError::UnsupportedMediaType));
+        assert_eq!(decode_body(&packed[..packed.len() / 2], Some("gzip")), Err(IngestError::BadEncoding("gzip")));
+        assert_eq!(decode_body(b"plain", Some("gzip")), Err(IngestError::BadEncoding("gzip")));
+    }
+
+    #[test]
+    fn decompressed_size_at_and_past_limit() {
+        // Random-looking text compresses little, so the ratio cap stays out
+        // of the way and only the size cap speaks.
+        let mut seed = 7u32;
+        let text: Vec<u8> = (0..MAX_BODY_BYTES + 1)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                b'a' + (seed >> 16) as u8 % 26
+            })
+            .collect();
+        assert_eq!(gunzip(&gzip(&text[..MAX_BODY_BYTES]), MAX_BODY_BYTES).map(|b| b.len()), Ok(MAX_BODY_BYTES));
+        assert_eq!(gunzip(&gzip(&text), MAX_BODY_BYTES), Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES }));
+    }
+
+    #[test]
+    fn bomb_is_refused_by_ratio_before_inflating_far() {
+        let zeros = vec![0u8; 1024 * 1024];
+        let bomb = gzip(&zeros);
+        assert!(zeros.len() / bomb.len() > MAX_GZIP_RATIO);
+        assert_eq!(decode_body(&bomb, Some("gzip")), Err(IngestError::CompressionRatio { ratio: MAX_GZIP_RATIO }));
+    }
+
+    #[test]
+    fn base64_in_every_spelling() {
+        let json = br#"{"event":"e?>","properties":{"k":"\u00ff~~"}}"#;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let std_text = STANDARD.encode(json);
+        let url_text = URL_SAFE_NO_PAD.encode(json);
+        assert!(std_text.contains('+') || std_text.contains('/') || url_text.contains('-') || url_text.contains('_'));
+        assert_eq!(decode_base64(&std_text).ok().as_deref(), Some(&json[..]));
+        assert_eq!(decode_base64(&url_text).ok().as_deref(), Some(&json[..]));
+        assert_eq!(decode_base64(std_text.trim_end_matches('=')).ok().as_deref(), Some(&json[..]));
+        assert_eq!(decode_base64(&std_text.replace('+', " ")).ok().as_deref(), Some(&json[..]));
+        assert_eq!(decode_base64("!!!"), Err(IngestError::BadEncoding("base64")));
+    }
+
+    #[test]
+    fn seed_example_decodes() {
+        // The example `data` of Mixpanel's classic /track page.
+        let data = "eyJldmVudCI6ICJnYW1lIiwgInByb3BlcnRpZXMiOiB7ImlwIjogIjEyMy4xMjMuMTIzLjEyMyIsICJ0b2tlbiI6ICJlM2JiNDEwMDMzMGMzNTcyMjc0MGZiOGM2ZjVhYmRkYyIsICJ0aW1lIjogMTI0NTYxMzg4NSwgImFjdGlvbiI6ICJwbGF5In19";
+        let value = data_param_json(data).expect("decodes");
+        assert_eq!(value["event"], "game");
+        assert_eq!(value["properties"]["time"], 1_245_613_885);
+    }
+
+    #[test]
+    fn form_fields_and_ndjson() {
+        assert_eq!(form_field(b"a=1&data=eyJ9%3D&x", "data").as_deref(), Some("eyJ9="));
+        assert_eq!(form_field(b"a=1", "data"), None);
+        let items = parse_json_or_ndjson(b"{\"a\":1}\n\n{\"a\":2}\n", None).unwrap_or_default();
+        assert_eq!(items.len(), 2);
+        let items = parse_json_or_ndjson(b"[{\"a\":1},{\"a\":2},{\"a\":3}]", Some("application/json")).unwrap_or_default();
+        assert_eq!(items.len(), 3);
+        assert!(matches!(parse_json_or_ndjson(b"{\"a\":1}\n{oops", None), Err(IngestError::InvalidJson(m)) if m.starts_with("line 2")));
+        assert_eq!(parse_json_or_ndjson(b"  \n", None), Err(IngestError::EmptyBody));
+    }
+}

@@ -1,0 +1,95 @@
+//! What travels through the queue between the fetch handler and the consumer,
+//! and how a list of jobs is cut into batches that Cloudflare Queues accept.
+
+use crate::bots::BotReason;
+use crate::event::Event;
+use crate::limits::{QUEUE_BATCH_MAX_BYTES, QUEUE_BATCH_MAX_MESSAGES};
+use crate::profile::ProfileUpdate;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Job {
+    Event(Event),
+    Profile(ProfileUpdate),
+    /// One dropped bot request, counted per project, day and reason.
+    BotDrop { project: String, day: String, reason: BotReason, events: u32 },
+}
+
+/// Splits jobs into `sendBatch` calls: at most 100 messages and 256 KB each.
+/// Every job fits a message on its own, because validation caps an event
+/// at 64 KiB.
+pub fn batches(jobs: Vec<Job>) -> Vec<Vec<Job>> {
+    let mut out: Vec<Vec<Job>> = Vec::new();
+    let mut current: Vec<Job> = Vec::new();
+    let mut bytes = 0usize;
+    for job in jobs {
+        // The queue adds per-message overhead; count a little extra for it.
+        let size = serde_json::to_vec(&job).map(|v| v.len()).unwrap_or(0) + 100;
+        if !current.is_empty() && (current.len() == QUEUE_BATCH_MAX_MESSAGES || bytes + size > QUEUE_BATCH_MAX_BYTES) {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(job);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Dialect, PageContext};
+    use serde_json::{json, Map};
+
+    fn event(n: usize, pad: usize) -> Job {
+        let mut properties = Map::new();
+        properties.insert("pad".into(), json!("x".repeat(pad)));
+        Job::Event(Event {
+            project: "p".into(),
+            name: "e".into(),
+            distinct_id: "u".into(),
+            device_id: None,
+            time_ms: 1,
+            insert_id: format!("id-{n}"),
+            page: PageContext::default(),
+            properties,
+            source: Dialect::Browser,
+            received_at_ms: 1,
+            user_agent: None,
+            country: None,
+        })
+    }
+
+    #[test]
+    fn message_count_at_and_past_limit() {
+        let jobs: Vec<Job> = (0..QUEUE_BATCH_MAX_MESSAGES).map(|n| event(n, 0)).collect();
+        assert_eq!(batches(jobs).len(), 1);
+        let jobs: Vec<Job> = (0..=QUEUE_BATCH_MAX_MESSAGES).map(|n| event(n, 0)).collect();
+        let split = batches(jobs);
+        assert_eq!(split.iter().map(Vec::len).collect::<Vec<_>>(), [100, 1]);
+    }
+
+    #[test]
+    fn bytes_split_batches_and_nothing_is_lost() {
+        // 60 KB events: four fit in 256 KB, the fifth starts a new batch.
+        let jobs: Vec<Job> = (0..9).map(|n| event(n, 60_000)).collect();
+        let split = batches(jobs);
+        assert_eq!(split.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 1]);
+        for batch in &split {
+            let total: usize = batch.iter().map(|j| serde_json::to_vec(j).map(|v| v.len()).unwrap_or(0)).sum();
+            assert!(total <= QUEUE_BATCH_MAX_BYTES);
+        }
+    }
+
+    #[test]
+    fn jobs_round_trip_as_json() {
+        let job = Job::BotDrop { project: "p".into(), day: "2026-01-01".into(), reason: BotReason::UserAgentPattern, events: 2 };
+        let text = serde_json::to_string(&job).unwrap_or_default();
+        assert!(text.contains("\"kind\":\"bot_drop\""));
+        assert_eq!(serde_json::from_str::<Job>(&text).ok(), Some(job));
+    }
+}

@@ -1,0 +1,107 @@
+//! Event times: accepted as seconds or milliseconds, stored as milliseconds.
+
+use crate::limits::{MAX_FUTURE_SKEW_MS, MIN_EVENT_TIME_MS, SECONDS_MS_BOUNDARY};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeError {
+    NotANumber,
+    TooOld,
+    InFuture,
+}
+
+impl TimeError {
+    pub fn message(self) -> &'static str {
+        match self {
+            TimeError::NotANumber => "must be specified as seconds or milliseconds since epoch",
+            TimeError::TooOld => "must not be before 1971-01-01",
+            TimeError::InFuture => "must not be more than one hour in the future",
+        }
+    }
+}
+
+/// Reads a JSON number (or numeric string, as several SDKs send) as a time in
+/// milliseconds: below 1e11 it is seconds, otherwise milliseconds.
+pub fn parse_time_ms(value: &Value) -> Result<i64, TimeError> {
+    let raw = match value {
+        Value::Number(n) => n.as_f64().ok_or(TimeError::NotANumber)?,
+        Value::String(s) => s.trim().parse::<f64>().map_err(|_| TimeError::NotANumber)?,
+        _ => return Err(TimeError::NotANumber),
+    };
+    if !raw.is_finite() || raw < 0.0 {
+        return Err(TimeError::NotANumber);
+    }
+    let ms = if raw < SECONDS_MS_BOUNDARY { raw * 1000.0 } else { raw };
+    if ms > i64::MAX as f64 / 2.0 {
+        return Err(TimeError::InFuture);
+    }
+    Ok(ms.round() as i64)
+}
+
+/// Checks a time in milliseconds against the accepted window around `now_ms`.
+pub fn check_window(time_ms: i64, now_ms: i64) -> Result<i64, TimeError> {
+    if time_ms < MIN_EVENT_TIME_MS {
+        return Err(TimeError::TooOld);
+    }
+    if time_ms > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
+        return Err(TimeError::InFuture);
+    }
+    Ok(time_ms)
+}
+
+/// UTC calendar day (`YYYY-MM-DD`) of a time in milliseconds, without a
+/// date library: days since epoch to civil date (Howard Hinnant's method).
+pub fn utc_day(time_ms: i64) -> String {
+    let days = time_ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_790_000_000_000;
+
+    #[test]
+    fn seconds_and_milliseconds_are_told_apart() {
+        assert_eq!(parse_time_ms(&json!(1_700_000_000)), Ok(1_700_000_000_000));
+        assert_eq!(parse_time_ms(&json!(1_700_000_000_123_i64)), Ok(1_700_000_000_123));
+        assert_eq!(parse_time_ms(&json!(1_700_000_000.5)), Ok(1_700_000_000_500));
+        assert_eq!(parse_time_ms(&json!("1700000000")), Ok(1_700_000_000_000));
+    }
+
+    #[test]
+    fn non_numbers_and_negatives_are_refused() {
+        for bad in [json!("soon"), json!(null), json!(-5), json!([1]), json!(true)] {
+            assert_eq!(parse_time_ms(&bad), Err(TimeError::NotANumber), "{bad}");
+        }
+        assert_eq!(parse_time_ms(&json!(1e300)), Err(TimeError::InFuture));
+    }
+
+    #[test]
+    fn window_at_and_past_each_edge() {
+        assert_eq!(check_window(MIN_EVENT_TIME_MS, NOW), Ok(MIN_EVENT_TIME_MS));
+        assert_eq!(check_window(MIN_EVENT_TIME_MS - 1, NOW), Err(TimeError::TooOld));
+        let edge = NOW + MAX_FUTURE_SKEW_MS;
+        assert_eq!(check_window(edge, NOW), Ok(edge));
+        assert_eq!(check_window(edge + 1, NOW), Err(TimeError::InFuture));
+    }
+
+    #[test]
+    fn utc_days() {
+        assert_eq!(utc_day(0), "1970-01-01");
+        assert_eq!(utc_day(951_782_400_000), "2000-02-29");
+        assert_eq!(utc_day(1_672_531_200_000), "2023-01-01");
+        assert_eq!(utc_day(1_672_531_199_999), "2022-12-31");
+    }
+}

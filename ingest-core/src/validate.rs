@@ -1,0 +1,379 @@
+//! Turns an [`EventDraft`] into a canonical [`Event`], or says exactly which
+//! fields are wrong. Every dialect ends here, so every limit is checked once.
+
+use crate::dedup::{derive_insert_id, is_valid_insert_id};
+use crate::error::FieldError;
+use crate::event::{Dialect, Event, EventDraft, PageContext, RequestContext};
+use crate::limits::*;
+use crate::time::{check_window, parse_time_ms};
+use serde_json::{Map, Value};
+
+/// Everything validation needs besides the draft.
+pub struct Context<'a> {
+    pub project: &'a str,
+    pub dialect: Dialect,
+    pub request: &'a RequestContext,
+    /// Device id for events that carry neither a distinct_id nor a device id
+    /// (the cookieless daily visitor hash).
+    pub anonymous_id: Option<&'a str>,
+}
+
+pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut fail = |field: &str, message: &str| errors.push(FieldError::new(index, field, message));
+
+    let name = match draft.name.as_ref() {
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            fail("event", "must not be empty");
+            String::new()
+        }
+        Some(Value::String(s)) if s.chars().count() > MAX_EVENT_NAME_CHARS => {
+            fail("event", "is longer than 255 characters");
+            String::new()
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => {
+            fail("event", "must be a string");
+            String::new()
+        }
+        None => {
+            fail("event", "is required");
+            String::new()
+        }
+    };
+
+    let distinct_id = id_field(draft.distinct_id.as_ref(), "properties.distinct_id", &mut fail);
+    let device_id = id_field(draft.device_id.as_ref(), "properties.$device_id", &mut fail)
+        .or_else(|| if distinct_id.is_none() { cx.anonymous_id.map(str::to_owned) } else { None });
+    let distinct_id = match distinct_id.or_else(|| device_id.clone()) {
+        Some(id) => id,
+        None => {
+            fail("properties.distinct_id", "is required");
+            String::new()
+        }
+    };
+
+    let time_ms = match draft.time.as_ref() {
+        None | Some(Value::Null) => cx.request.received_at_ms,
+        Some(raw) => match parse_time_ms(raw).and_then(|t| check_window(t, cx.request.received_at_ms)) {
+            Ok(t) => t,
+            Err(e) => {
+                fail("properties.time", e.message());
+                0
+            }
+        },
+    };
+
+    let insert_id = match draft.insert_id.as_ref() {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if is_valid_insert_id(s) => Some(s.clone()),
+        Some(_) => {
+            fail(
+                "properties.$insert_id",
+                "must be at most 36 characters of letters, digits and '-'",
+            );
+            None
+        }
+    };
+
+    if draft.properties.len() > MAX_PROPERTIES {
+        fail("properties", "has more than 255 properties");
+    }
+    if draft.properties.keys().any(|k| k.chars().count() > MAX_PROPERTY_KEY_CHARS) {
+        fail("properties", "has a key longer than 255 characters");
+    }
+    for (key, value) in &draft.properties {
+        if let Err(problem) = check_value(value, 1) {
+            errors.push(FieldError::new(index, format!("properties.{}", short(key)), problem));
+        }
+    }
+    check_page(&draft.page, index, &mut errors);
+
+    if !errors.is_empty() {
+        let id = draft.insert_id.as_ref().and_then(Value::as_str).map(str::to_owned);
+        for e in &mut errors {
+            e.insert_id.clone_from(&id);
+        }
+        return Err(errors);
+    }
+
+    let insert_id = insert_id.unwrap_or_else(|| {
+        derive_insert_id(cx.project, &name, &distinct_id, draft.time.as_ref(), &draft.properties)
+    });
+    let event = Event {
+        project: cx.project.to_owned(),
+        name,
+        distinct_id,
+        device_id,
+        time_ms,
+        insert_id,
+        page: draft.page,
+        properties: draft.properties,
+        source: cx.dialect,
+        received_at_ms: cx.request.received_at_ms,
+        user_agent: cx.request.user_agent.clone(),
+        country: cx.request.country.clone(),
+    };
+    let size = serde_json::to_vec(&event).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_EVENT_BYTES {
+        let mut e = FieldError::new(index, "properties", "event is larger than 65536 bytes");
+        e.insert_id = Some(event.insert_id);
+        return Err(vec![e]);
+    }
+    Ok(event)
+}
+
+fn id_field(value: Option<&Value>, field: &str, fail: &mut impl FnMut(&str, &str)) -> Option<String> {
+    let id = match value? {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        // Several SDKs send numeric user ids; they are ids all the same.
+        Value::Number(n) => n.to_string(),
+        _ => {
+            fail(field, "must be a string");
+            return None;
+        }
+    };
+    if id.is_empty() {
+        return None;
+    }
+    if id.chars().count() > MAX_ID_CHARS {
+        fail(field, "is longer than 255 characters");
+        return None;
+    }
+    Some(id)
+}
+
+/// Checks string lengths and nesting below a property value.
+fn check_value(value: &Value, depth: usize) -> Result<(), &'static str> {
+    match value {
+        Value::String(s) if s.chars().count() > MAX_STRING_CHARS => Err("string is longer than 8192 characters"),
+        Value::Array(items) => {
+            if depth + 1 > MAX_JSON_DEPTH {
+                return Err("is nested more than 8 levels deep");
+            }
+            items.iter().try_for_each(|v| check_value(v, depth + 1))
+        }
+        Value::Object(map) => {
+            if depth + 1 > MAX_JSON_DEPTH {
+                return Err("is nested more than 8 levels deep");
+            }
+            if map.len() > MAX_PROPERTIES {
+                return Err("has more than 255 keys");
+            }
+            map.values().try_for_each(|v| check_value(v, depth + 1))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_page(page: &PageContext, index: usize, errors: &mut Vec<FieldError>) {
+    for (field, value) in [
+        ("url", &page.url),
+        ("referrer", &page.referrer),
+        ("title", &page.title),
+        ("screen", &page.screen),
+    ] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > MAX_STRING_CHARS) {
+            errors.push(FieldError::new(index, field, "is longer than 8192 characters"));
+        }
+    }
+}
+
+/// Keys in error messages are cut so that a hostile key cannot bloat them.
+fn short(key: &str) -> String {
+    key.chars().take(64).collect()
+}
+
+/// Takes a string field out of a properties map if it is a string.
+pub fn take_string(props: &mut Map<String, Value>, key: &str) -> Option<String> {
+    match props.get(key) {
+        Some(Value::String(_)) => match props.remove(key) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_790_000_000_000;
+
+    fn request() -> RequestContext {
+        RequestContext {
+            received_at_ms: NOW,
+            user_agent: Some("Mozilla/5.0".into()),
+            ..Default::default()
+        }
+    }
+
+    fn run(draft: EventDraft) -> Result<Event, Vec<FieldError>> {
+        let req = request();
+        let cx = Context {
+            project: "p",
+            dialect: Dialect::Browser,
+            request: &req,
+            anonymous_id: None,
+        };
+        finish(draft, 3, &cx)
+    }
+
+    fn draft() -> EventDraft {
+        EventDraft {
+            name: Some(json!("Signed Up")),
+            distinct_id: Some(json!("u1")),
+            ..Default::default()
+        }
+    }
+
+    fn fields(result: Result<Event, Vec<FieldError>>) -> Vec<String> {
+        result.err().unwrap_or_default().into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn minimal_event_gets_defaults() {
+        let event = run(draft()).expect("valid");
+        assert_eq!(event.name, "Signed Up");
+        assert_eq!(event.distinct_id, "u1");
+        assert_eq!(event.time_ms, NOW);
+        assert_eq!(event.insert_id.len(), 32);
+        assert_eq!(event.project, "p");
+        assert_eq!(event.user_agent.as_deref(), Some("Mozilla/5.0"));
+    }
+
+    #[test]
+    fn errors_name_the_event_index_and_field() {
+        let mut d = draft();
+        d.name = None;
+        d.time = Some(json!("yesterday"));
+        let errors = run(d).err().unwrap_or_default();
+        assert_eq!(errors.len(), 2);
+        assert!(errors.iter().all(|e| e.index == 3));
+        assert_eq!(errors[0].field, "event");
+        assert_eq!(errors[1].field, "properties.time");
+    }
+
+    #[test]
+    fn event_name_at_and_past_limit() {
+        let mut d = draft();
+        d.name = Some(json!("n".repeat(MAX_EVENT_NAME_CHARS)));
+        assert!(run(d.clone()).is_ok());
+        d.name = Some(json!("n".repeat(MAX_EVENT_NAME_CHARS + 1)));
+        assert_eq!(fields(run(d)), ["event"]);
+    }
+
+    #[test]
+    fn distinct_id_at_and_past_limit_and_numeric() {
+        let mut d = draft();
+        d.distinct_id = Some(json!("u".repeat(MAX_ID_CHARS)));
+        assert!(run(d.clone()).is_ok());
+        d.distinct_id = Some(json!("u".repeat(MAX_ID_CHARS + 1)));
+        assert!(fields(run(d.clone())).contains(&"properties.distinct_id".to_string()));
+        d.distinct_id = Some(json!(42));
+        assert_eq!(run(d).map(|e| e.distinct_id).ok().as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn missing_identity_uses_device_then_anonymous_then_fails() {
+        let mut d = draft();
+        d.distinct_id = None;
+        d.device_id = Some(json!("dev-1"));
+        let e = run(d.clone()).expect("device id is enough");
+        assert_eq!((e.distinct_id.as_str(), e.device_id.as_deref()), ("dev-1", Some("dev-1")));
+
+        d.device_id = None;
+        assert_eq!(fields(run(d.clone())), ["properties.distinct_id"]);
+
+        let req = request();
+        let cx = Context {
+            project: "p",
+            dialect: Dialect::Browser,
+            request: &req,
+            anonymous_id: Some("v-hash"),
+        };
+        let e = finish(d, 0, &cx).expect("cookieless id fills in");
+        assert_eq!(e.distinct_id, "v-hash");
+    }
+
+    #[test]
+    fn properties_count_at_and_past_limit() {
+        let mut d = draft();
+        d.properties = (0..MAX_PROPERTIES).map(|i| (format!("k{i}"), json!(i))).collect();
+        assert!(run(d.clone()).is_ok());
+        d.properties.insert("one-more".into(), json!(1));
+        assert_eq!(fields(run(d)), ["properties"]);
+    }
+
+    #[test]
+    fn string_length_at_and_past_limit() {
+        let mut d = draft();
+        d.properties.insert("s".into(), json!("x".repeat(MAX_STRING_CHARS)));
+        assert!(run(d.clone()).is_ok());
+        d.properties.insert("s".into(), json!("x".repeat(MAX_STRING_CHARS + 1)));
+        assert_eq!(fields(run(d)), ["properties.s"]);
+        let mut d = draft();
+        d.page.url = Some("u".repeat(MAX_STRING_CHARS + 1));
+        assert_eq!(fields(run(d)), ["url"]);
+    }
+
+    #[test]
+    fn key_length_at_and_past_limit() {
+        let mut d = draft();
+        d.properties.insert("k".repeat(MAX_PROPERTY_KEY_CHARS), json!(1));
+        assert!(run(d.clone()).is_ok());
+        d.properties.insert("k".repeat(MAX_PROPERTY_KEY_CHARS + 1), json!(1));
+        assert_eq!(fields(run(d)), ["properties"]);
+    }
+
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |inner, _| json!({ "n": inner }))
+    }
+
+    #[test]
+    fn nesting_at_and_past_limit() {
+        // The property value sits at depth 1 (inside `properties`).
+        let mut d = draft();
+        d.properties.insert("deep".into(), nested(MAX_JSON_DEPTH - 1));
+        assert!(run(d.clone()).is_ok());
+        d.properties.insert("deep".into(), nested(MAX_JSON_DEPTH));
+        assert_eq!(fields(run(d)), ["properties.deep"]);
+    }
+
+    #[test]
+    fn insert_id_kept_checked_or_derived() {
+        let mut d = draft();
+        d.insert_id = Some(json!("abc-123"));
+        assert_eq!(run(d.clone()).map(|e| e.insert_id).ok().as_deref(), Some("abc-123"));
+        d.insert_id = Some(json!("bad id!"));
+        let errors = run(d).err().unwrap_or_default();
+        assert_eq!(errors[0].field, "properties.$insert_id");
+        assert_eq!(errors[0].insert_id.as_deref(), Some("bad id!"));
+        // Identical content without an id derives the same id.
+        assert_eq!(run(draft()).map(|e| e.insert_id).ok(), run(draft()).map(|e| e.insert_id).ok());
+    }
+
+    #[test]
+    fn whole_event_size_at_and_past_limit() {
+        // Many properties of the largest string push the event past 64 KiB.
+        let mut d = draft();
+        for i in 0..7 {
+            d.properties.insert(format!("s{i}"), json!("x".repeat(MAX_STRING_CHARS)));
+        }
+        assert!(run(d.clone()).is_ok(), "7 x 8192 chars fit");
+        d.properties.insert("s7".into(), json!("x".repeat(MAX_STRING_CHARS)));
+        assert_eq!(fields(run(d)), ["properties"]);
+    }
+
+    #[test]
+    fn times_are_normalised_to_ms() {
+        let mut d = draft();
+        d.time = Some(json!(1_700_000_000));
+        assert_eq!(run(d.clone()).map(|e| e.time_ms).ok(), Some(1_700_000_000_000));
+        d.time = Some(json!(NOW + MAX_FUTURE_SKEW_MS + 1));
+        assert_eq!(fields(run(d)), ["properties.time"]);
+    }
+}
