@@ -17,6 +17,7 @@ pub mod limits;
 pub mod payload;
 pub mod profile;
 pub mod queue;
+pub mod sink;
 pub mod time;
 pub mod validate;
 pub mod visitor;

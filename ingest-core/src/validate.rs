@@ -123,6 +123,20 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
     Ok(event)
 }
 
+/// Validates every draft of a request: the good events and all field errors,
+/// so a dialect can choose all-or-nothing or partial success.
+pub fn finish_all(drafts: Vec<EventDraft>, cx: &Context<'_>) -> (Vec<Event>, Vec<FieldError>) {
+    let mut events = Vec::with_capacity(drafts.len());
+    let mut errors = Vec::new();
+    for (index, draft) in drafts.into_iter().enumerate() {
+        match finish(draft, index, cx) {
+            Ok(event) => events.push(event),
+            Err(mut problems) => errors.append(&mut problems),
+        }
+    }
+    (events, errors)
+}
+
 fn id_field(value: Option<&Value>, field: &str, fail: &mut impl FnMut(&str, &str)) -> Option<String> {
     let id = match value? {
         Value::Null => return None,
