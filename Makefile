@@ -1,0 +1,92 @@
+# edgetrack: `make dev` and `make test` are all a newcomer needs.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := dev
+
+NODE_BIN := $(CURDIR)/node_modules/.bin
+WASM_TARGET := wasm32-unknown-unknown
+TRACKER_PKG := tracker-wasm/pkg
+PUBLIC := edge-worker/public
+PERSIST ?= $(CURDIR)/.wrangler/state
+PORT ?= 8787
+export WRANGLER_SEND_METRICS := false
+# worker-build would download these; point it at the pinned local copies.
+export WASM_BINDGEN_BIN = $(shell command -v wasm-bindgen)
+export WASM_OPT_BIN := $(NODE_BIN)/wasm-opt
+export ESBUILD_BIN := $(NODE_BIN)/esbuild
+
+.PHONY: dev test setup setup-test build tracker worker site migrate size clean \
+        test-native test-wasm test-e2e test-clients test-deploy lint
+
+setup:
+	@scripts/setup.sh dev
+
+setup-test:
+	@scripts/setup.sh test
+
+## The tracker: Rust -> wasm, wasm-bindgen glue, wasm-opt, one minified t.js.
+tracker:
+	cargo build -q -p tracker-wasm --release --target $(WASM_TARGET)
+	wasm-bindgen --target web --no-typescript --out-dir $(TRACKER_PKG) \
+	  target/$(WASM_TARGET)/release/tracker_wasm.wasm
+	mkdir -p $(PUBLIC)
+	$(NODE_BIN)/wasm-opt -Oz --strip-debug --strip-producers \
+	  $(TRACKER_PKG)/tracker_wasm_bg.wasm -o $(PUBLIC)/t.wasm
+	$(NODE_BIN)/esbuild tracker-wasm/js/loader.js --bundle --minify --format=iife \
+	  --log-level=warning --outfile=$(PUBLIC)/t.js
+
+## The worker: build/index.js + build/index_bg.wasm.
+worker:
+	cd edge-worker && worker-build --release 2>&1 | grep -Ev '^\s*(Compiling|Downloaded|Downloading)' || true
+	test -f edge-worker/build/index.js
+
+## The static site: www/ plus the tracker, served by the worker's assets.
+site: tracker
+	cp -r www/. $(PUBLIC)/
+
+build: setup site worker
+
+migrate:
+	cd edge-worker && CI=true $(NODE_BIN)/wrangler d1 migrations apply DB --local --persist-to $(PERSIST) >/dev/null
+
+dev: build migrate
+	@echo
+	@echo "  edgetrack is starting at http://127.0.0.1:$(PORT)/"
+	@echo "  demo site     http://127.0.0.1:$(PORT)/"
+	@echo "  dashboard     http://127.0.0.1:$(PORT)/dashboard.html"
+	@echo "  export        curl -H 'x-api-key: demo-secret' http://127.0.0.1:$(PORT)/public/events"
+	@echo "  dev project   demo   public token: demo-token   secret key: demo-secret"
+	@echo
+	cd edge-worker && $(NODE_BIN)/wrangler dev --ip 127.0.0.1 --port $(PORT) --persist-to $(PERSIST) --show-interactive-dev-session=false
+
+## Every test. Each runner prints its own summary.
+test: setup-test site worker test-native test-wasm test-e2e test-clients test-deploy
+
+test-native:
+	cargo test -p ingest-core
+
+test-wasm:
+	CHROMEDRIVER=$$(command -v chromedriver) \
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+	  cargo test -q -p tracker-wasm --target $(WASM_TARGET)
+
+test-e2e:
+	node --test --test-concurrency=1 tests/e2e/
+
+test-clients:
+	.venv/bin/python -m pytest -q tests/clients
+
+test-deploy:
+	cd edge-worker && $(NODE_BIN)/wrangler deploy --dry-run --env production --outdir $(CURDIR)/target/deploy-dry-run >/dev/null
+	@echo "deploy dry run: bundle and wrangler.toml are deployable"
+
+lint:
+	cargo fmt --all --check
+	cargo clippy -p ingest-core --all-targets -- -D warnings
+	cargo clippy -p edge-worker -p tracker-wasm --target $(WASM_TARGET) -- -D warnings
+
+size: tracker
+	@scripts/size.sh
+
+clean:
+	rm -rf target edge-worker/build $(PUBLIC) $(TRACKER_PKG) .wrangler

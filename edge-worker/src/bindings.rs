@@ -1,0 +1,19 @@
+//! Binding and variable names, as declared in `wrangler.toml`.
+
+/// Queue every accepted event and profile update goes through.
+pub const EVENTS_QUEUE: &str = "EVENTS";
+/// Queue name (not binding) of the dead-letter queue, as the consumer sees it.
+pub const DEAD_LETTER_QUEUE_NAME: &str = "edgetrack-dead-letters";
+/// KV namespace for dedup marks and the cookieless daily salt.
+pub const DEDUP_KV: &str = "DEDUP";
+/// D1 database with events, profiles, bot counters and dead letters.
+pub const DB: &str = "DB";
+/// Optional R2 bucket for the NDJSON archive.
+pub const ARCHIVE_BUCKET: &str = "ARCHIVE";
+
+/// JSON object of projects and their keys (a secret in production).
+pub const PROJECTS_VAR: &str = "PROJECTS";
+/// `"1"` turns the R2 archive on.
+pub const ARCHIVE_ENABLED_VAR: &str = "ARCHIVE_ENABLED";
+/// When set, every stored batch is also POSTed there as NDJSON.
+pub const HTTP_SINK_URL_VAR: &str = "HTTP_SINK_URL";

@@ -1,0 +1,133 @@
+//! The queue consumer: stores what the fetch handler accepted. Events of a
+//! batch go to D1 in one transaction, then to the optional sinks; a failure
+//! retries the messages with growing delays, and after the last retry the
+//! queue moves them to the dead-letter queue, whose consumer keeps them in
+//! the `dead_letters` table. Nothing accepted is dropped silently.
+
+use crate::bindings::{ARCHIVE_BUCKET, DB, DEAD_LETTER_QUEUE_NAME};
+use crate::config;
+use crate::http::now_ms;
+use crate::storage;
+use ingest_core::profile::apply;
+use ingest_core::queue::Job;
+use ingest_core::sink::{archive_objects, ndjson};
+use ingest_core::Event;
+use serde_json::Value;
+use worker::{console_error, D1Database, Env, Message, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
+
+/// Longest wait before a retry (seconds).
+const MAX_RETRY_DELAY_SECONDS: u32 = 300;
+
+pub async fn handle(batch: MessageBatch<Value>, env: Env) -> worker::Result<()> {
+    let messages = batch.messages()?;
+    if batch.queue() == DEAD_LETTER_QUEUE_NAME {
+        return keep_dead_letters(&env, messages).await;
+    }
+    let db = match env.d1(DB) {
+        Ok(db) => db,
+        Err(_) => {
+            messages.iter().for_each(retry_later);
+            return Ok(());
+        }
+    };
+
+    let mut events: Vec<(&Message<Value>, Event)> = Vec::new();
+    for message in &messages {
+        match serde_json::from_value::<Job>(message.body().clone()) {
+            Ok(Job::Event(event)) => events.push((message, event)),
+            Ok(Job::Profile(update)) => {
+                let result = async {
+                    let current = storage::load_profile(&db, &update.project, &update.distinct_id).await?;
+                    let next = apply(current, &update.ops);
+                    storage::save_profile(&db, &update.project, &update.distinct_id, next.as_ref(), update.time_ms).await
+                }
+                .await;
+                settle(message, result);
+            }
+            Ok(Job::BotDrop { project, day, reason, events }) => {
+                let result = storage::add_bot_drop(&db, &project, &day, reason.as_str(), events).await;
+                settle(message, result);
+            }
+            // Not a job we know: keep it where a person can look at it.
+            Err(e) => {
+                let body = message.body().to_string();
+                let kept = storage::write_dead_letter(&db, &batch.queue(), &body, &format!("undecodable: {e}"), now_ms()).await;
+                settle(message, kept);
+            }
+        }
+    }
+
+    if !events.is_empty() {
+        let (messages, events): (Vec<_>, Vec<_>) = events.into_iter().unzip();
+        let result = store_events(&env, &db, &events, &messages[0].id()).await;
+        if let Err(e) = &result {
+            console_error!("storing {} events failed: {e}", events.len());
+        }
+        for message in messages {
+            if result.is_ok() {
+                message.ack();
+            } else {
+                retry_later(message);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn store_events(env: &Env, db: &D1Database, events: &[Event], batch_id: &str) -> worker::Result<()> {
+    storage::insert_events(db, events).await?;
+    // The sinks run after D1 so a retry (D1 ignores the repeats) re-sends
+    // the whole batch to them: they see every event at least once.
+    if config::archive_enabled(env) {
+        let bucket = env.bucket(ARCHIVE_BUCKET)?;
+        for (key, body) in archive_objects(events, batch_id) {
+            bucket.put(key, body.into_bytes()).execute().await?;
+        }
+    }
+    if let Some(url) = config::http_sink_url(env) {
+        post_ndjson(&url, ndjson(events)).await?;
+    }
+    Ok(())
+}
+
+async fn post_ndjson(url: &str, body: String) -> worker::Result<()> {
+    let headers = worker::Headers::new();
+    headers.set("Content-Type", "application/x-ndjson")?;
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post).with_headers(headers).with_body(Some(body.into()));
+    let request = worker::Request::new_with_init(url, &init)?;
+    let response = worker::Fetch::Request(request).send().await?;
+    match response.status_code() {
+        200..=299 => Ok(()),
+        status => Err(worker::Error::RustError(format!("HTTP sink answered {status}"))),
+    }
+}
+
+async fn keep_dead_letters(env: &Env, messages: Vec<Message<Value>>) -> worker::Result<()> {
+    let db = env.d1(DB)?;
+    for message in &messages {
+        let body = message.body().to_string();
+        let kept = storage::write_dead_letter(&db, DEAD_LETTER_QUEUE_NAME, &body, "retries exhausted", now_ms()).await;
+        settle(message, kept);
+    }
+    Ok(())
+}
+
+fn settle<T>(message: &Message<Value>, result: worker::Result<T>) {
+    match result {
+        Ok(_) => message.ack(),
+        Err(e) => {
+            console_error!("storing message {} failed: {e}", message.id());
+            retry_later(message);
+        }
+    }
+}
+
+/// Retries after about as long as the message has already waited, so the
+/// delays double from one attempt to the next (the binding does not expose
+/// the attempt count).
+fn retry_later(message: &Message<Value>) {
+    let waited_seconds = ((now_ms() - message.timestamp().as_millis() as i64) / 1000).max(1);
+    let delay = u32::try_from(waited_seconds).unwrap_or(MAX_RETRY_DELAY_SECONDS).min(MAX_RETRY_DELAY_SECONDS);
+    message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay).build());
+}

@@ -1,0 +1,102 @@
+//! HTTP plumbing shared by every route: bodies with a size cap, the request
+//! facts the core needs, CORS, and turning a core [`Reply`] into a Response.
+
+use ingest_core::dialect::Reply;
+use ingest_core::limits::MAX_BODY_BYTES;
+use ingest_core::{IngestError, RequestContext};
+use worker::{Headers, Request, Response, Result};
+
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// Reads the body, refusing early when `Content-Length` already says it is
+/// too large, and again after reading (the header may be absent or lie).
+pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, IngestError> {
+    let declared = header(req, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    let body = req.bytes().await.map_err(|_| IngestError::BadEncoding("request body"))?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    Ok(body)
+}
+
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// The facts about a request that validation, bots and identity use.
+pub fn request_context(req: &Request) -> RequestContext {
+    let cf = req.cf();
+    RequestContext {
+        received_at_ms: now_ms(),
+        user_agent: header(req, "user-agent"),
+        // Cloudflare sets this on every request; the IP is hashed, never kept.
+        ip: header(req, "cf-connecting-ip"),
+        country: cf.and_then(|cf| cf.country()),
+        verified_bot: cf.is_some_and(|cf| cf.verified_bot_category().is_some_and(|c| !c.is_empty())),
+    }
+}
+
+/// CORS for endpoints that browsers call from other origins. The origin is
+/// echoed with credentials allowed, because Mixpanel's and Vemetric's
+/// browser libraries send with `withCredentials`, which `*` does not satisfy.
+/// No cookie of ours rides on these requests, so echoing grants nothing.
+pub fn cors(headers: &Headers, origin: Option<&str>) {
+    match origin {
+        Some(origin) => {
+            let _ = headers.set("Access-Control-Allow-Origin", origin);
+            let _ = headers.set("Access-Control-Allow-Credentials", "true");
+            let _ = headers.append("Vary", "Origin");
+        }
+        None => {
+            let _ = headers.set("Access-Control-Allow-Origin", "*");
+        }
+    }
+    let _ = headers.set("Access-Control-Expose-Headers", "Retry-After");
+}
+
+/// The answer to a CORS preflight on a browser-facing endpoint.
+pub fn preflight(req: &Request) -> Result<Response> {
+    let headers = Headers::new();
+    cors(&headers, header(req, "origin").as_deref());
+    headers.set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")?;
+    let asked = header(req, "access-control-request-headers");
+    headers.set(
+        "Access-Control-Allow-Headers",
+        asked.as_deref().unwrap_or("Content-Type, Content-Encoding, Authorization, Token, Allow-Cookies"),
+    )?;
+    headers.set("Access-Control-Max-Age", "86400")?;
+    Ok(Response::empty()?.with_status(204).with_headers(headers))
+}
+
+/// Which CORS answer a route family gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Pages on any origin send here.
+    Browser,
+    /// Server SDKs and the dashboard on our own origin: no CORS at all.
+    Server,
+}
+
+pub fn to_response(reply: Reply, audience: Audience, origin: Option<&str>) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", reply.content_type)?;
+    headers.set("Cache-Control", "no-store")?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
+    for (name, value) in &reply.headers {
+        headers.set(name, value)?;
+    }
+    if audience == Audience::Browser {
+        cors(&headers, origin);
+    }
+    let response = if reply.body.is_empty() && matches!(reply.status, 204 | 304) {
+        Response::empty()?
+    } else {
+        Response::from_bytes(reply.body)?
+    };
+    Ok(response.with_status(reply.status).with_headers(headers))
+}

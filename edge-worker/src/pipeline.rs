@@ -1,0 +1,105 @@
+//! The shared tail of every ingest route: dedup on KV, then the queue.
+//! Returns only after the queue has the events, so a 2xx means "will be
+//! stored"; a queue failure is a 503 that the client retries safely.
+
+use crate::bindings::{DEDUP_KV, EVENTS_QUEUE};
+use ingest_core::bots::BotReason;
+use ingest_core::dedup::kv_key;
+use ingest_core::limits::{KV_DEDUP_MAX_KEYS, KV_DEDUP_TTL_SECONDS};
+use ingest_core::profile::ProfileUpdate;
+use ingest_core::queue::{batches, Job};
+use ingest_core::time::utc_day;
+use ingest_core::visitor::{cookieless_id, salt_key};
+use ingest_core::{Event, IngestError, RequestContext};
+use std::collections::HashSet;
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::Env;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = crypto, js_name = randomUUID)]
+    fn random_uuid() -> String;
+}
+
+/// How long a daily salt outlives its day, so late events of the day still
+/// hash the same (seconds).
+const SALT_TTL_SECONDS: u64 = 2 * 24 * 60 * 60;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub queued: usize,
+    pub duplicates: usize,
+}
+
+/// Drops events already seen (in this request, or by KV) and queues the rest.
+pub async fn enqueue_events(env: &Env, events: Vec<Event>) -> Result<Outcome, IngestError> {
+    let total = events.len();
+    let mut seen_here = HashSet::new();
+    let mut fresh: Vec<Event> = events
+        .into_iter()
+        .filter(|e| seen_here.insert((e.project.clone(), e.insert_id.clone())))
+        .collect();
+
+    let kv = env.kv(DEDUP_KV).ok();
+    let use_kv = kv.is_some() && fresh.len() <= KV_DEDUP_MAX_KEYS;
+    if let (true, Some(kv)) = (use_kv, kv.as_ref()) {
+        let keys: Vec<String> = fresh.iter().map(|e| kv_key(&e.project, &e.insert_id)).collect();
+        // A KV failure only costs the fast path; D1's unique key still holds.
+        if let Ok(found) = kv.get_bulk(&keys).text().await {
+            fresh.retain(|e| !matches!(found.get(&kv_key(&e.project, &e.insert_id)), Some(Some(_))));
+        }
+    }
+
+    let marks: Vec<String> = if use_kv { fresh.iter().map(|e| kv_key(&e.project, &e.insert_id)).collect() } else { Vec::new() };
+    let queued = fresh.len();
+    send(env, fresh.into_iter().map(Job::Event).collect()).await?;
+
+    if let Some(kv) = kv.filter(|_| use_kv) {
+        let puts = marks.iter().filter_map(|key| kv.put(key, "1").ok()).map(|b| b.expiration_ttl(KV_DEDUP_TTL_SECONDS).execute());
+        let _ = futures_util::future::join_all(puts).await;
+    }
+    Ok(Outcome { queued, duplicates: total - queued })
+}
+
+pub async fn enqueue_profiles(env: &Env, updates: Vec<ProfileUpdate>) -> Result<(), IngestError> {
+    send(env, updates.into_iter().map(Job::Profile).collect()).await
+}
+
+/// Counts a dropped bot request (its events are not stored).
+pub async fn count_bot(env: &Env, project: &str, reason: BotReason, events: usize, now_ms: i64) -> Result<(), IngestError> {
+    let job = Job::BotDrop {
+        project: project.to_owned(),
+        day: utc_day(now_ms),
+        reason,
+        events: u32::try_from(events).unwrap_or(u32::MAX),
+    };
+    send(env, vec![job]).await
+}
+
+async fn send(env: &Env, jobs: Vec<Job>) -> Result<(), IngestError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let queue = env.queue(EVENTS_QUEUE).map_err(|_| IngestError::Unavailable)?;
+    for batch in batches(jobs) {
+        queue.send_batch(batch).await.map_err(|_| IngestError::Unavailable)?;
+    }
+    Ok(())
+}
+
+/// The cookieless visitor id for this request, making today's salt if none
+/// exists yet. `None` when KV or the IP is unavailable.
+pub async fn anonymous_id(env: &Env, project: &str, ctx: &RequestContext) -> Option<String> {
+    let ip = ctx.ip.as_deref()?;
+    let kv = env.kv(DEDUP_KV).ok()?;
+    let key = salt_key(&utc_day(ctx.received_at_ms));
+    let salt = match kv.get(&key).text().await.ok()? {
+        Some(salt) => salt,
+        None => {
+            let salt = random_uuid();
+            kv.put(&key, salt.as_str()).ok()?.expiration_ttl(SALT_TTL_SECONDS).execute().await.ok()?;
+            salt
+        }
+    };
+    Some(cookieless_id(&salt, project, ip, ctx.user_agent.as_deref().unwrap_or("")))
+}

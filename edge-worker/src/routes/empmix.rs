@@ -1,0 +1,79 @@
+//! Emp-Mix: `POST /public/track`, `POST /public/track/bulk`,
+//! `GET /public/events`.
+
+use crate::bindings::DB;
+use crate::http::{header, read_body, request_context};
+use crate::{config, pipeline, storage};
+use ingest_core::auth::KeyKind;
+use ingest_core::dialect::empmix::{self, EmpMixRequest};
+use ingest_core::dialect::Reply;
+use ingest_core::export::Page;
+use ingest_core::payload::decode_body;
+use ingest_core::{validate, Dialect, IngestError};
+use serde_json::{json, Value};
+use worker::{Env, Request};
+
+pub async fn track(mut req: Request, env: &Env) -> Reply {
+    ingest(&mut req, env, KeyKind::Public, empmix::decode_track).await.unwrap_or_else(|e| empmix::error(&e))
+}
+
+pub async fn bulk(mut req: Request, env: &Env) -> Reply {
+    ingest(&mut req, env, KeyKind::Secret, empmix::decode_bulk).await.unwrap_or_else(|e| empmix::error(&e))
+}
+
+async fn ingest(
+    req: &mut Request,
+    env: &Env,
+    key_kind: KeyKind,
+    decode: fn(&[u8]) -> Result<EmpMixRequest, IngestError>,
+) -> Result<Reply, IngestError> {
+    let ctx = request_context(req);
+    let body = decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?;
+    let request = decode(&body)?;
+    let projects = config::projects(env)?;
+    let project = projects.authorize(request.api_key.as_deref(), key_kind)?;
+    let cx = validate::Context { project: &project.id, dialect: Dialect::EmpMix, request: &ctx, anonymous_id: None };
+    let (events, errors) = validate::finish_all(request.drafts, &cx);
+    if !errors.is_empty() {
+        return Err(IngestError::Invalid(errors));
+    }
+    pipeline::enqueue_events(env, events).await?;
+    Ok(empmix::ok())
+}
+
+pub async fn events(req: Request, env: &Env) -> Reply {
+    export(&req, env).await.unwrap_or_else(|e| empmix::error(&e))
+}
+
+async fn export(req: &Request, env: &Env) -> Result<Reply, IngestError> {
+    let projects = config::projects(env)?;
+    let project = projects.authorize(header(req, "x-api-key").as_deref(), KeyKind::Secret)?;
+    let url = req.url().map_err(|_| IngestError::BadRequest("bad URL".into()))?;
+    let page = Page::from_query(url.query().unwrap_or(""))?;
+    let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+    let (rows, total) = storage::events_page(&db, &project.id, page).await.map_err(|_| IngestError::Unavailable)?;
+    let events = rows.into_iter().map(row_json).collect();
+    Ok(empmix::events_page(events, page.page, page.limit, total))
+}
+
+fn row_json(row: storage::EventRow) -> Value {
+    json!({
+        "event": row.event,
+        "distinct_id": row.distinct_id,
+        "timestamp": row.time_ms as i64,
+        "insert_id": row.insert_id,
+        "device_id": row.device_id,
+        "properties": serde_json::from_str::<Value>(&row.properties).unwrap_or(Value::Null),
+        "url": row.url,
+        "referrer": row.referrer,
+        "title": row.title,
+        "screen": row.screen,
+        "source": row.source,
+        "country": row.country,
+        "received_at": row.received_at_ms as i64,
+    })
+}
+
+pub fn method_not_allowed() -> Reply {
+    empmix::error(&IngestError::MethodNotAllowed)
+}

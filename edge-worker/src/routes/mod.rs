@@ -1,0 +1,48 @@
+//! The route table. Paths are normalised once (no trailing slash), so
+//! `/track/` and `/track` reach the same handler. Each family answers in its
+//! own API's shape, errors included.
+
+mod browser;
+mod empmix;
+
+use crate::http::{self, Audience};
+use ingest_core::dialect::Reply;
+use worker::{Env, Method, Request, Response, Result};
+
+pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
+    let path = normalise(&req.path());
+    let origin = http::header(&req, "origin");
+    let method = req.method();
+    let audience = audience(&path);
+    if method == Method::Options && audience == Audience::Browser {
+        return http::preflight(&req);
+    }
+    let reply = match (method, path.as_str()) {
+        (Method::Post, "/collect") => browser::collect(req, &env).await,
+        (_, "/collect") => browser::method_not_allowed(),
+
+        (Method::Post, "/public/track") => empmix::track(req, &env).await,
+        (Method::Post, "/public/track/bulk") => empmix::bulk(req, &env).await,
+        (Method::Get, "/public/events") => empmix::events(req, &env).await,
+        (_, "/public/track" | "/public/track/bulk" | "/public/events") => empmix::method_not_allowed(),
+
+        (Method::Get, "/health") => Reply::json(200, &serde_json::json!({"ok": true})),
+        _ => Reply::json(404, &serde_json::json!({"error": "no such endpoint"})),
+    };
+    http::to_response(reply, audience, origin.as_deref())
+}
+
+fn normalise(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() }
+}
+
+/// Endpoints that pages on other origins call get CORS; the rest do not.
+fn audience(path: &str) -> Audience {
+    match path {
+        "/collect" | "/track" | "/engage" | "/groups" | "/decide" | "/e" | "/i" | "/u" | "/r" | "/l" | "/public/track" => {
+            Audience::Browser
+        }
+        _ => Audience::Server,
+    }
+}

@@ -1,0 +1,165 @@
+//! D1: every statement binds its inputs as parameters. Events go in as one
+//! JSON array parameter per statement (D1 allows 100 bound parameters; one
+//! JSON parameter carries a whole chunk) with `INSERT OR IGNORE` on the
+//! primary key `(project, insert_id)`, the authoritative dedup.
+
+use ingest_core::export::Page;
+use ingest_core::limits::D1_JSON_CHUNK_MAX_BYTES;
+use ingest_core::Event;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, Result};
+
+const INSERT_EVENTS: &str = "INSERT OR IGNORE INTO events \
+ (project, insert_id, event, distinct_id, device_id, time_ms, received_at_ms, url, referrer, title, screen, properties, source, user_agent, country) \
+ SELECT json_extract(value, '$.project'), json_extract(value, '$.insert_id'), json_extract(value, '$.name'), \
+ json_extract(value, '$.distinct_id'), json_extract(value, '$.device_id'), json_extract(value, '$.time_ms'), \
+ json_extract(value, '$.received_at_ms'), json_extract(value, '$.page.url'), json_extract(value, '$.page.referrer'), \
+ json_extract(value, '$.page.title'), json_extract(value, '$.page.screen'), json(json_extract(value, '$.properties')), \
+ json_extract(value, '$.source'), json_extract(value, '$.user_agent'), json_extract(value, '$.country') \
+ FROM json_each(?1)";
+
+/// Cuts events into JSON arrays no larger than the chunk cap.
+pub fn event_chunks(events: &[Event]) -> Vec<String> {
+    let mut chunks = Vec::new();
+    let mut current = String::from("[");
+    for event in events {
+        let Ok(text) = serde_json::to_string(event) else { continue };
+        if current.len() > 1 && current.len() + text.len() + 2 > D1_JSON_CHUNK_MAX_BYTES {
+            current.push(']');
+            chunks.push(std::mem::replace(&mut current, String::from("[")));
+        }
+        if current.len() > 1 {
+            current.push(',');
+        }
+        current.push_str(&text);
+    }
+    if current.len() > 1 {
+        current.push(']');
+        chunks.push(current);
+    }
+    chunks
+}
+
+/// Inserts events in one D1 batch (one transaction): all or nothing.
+/// Returns how many rows were new.
+pub async fn insert_events(db: &D1Database, events: &[Event]) -> Result<usize> {
+    let statements: Vec<D1PreparedStatement> = event_chunks(events)
+        .into_iter()
+        .map(|chunk| db.prepare(INSERT_EVENTS).bind(&[JsValue::from(chunk)]))
+        .collect::<Result<_>>()?;
+    if statements.is_empty() {
+        return Ok(0);
+    }
+    let results = db.batch(statements).await?;
+    let mut inserted = 0;
+    for result in results {
+        if let Some(error) = result.error() {
+            return Err(worker::Error::RustError(error));
+        }
+        inserted += result.meta()?.and_then(|m| m.changes).unwrap_or(0);
+    }
+    Ok(inserted)
+}
+
+pub async fn add_bot_drop(db: &D1Database, project: &str, day: &str, reason: &str, events: u32) -> Result<()> {
+    db.prepare(
+        "INSERT INTO bot_drops (project, day, reason, requests, events) VALUES (?1, ?2, ?3, 1, ?4) \
+         ON CONFLICT (project, day, reason) DO UPDATE SET requests = requests + 1, events = events + excluded.events",
+    )
+    .bind(&[project.into(), day.into(), reason.into(), events.into()])?
+    .run()
+    .await?;
+    Ok(())
+}
+
+pub async fn write_dead_letter(db: &D1Database, queue: &str, body: &str, error: &str, now_ms: i64) -> Result<()> {
+    db.prepare("INSERT INTO dead_letters (queue, body, error, received_at_ms) VALUES (?1, ?2, ?3, ?4)")
+        .bind(&[queue.into(), body.into(), error.into(), JsValue::from_f64(now_ms as f64)])?
+        .run()
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct ProfileRow {
+    properties: String,
+}
+
+pub async fn load_profile(db: &D1Database, project: &str, distinct_id: &str) -> Result<Option<Map<String, Value>>> {
+    let row: Option<ProfileRow> = db
+        .prepare("SELECT properties FROM profiles WHERE project = ?1 AND distinct_id = ?2")
+        .bind(&[project.into(), distinct_id.into()])?
+        .first(None)
+        .await?;
+    Ok(row.and_then(|r| serde_json::from_str(&r.properties).ok()))
+}
+
+pub async fn save_profile(
+    db: &D1Database,
+    project: &str,
+    distinct_id: &str,
+    profile: Option<&Map<String, Value>>,
+    now_ms: i64,
+) -> Result<()> {
+    let statement = match profile {
+        Some(props) => db
+            .prepare(
+                "INSERT INTO profiles (project, distinct_id, properties, updated_at_ms) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (project, distinct_id) DO UPDATE SET properties = excluded.properties, updated_at_ms = excluded.updated_at_ms",
+            )
+            .bind(&[
+                project.into(),
+                distinct_id.into(),
+                Value::Object(props.clone()).to_string().into(),
+                JsValue::from_f64(now_ms as f64),
+            ])?,
+        None => db
+            .prepare("DELETE FROM profiles WHERE project = ?1 AND distinct_id = ?2")
+            .bind(&[project.into(), distinct_id.into()])?,
+    };
+    statement.run().await?;
+    Ok(())
+}
+
+/// One stored event as the export APIs show it.
+#[derive(Debug, Deserialize)]
+pub struct EventRow {
+    pub insert_id: String,
+    pub event: String,
+    pub distinct_id: String,
+    pub device_id: Option<String>,
+    pub time_ms: f64,
+    pub received_at_ms: f64,
+    pub url: Option<String>,
+    pub referrer: Option<String>,
+    pub title: Option<String>,
+    pub screen: Option<String>,
+    pub properties: String,
+    pub source: String,
+    pub country: Option<String>,
+}
+
+const EVENT_COLUMNS: &str = "insert_id, event, distinct_id, device_id, time_ms, received_at_ms, url, referrer, title, screen, properties, source, country";
+
+pub async fn events_page(db: &D1Database, project: &str, page: Page) -> Result<(Vec<EventRow>, u64)> {
+    let rows = db
+        .prepare(format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE project = ?1 ORDER BY time_ms, insert_id LIMIT ?2 OFFSET ?3"
+        ))
+        .bind(&[project.into(), page.limit.into(), JsValue::from_f64(page.offset() as f64)])?
+        .all()
+        .await?
+        .results::<EventRow>()?;
+    #[derive(Deserialize)]
+    struct Count {
+        n: f64,
+    }
+    let total: Option<Count> = db
+        .prepare("SELECT COUNT(*) AS n FROM events WHERE project = ?1")
+        .bind(&[project.into()])?
+        .first(None)
+        .await?;
+    Ok((rows, total.map_or(0, |c| c.n as u64)))
+}
