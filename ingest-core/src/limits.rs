@@ -17,6 +17,14 @@ pub const MAX_BULK_EVENTS: usize = 1000;
 /// `/track` or `/engage` batch, whose clients send at most 50.
 pub const MAX_BROWSER_BATCH_EVENTS: usize = 50;
 
+/// Characters in a Mixpanel JSONP `callback` name. Real callbacks are short
+/// generated names; the cap keeps the reflected part of a reply tiny.
+pub const MAX_CALLBACK_CHARS: usize = 64;
+/// Characters in a Mixpanel `redirect` target.
+pub const MAX_REDIRECT_URL_CHARS: usize = 2048;
+/// The CRM keeps one email open per user in each aligned window this long.
+pub const EMAIL_OPEN_WINDOW_MS: i64 = 20 * 60 * 1000;
+
 /// Properties on one event (Mixpanel's documented ceiling).
 pub const MAX_PROPERTIES: usize = 255;
 /// Characters in one property key.

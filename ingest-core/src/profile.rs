@@ -23,6 +23,32 @@ pub enum ProfileOp {
     Delete,
 }
 
+impl ProfileOp {
+    /// The operation's name in Mixpanel's `/engage`, also used to name it in
+    /// errors whatever dialect it came in.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ProfileOp::Set(_) => "$set",
+            ProfileOp::SetOnce(_) => "$set_once",
+            ProfileOp::Add(_) => "$add",
+            ProfileOp::Append(_) => "$append",
+            ProfileOp::Union(_) => "$union",
+            ProfileOp::Remove(_) => "$remove",
+            ProfileOp::Unset(_) => "$unset",
+            ProfileOp::Delete => "$delete",
+        }
+    }
+}
+
+/// What a dialect decoder extracts for one profile update before validation
+/// ([`crate::validate::finish_profile`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileDraft {
+    pub distinct_id: Option<Value>,
+    pub time: Option<Value>,
+    pub ops: Vec<ProfileOp>,
+}
+
 /// Operations on one user, as queued for the consumer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileUpdate {

@@ -5,6 +5,7 @@ use crate::dedup::{derive_insert_id, is_valid_insert_id};
 use crate::error::FieldError;
 use crate::event::{Dialect, Event, EventDraft, PageContext, RequestContext};
 use crate::limits::*;
+use crate::profile::{ProfileDraft, ProfileOp, ProfileUpdate};
 use crate::time::{check_window, parse_time_ms};
 use serde_json::{Map, Value};
 
@@ -76,17 +77,7 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
         }
     };
 
-    if draft.properties.len() > MAX_PROPERTIES {
-        fail("properties", "has more than 255 properties");
-    }
-    if draft.properties.keys().any(|k| k.chars().count() > MAX_PROPERTY_KEY_CHARS) {
-        fail("properties", "has a key longer than 255 characters");
-    }
-    for (key, value) in &draft.properties {
-        if let Err(problem) = check_value(value, 1) {
-            errors.push(FieldError::new(index, format!("properties.{}", short(key)), problem));
-        }
-    }
+    check_map(&draft.properties, index, "properties", &mut errors);
     check_page(&draft.page, index, &mut errors);
 
     if !errors.is_empty() {
@@ -137,6 +128,135 @@ pub fn finish_all(drafts: Vec<EventDraft>, cx: &Context<'_>) -> (Vec<Event>, Vec
     (events, errors)
 }
 
+/// [`finish_all`] for dialects that refuse some items while decoding (they
+/// stay in place, so indices remain those of the request) or that have rules
+/// of their own: `extra` may add errors for a draft, which then also fails.
+/// Errors come in request order, each carrying the event's `$insert_id`.
+pub fn finish_each<I, F>(items: I, cx: &Context<'_>, mut extra: F) -> (Vec<Event>, Vec<FieldError>)
+where
+    I: IntoIterator<Item = Result<EventDraft, Vec<FieldError>>>,
+    F: FnMut(usize, &EventDraft) -> Vec<FieldError>,
+{
+    let mut events = Vec::new();
+    let mut errors = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let draft = match item {
+            Ok(draft) => draft,
+            Err(refused) => {
+                errors.extend(refused);
+                continue;
+            }
+        };
+        let own = extra(index, &draft);
+        let id = draft.insert_id.as_ref().and_then(Value::as_str).map(str::to_owned);
+        let mut found = match finish(draft, index, cx) {
+            Ok(event) if own.is_empty() => {
+                events.push(event);
+                continue;
+            }
+            Ok(_) => Vec::new(),
+            Err(found) => found,
+        };
+        // A dialect rule may restate a shared one ("is required"); say it once.
+        for e in own {
+            if !found.iter().any(|f| f.field == e.field && f.message == e.message) {
+                found.push(e);
+            }
+        }
+        for e in &mut found {
+            if e.insert_id.is_none() {
+                e.insert_id.clone_from(&id);
+            }
+        }
+        errors.extend(found);
+    }
+    (events, errors)
+}
+
+/// Turns a [`ProfileDraft`] into a queued [`ProfileUpdate`], holding every
+/// operation's values to the same limits as event properties (a profile
+/// update travels through the same queue as events).
+pub fn finish_profile(draft: ProfileDraft, index: usize, cx: &Context<'_>) -> Result<ProfileUpdate, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut fail = |field: &str, message: &str| errors.push(FieldError::new(index, field, message));
+
+    // Profiles need a known user: the cookieless id changes daily, so a
+    // profile under it would be lost by tomorrow.
+    let distinct_id = id_field(draft.distinct_id.as_ref(), "distinct_id", &mut fail);
+    if distinct_id.is_none() && is_blank(draft.distinct_id.as_ref()) {
+        fail("distinct_id", "is required");
+    }
+    let time_ms = match draft.time.as_ref() {
+        None | Some(Value::Null) => cx.request.received_at_ms,
+        Some(raw) => match parse_time_ms(raw).and_then(|t| check_window(t, cx.request.received_at_ms)) {
+            Ok(t) => t,
+            Err(e) => {
+                fail("time", e.message());
+                0
+            }
+        },
+    };
+    if draft.ops.is_empty() {
+        fail("ops", "at least one profile operation is required");
+    }
+    for op in &draft.ops {
+        match op {
+            ProfileOp::Set(map)
+            | ProfileOp::SetOnce(map)
+            | ProfileOp::Append(map)
+            | ProfileOp::Union(map)
+            | ProfileOp::Remove(map) => check_map(map, index, op.key(), &mut errors),
+            ProfileOp::Add(map) => {
+                check_map(map, index, op.key(), &mut errors);
+                for (key, value) in map {
+                    if !value.is_number() {
+                        errors.push(FieldError::new(index, format!("$add.{}", short(key)), "must be a number"));
+                    }
+                }
+            }
+            ProfileOp::Unset(keys) => {
+                if keys.len() > MAX_PROPERTIES {
+                    errors.push(FieldError::new(index, "$unset", "has more than 255 keys"));
+                }
+                if keys.iter().any(|k| k.chars().count() > MAX_PROPERTY_KEY_CHARS) {
+                    errors.push(FieldError::new(index, "$unset", "has a key longer than 255 characters"));
+                }
+            }
+            ProfileOp::Delete => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let update = ProfileUpdate {
+        project: cx.project.to_owned(),
+        distinct_id: distinct_id.unwrap_or_default(),
+        ops: draft.ops,
+        time_ms,
+    };
+    let size = serde_json::to_vec(&update).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_EVENT_BYTES {
+        return Err(vec![FieldError::new(index, "ops", "profile update is larger than 65536 bytes")]);
+    }
+    Ok(update)
+}
+
+/// Checks a map of client values against the property limits: key count,
+/// key length, string length and nesting. `field` names the map in errors.
+pub fn check_map(map: &Map<String, Value>, index: usize, field: &str, errors: &mut Vec<FieldError>) {
+    if map.len() > MAX_PROPERTIES {
+        errors.push(FieldError::new(index, field, "has more than 255 properties"));
+    }
+    if map.keys().any(|k| k.chars().count() > MAX_PROPERTY_KEY_CHARS) {
+        errors.push(FieldError::new(index, field, "has a key longer than 255 characters"));
+    }
+    for (key, value) in map {
+        if let Err(problem) = check_value(value, 1) {
+            errors.push(FieldError::new(index, format!("{field}.{}", short(key)), problem));
+        }
+    }
+}
+
 fn id_field(value: Option<&Value>, field: &str, fail: &mut impl FnMut(&str, &str)) -> Option<String> {
     let id = match value? {
         Value::Null => return None,
@@ -156,6 +276,15 @@ fn id_field(value: Option<&Value>, field: &str, fail: &mut impl FnMut(&str, &str
         return None;
     }
     Some(id)
+}
+
+/// Absent, null or empty: nothing was sent, as opposed to something wrong.
+fn is_blank(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(_) => false,
+    }
 }
 
 /// Checks string lengths and nesting below a property value.
@@ -389,5 +518,87 @@ mod tests {
         assert_eq!(run(d.clone()).map(|e| e.time_ms).ok(), Some(1_700_000_000_000));
         d.time = Some(json!(NOW + MAX_FUTURE_SKEW_MS + 1));
         assert_eq!(fields(run(d)), ["properties.time"]);
+    }
+
+    fn cx(req: &RequestContext) -> Context<'_> {
+        Context {
+            project: "p",
+            dialect: Dialect::MixpanelImport,
+            request: req,
+            anonymous_id: None,
+        }
+    }
+
+    #[test]
+    fn finish_each_keeps_indices_and_merges_dialect_rules() {
+        let req = request();
+        let mut bad = draft();
+        bad.insert_id = Some(json!("id-2"));
+        let items = vec![
+            Ok(draft()),
+            Err(vec![FieldError::new(1, "event", "must be an object")]),
+            Ok(bad),
+            Ok(EventDraft { name: None, ..draft() }),
+        ];
+        let (events, errors) = finish_each(items, &cx(&req), |i, _| {
+            if i == 2 || i == 3 {
+                vec![FieldError::new(i, "event", "is required"), FieldError::new(i, "x", "rule")]
+            } else {
+                Vec::new()
+            }
+        });
+        assert_eq!(events.len(), 1);
+        let seen: Vec<(usize, &str)> = errors.iter().map(|e| (e.index, e.field.as_str())).collect();
+        // Index 3 misses its name: the shared and the dialect rule say it once.
+        assert_eq!(seen, [(1, "event"), (2, "event"), (2, "x"), (3, "event"), (3, "x")]);
+        assert_eq!(errors[1].insert_id.as_deref(), Some("id-2"));
+    }
+
+    fn profile(ops: Vec<ProfileOp>) -> ProfileDraft {
+        ProfileDraft {
+            distinct_id: Some(json!("u1")),
+            time: None,
+            ops,
+        }
+    }
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn profile_updates_are_checked_like_properties() {
+        let req = request();
+        let ok = finish_profile(profile(vec![ProfileOp::Set(map(json!({"a": 1})))]), 0, &cx(&req)).expect("valid");
+        assert_eq!((ok.distinct_id.as_str(), ok.time_ms, ok.project.as_str()), ("u1", NOW, "p"));
+
+        let fields = |d: ProfileDraft| -> Vec<String> {
+            finish_profile(d, 0, &cx(&req)).err().unwrap_or_default().into_iter().map(|e| e.field).collect()
+        };
+        assert_eq!(fields(profile(Vec::new())), ["ops"]);
+        assert_eq!(fields(profile(vec![ProfileOp::Add(map(json!({"n": "1"})))])), ["$add.n"]);
+        let mut d = profile(vec![ProfileOp::Delete]);
+        d.distinct_id = Some(json!(""));
+        d.time = Some(json!("soon"));
+        assert_eq!(fields(d), ["distinct_id", "time"]);
+
+        let keys = |n: usize| (0..n).map(|i| format!("k{i}")).collect::<Vec<_>>();
+        assert!(fields(profile(vec![ProfileOp::Unset(keys(MAX_PROPERTIES))])).is_empty());
+        assert_eq!(fields(profile(vec![ProfileOp::Unset(keys(MAX_PROPERTIES + 1))])), ["$unset"]);
+        let wide = |n: usize| map(Value::Object((0..n).map(|i| (format!("k{i}"), json!(i))).collect()));
+        assert!(fields(profile(vec![ProfileOp::SetOnce(wide(MAX_PROPERTIES))])).is_empty());
+        assert_eq!(fields(profile(vec![ProfileOp::SetOnce(wide(MAX_PROPERTIES + 1))])), ["$set_once"]);
+    }
+
+    #[test]
+    fn profile_update_size_at_and_past_limit() {
+        let req = request();
+        let big = |n: usize| {
+            let values = (0..n).map(|i| (format!("s{i}"), json!("x".repeat(MAX_STRING_CHARS)))).collect();
+            profile(vec![ProfileOp::Set(values)])
+        };
+        assert!(finish_profile(big(7), 0, &cx(&req)).is_ok());
+        let errors = finish_profile(big(8), 0, &cx(&req)).err().unwrap_or_default();
+        assert_eq!(errors.first().map(|e| e.field.as_str()), Some("ops"));
     }
 }
