@@ -1,0 +1,137 @@
+// Shared end-to-end plumbing: a real `wrangler dev` (workerd with local KV,
+// D1, Queues and R2) on a free loopback port with its own state folder, and
+// Debian's Chromium driven by playwright-core. Everything started here is
+// stopped by PID.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const WORKER_DIR = path.join(ROOT, "edge-worker");
+const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
+
+export const TOKEN = "demo-token";
+export const SECRET = "demo-secret";
+export const BROWSER_UA =
+  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Applies the D1 migrations to a state folder. */
+export function migrate(persistDir) {
+  execFileSync(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], {
+    cwd: WORKER_DIR,
+    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+    stdio: "pipe",
+  });
+}
+
+/**
+ * Starts the worker. `vars` override wrangler.toml vars; `persistDir`
+ * reuses a state folder (to restart on the same data).
+ */
+export async function startWorker({ vars = {}, persistDir, port } = {}) {
+  const dir = persistDir ?? mkdtempSync(path.join(tmpdir(), "edgetrack-e2e-"));
+  if (!persistDir) migrate(dir);
+  const listenPort = port ?? (await freePort());
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(listenPort), "--persist-to", dir,
+    "--show-interactive-dev-session=false", "--inspector-port", String(await freePort())];
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  const child = spawn(WRANGLER, args, {
+    cwd: WORKER_DIR,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true, // own process group, so stop() ends workerd too
+  });
+  let log = "";
+  child.stdout.on("data", (d) => (log += d));
+  child.stderr.on("data", (d) => (log += d));
+  const base = `http://127.0.0.1:${listenPort}`;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited:\n${log}`);
+    try {
+      const r = await fetch(`${base}/health`);
+      if (r.ok) break;
+    } catch {}
+    await sleep(250);
+  }
+  if (Date.now() >= deadline) {
+    stopGroup(child.pid);
+    throw new Error(`wrangler dev did not start:\n${log}`);
+  }
+  return {
+    base,
+    port: listenPort,
+    persistDir: dir,
+    pid: child.pid,
+    log: () => log,
+    /** Stops the worker; keeps the state folder when `keepState`. */
+    async stop({ keepState = false, signal = "SIGTERM" } = {}) {
+      stopGroup(child.pid, signal);
+      const until = Date.now() + 10_000;
+      while (child.exitCode === null && child.signalCode === null && Date.now() < until) await sleep(100);
+      if (child.exitCode === null && child.signalCode === null) stopGroup(child.pid, "SIGKILL");
+      if (!keepState && !persistDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function stopGroup(pid, signal = "SIGTERM") {
+  try {
+    process.kill(-pid, signal);
+  } catch {}
+}
+
+/** Debian's Chromium, headless; `automation` keeps navigator.webdriver true. */
+export async function launchBrowser({ automation = false } = {}) {
+  const { chromium } = await import("playwright-core");
+  const chromiumPath = execFileSync("sh", ["-c", "command -v chromium"]).toString().trim();
+  const args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+  if (!automation) args.push("--disable-blink-features=AutomationControlled");
+  return chromium.launch({ executablePath: chromiumPath, headless: true, args });
+}
+
+/** A page whose user agent is an ordinary Chrome's (the tracker drops headless ones). */
+export async function humanPage(browser, options = {}) {
+  const context = await browser.newContext({ userAgent: BROWSER_UA, ...options });
+  return { context, page: await context.newPage() };
+}
+
+export async function exportEvents(base, { limit = 10000, secret = SECRET } = {}) {
+  const r = await fetch(`${base}/public/events?limit=${limit}`, { headers: { "x-api-key": secret } });
+  if (!r.ok) throw new Error(`export answered ${r.status}: ${await r.text()}`);
+  return (await r.json()).events;
+}
+
+/** Polls the export until `predicate(events)` holds, or fails with the last events. */
+export async function waitForEvents(base, predicate, { timeoutMs = 15_000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let events = [];
+  while (Date.now() < deadline) {
+    events = await exportEvents(base);
+    if (predicate(events)) return events;
+    await sleep(250);
+  }
+  throw new Error(`events never matched; last seen:\n${JSON.stringify(events, null, 1).slice(0, 4000)}`);
+}
+
+/** Waits long enough for the queue consumer to have stored anything sent. */
+export const settle = () => sleep(2500);
+
+export { sleep };
