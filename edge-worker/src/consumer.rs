@@ -59,7 +59,7 @@ pub async fn handle(batch: MessageBatch<Value>, env: Env) -> worker::Result<()> 
 
     if !events.is_empty() {
         let (messages, events): (Vec<_>, Vec<_>) = events.into_iter().unzip();
-        let result = store_events(&env, &db, &events, &messages[0].id()).await;
+        let result = store_events(&env, &db, &events).await;
         if let Err(e) = &result {
             console_error!("storing {} events failed: {e}", events.len());
         }
@@ -74,13 +74,13 @@ pub async fn handle(batch: MessageBatch<Value>, env: Env) -> worker::Result<()> 
     Ok(())
 }
 
-async fn store_events(env: &Env, db: &D1Database, events: &[Event], batch_id: &str) -> worker::Result<()> {
+async fn store_events(env: &Env, db: &D1Database, events: &[Event]) -> worker::Result<()> {
     storage::insert_events(db, events).await?;
     // The sinks run after D1 so a retry (D1 ignores the repeats) re-sends
     // the whole batch to them: they see every event at least once.
     if config::archive_enabled(env) {
         let bucket = env.bucket(ARCHIVE_BUCKET)?;
-        for (key, body) in archive_objects(events, batch_id) {
+        for (key, body) in archive_objects(events) {
             bucket.put(key, body.into_bytes()).execute().await?;
         }
     }

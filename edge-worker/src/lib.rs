@@ -8,6 +8,7 @@ mod consumer;
 mod http;
 mod pipeline;
 mod routes;
+mod stats;
 mod storage;
 
 use serde_json::Value;

@@ -163,3 +163,15 @@ pub async fn events_page(db: &D1Database, project: &str, page: Page) -> Result<(
         .await?;
     Ok((rows, total.map_or(0, |c| c.n as u64)))
 }
+
+/// Events of a date range in Mixpanel's raw-export shape, oldest first.
+pub async fn export_range(db: &D1Database, project: &str, start_ms: i64, end_ms: i64, limit: u32) -> Result<Vec<EventRow>> {
+    db.prepare(format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE project = ?1 AND time_ms >= ?2 AND time_ms < ?3 \
+         ORDER BY time_ms, insert_id LIMIT ?4"
+    ))
+    .bind(&[project.into(), JsValue::from_f64(start_ms as f64), JsValue::from_f64(end_ms as f64), limit.into()])?
+    .all()
+    .await?
+    .results::<EventRow>()
+}

@@ -17,9 +17,11 @@ pub fn ndjson<'a>(events: impl IntoIterator<Item = &'a Event>) -> String {
 }
 
 /// Groups events into archive objects keyed
-/// `events/project=P/dt=YYYY-MM-DD/hour=HH/<batch_id>.ndjson`, a layout that
-/// warehouse loaders read as partitions.
-pub fn archive_objects(events: &[Event], batch_id: &str) -> Vec<(String, String)> {
+/// `events/project=P/dt=YYYY-MM-DD/hour=HH/<first insert_id>.ndjson`, a
+/// layout that warehouse loaders read as partitions. Naming an object after
+/// its first event makes a retried batch overwrite its own object instead of
+/// adding a second copy.
+pub fn archive_objects(events: &[Event]) -> Vec<(String, String)> {
     let mut groups: BTreeMap<(String, String, i64), Vec<&Event>> = BTreeMap::new();
     for event in events {
         let day = crate::time::utc_day(event.time_ms);
@@ -29,10 +31,8 @@ pub fn archive_objects(events: &[Event], batch_id: &str) -> Vec<(String, String)
     groups
         .into_iter()
         .map(|((project, day, hour), events)| {
-            (
-                format!("events/project={project}/dt={day}/hour={hour:02}/{batch_id}.ndjson"),
-                ndjson(events),
-            )
+            let first = events.first().map_or("empty", |e| e.insert_id.as_str());
+            (format!("events/project={project}/dt={day}/hour={hour:02}/{first}.ndjson"), ndjson(events))
         })
         .collect()
 }
@@ -68,14 +68,14 @@ mod tests {
             event("a", h10 + 3_600_000, "3"),
             event("b", h10, "4"),
         ];
-        let objects = archive_objects(&events, "batch1");
+        let objects = archive_objects(&events);
         let keys: Vec<&str> = objects.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
             [
-                "events/project=a/dt=2023-01-01/hour=10/batch1.ndjson",
-                "events/project=a/dt=2023-01-01/hour=11/batch1.ndjson",
-                "events/project=b/dt=2023-01-01/hour=10/batch1.ndjson",
+                "events/project=a/dt=2023-01-01/hour=10/1.ndjson",
+                "events/project=a/dt=2023-01-01/hour=11/3.ndjson",
+                "events/project=b/dt=2023-01-01/hour=10/4.ndjson",
             ]
         );
         assert_eq!(objects[0].1.lines().count(), 2);

@@ -135,3 +135,35 @@ export async function waitForEvents(base, predicate, { timeoutMs = 15_000 } = {}
 export const settle = () => sleep(2500);
 
 export { sleep };
+
+/** Runs a wrangler command against a worker's local state (KV, D1, R2). */
+export function wranglerCli(args, persistDir) {
+  return execFileSync(WRANGLER, [...args, "--local", "--persist-to", persistDir], {
+    cwd: WORKER_DIR,
+    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+    stdio: "pipe",
+    maxBuffer: 64 * 1024 * 1024,
+  }).toString();
+}
+
+/** Runs SQL on the local D1 database and returns the rows. */
+export function d1(sql, persistDir) {
+  const out = wranglerCli(["d1", "execute", "DB", "--json", "--command", sql], persistDir);
+  const parsed = JSON.parse(out.slice(out.indexOf("[")));
+  return parsed[0].results;
+}
+
+/** Sends a browser batch as the tracker would. */
+export async function collect(base, events, { token = TOKEN, userAgent = BROWSER_UA, headers = {} } = {}) {
+  return fetch(`${base}/collect`, {
+    method: "POST",
+    headers: { "content-type": "text/plain", ...(userAgent ? { "user-agent": userAgent } : {}), ...headers },
+    body: JSON.stringify({ t: token, e: events }),
+  });
+}
+
+export async function stats(base, query = "", secret = SECRET) {
+  const r = await fetch(`${base}/api/stats${query ? `?${query}` : ""}`, { headers: { "x-api-key": secret } });
+  if (!r.ok) throw new Error(`stats answered ${r.status}: ${await r.text()}`);
+  return r.json();
+}

@@ -2,6 +2,7 @@
 //! `/track/` and `/track` reach the same handler. Each family answers in its
 //! own API's shape, errors included.
 
+mod api;
 mod browser;
 mod empmix;
 
@@ -25,6 +26,9 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         (Method::Post, "/public/track/bulk") => empmix::bulk(req, &env).await,
         (Method::Get, "/public/events") => empmix::events(req, &env).await,
         (_, "/public/track" | "/public/track/bulk" | "/public/events") => empmix::method_not_allowed(),
+
+        (Method::Get, "/api/stats") => api::stats(req, &env).await,
+        (Method::Get, "/api/2.0/export" | "/api/export") => api::export(req, &env).await,
 
         (Method::Get, "/health") => Reply::json(200, &serde_json::json!({"ok": true})),
         _ => Reply::json(404, &serde_json::json!({"error": "no such endpoint"})),

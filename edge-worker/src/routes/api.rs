@@ -1,0 +1,93 @@
+//! Reading data back with the secret key: `GET /api/stats` for the
+//! dashboard and `GET /api/2.0/export` (Mixpanel's raw export shape: NDJSON
+//! of `{"event", "properties": {time (s), distinct_id, $insert_id, …}}`).
+
+use crate::bindings::DB;
+use crate::http::{header, now_ms};
+use crate::{config, stats, storage};
+use ingest_core::auth::KeyKind;
+use ingest_core::dialect::Reply;
+use ingest_core::export::{DateRange, EXPORT_NDJSON_MAX_ROWS};
+use ingest_core::payload::decode_base64;
+use ingest_core::IngestError;
+use serde_json::{json, Value};
+use worker::{Env, Request};
+
+/// The secret from `x-api-key`, `Authorization: Bearer`, or Basic auth with
+/// the secret as user name (how Mixpanel's export takes its API secret).
+fn secret_from(req: &Request) -> Option<String> {
+    if let Some(key) = header(req, "x-api-key") {
+        return Some(key);
+    }
+    let auth = header(req, "authorization")?;
+    let (scheme, value) = auth.trim().split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(value.trim().to_owned());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = String::from_utf8(decode_base64(value).ok()?).ok()?;
+        let (user, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
+        return Some(if user.is_empty() { password } else { user }.to_owned());
+    }
+    None
+}
+
+pub fn error(err: &IngestError) -> Reply {
+    Reply::json(err.status(), &json!({"error": err.message()})).retry_after_for(err)
+}
+
+pub async fn stats(req: Request, env: &Env) -> Reply {
+    stats_reply(&req, env).await.unwrap_or_else(|e| error(&e))
+}
+
+async fn stats_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
+    let projects = config::projects(env)?;
+    let project = projects.authorize(secret_from(req).as_deref(), KeyKind::Secret)?;
+    let url = req.url().map_err(|_| IngestError::BadRequest("bad URL".into()))?;
+    let range = DateRange::from_query(url.query().unwrap_or(""), now_ms())?;
+    let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+    let body = stats::stats(&db, &project.id, &range, now_ms()).await.map_err(|_| IngestError::Unavailable)?;
+    Ok(Reply::json(200, &body))
+}
+
+pub async fn export(req: Request, env: &Env) -> Reply {
+    export_reply(&req, env).await.unwrap_or_else(|e| error(&e))
+}
+
+async fn export_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
+    let projects = config::projects(env)?;
+    let project = projects.authorize(secret_from(req).as_deref(), KeyKind::Secret)?;
+    let url = req.url().map_err(|_| IngestError::BadRequest("bad URL".into()))?;
+    let query = url.query().unwrap_or("");
+    let range = DateRange::from_query(query, now_ms())?;
+    let limit = match ingest_core::payload::form_field(query.as_bytes(), "limit") {
+        None => EXPORT_NDJSON_MAX_ROWS,
+        Some(text) => match text.parse::<u32>() {
+            Ok(n) if (1..=EXPORT_NDJSON_MAX_ROWS).contains(&n) => n,
+            _ => return Err(IngestError::BadRequest(format!("limit must be 1 to {EXPORT_NDJSON_MAX_ROWS}"))),
+        },
+    };
+    let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+    let rows = storage::export_range(&db, &project.id, range.start_ms, range.end_ms, limit)
+        .await
+        .map_err(|_| IngestError::Unavailable)?;
+    let mut body = String::new();
+    for row in rows {
+        let mut properties = match serde_json::from_str::<Value>(&row.properties) {
+            Ok(Value::Object(map)) => map,
+            _ => Default::default(),
+        };
+        properties.insert("time".into(), json!((row.time_ms as i64) / 1000));
+        properties.insert("distinct_id".into(), json!(row.distinct_id));
+        properties.insert("$insert_id".into(), json!(row.insert_id));
+        properties.insert("mp_processing_time_ms".into(), json!(row.received_at_ms as i64));
+        for (key, value) in [("$device_id", row.device_id), ("$current_url", row.url), ("$referrer", row.referrer), ("title", row.title), ("mp_country_code", row.country)] {
+            if let Some(value) = value {
+                properties.insert(key.into(), json!(value));
+            }
+        }
+        body.push_str(&json!({"event": row.event, "properties": properties}).to_string());
+        body.push('\n');
+    }
+    Ok(Reply { status: 200, content_type: "application/x-ndjson", body: body.into_bytes(), headers: Vec::new() })
+}

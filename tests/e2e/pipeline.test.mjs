@@ -1,0 +1,143 @@
+// Issue 4's end-to-end proofs through real `wrangler dev`: dedup (KV and,
+// after KV forgets, D1), body limits and gzip bombs, server-side bots,
+// dead letters after storage failures, and the R2 + HTTP sinks.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, request as httpRequest } from "node:http";
+import { gzipSync } from "node:zlib";
+import { startWorker, collect, exportEvents, waitForEvents, settle, stats, d1, wranglerCli, freePort, sleep, BROWSER_UA } from "./harness.mjs";
+
+let worker, sink;
+const sinkBodies = [];
+
+before(async () => {
+  const sinkPort = await freePort();
+  sink = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      sinkBodies.push({ type: req.headers["content-type"], body });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((r) => sink.listen(sinkPort, "127.0.0.1", r));
+  worker = await startWorker({ vars: { ARCHIVE_ENABLED: "1", HTTP_SINK_URL: `http://127.0.0.1:${sinkPort}/ingest` } });
+});
+after(async () => {
+  await worker?.stop();
+  sink?.close();
+});
+
+const now = () => Date.now();
+
+function postWithoutUserAgent(url, body) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: "POST", headers: { "content-type": "text/plain" } }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+test("a duplicate is stored once, within the KV TTL and after KV forgot it", async () => {
+  const event = { n: "signup", i: "dup-1", d: "dev-dup", ts: now() };
+  assert.equal((await collect(worker.base, [event])).status, 202);
+  assert.equal((await collect(worker.base, [event])).status, 202, "a retry is a success");
+  await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "dup-1"));
+  // Make KV forget, as its TTL would: now only D1's unique key can catch it.
+  wranglerCli(["kv", "key", "delete", "--binding", "DEDUP", "seen:demo:dup-1"], worker.persistDir);
+  assert.equal((await collect(worker.base, [event])).status, 202);
+  await settle();
+  const rows = (await exportEvents(worker.base)).filter((x) => x.insert_id === "dup-1");
+  assert.equal(rows.length, 1);
+});
+
+test("the same insert_id twice in one batch is one row", async () => {
+  const event = { n: "twice", i: "dup-in-batch", d: "dev-b", ts: now() };
+  assert.equal((await collect(worker.base, [event, event])).status, 202);
+  await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "dup-in-batch"));
+  await settle();
+  assert.equal((await exportEvents(worker.base)).filter((x) => x.insert_id === "dup-in-batch").length, 1);
+});
+
+test("bodies past 2 MiB get 413, at the limit they are read", async () => {
+  const limit = 2 * 1024 * 1024;
+  const pad = (n) => JSON.stringify({ t: "demo-token", e: [{ n: "big", d: "d" }], pad: "x".repeat(n) });
+  const base = pad(0).length;
+  const at = await fetch(`${worker.base}/collect`, { method: "POST", headers: { "user-agent": BROWSER_UA }, body: pad(limit - base) });
+  assert.notEqual(at.status, 413, "exactly 2 MiB is within the limit");
+  const past = await fetch(`${worker.base}/collect`, { method: "POST", headers: { "user-agent": BROWSER_UA }, body: pad(limit - base + 1) });
+  assert.equal(past.status, 413);
+});
+
+test("a gzip bomb gets 413 and the worker keeps serving", async () => {
+  const bomb = gzipSync(Buffer.alloc(50 * 1024 * 1024, 0x20), { level: 9 }); // 50 MiB of spaces in ~50 KB
+  const r = await fetch(`${worker.base}/collect`, {
+    method: "POST",
+    headers: { "user-agent": BROWSER_UA, "content-encoding": "gzip", "content-type": "text/plain" },
+    body: bomb,
+  });
+  assert.equal(r.status, 413);
+  // Whichever cap trips first (ratio or size), the answer names it.
+  assert.match((await r.json()).error, /expands more than|exceeds max limit/);
+  // An honest gzip body still works afterwards.
+  const honest = gzipSync(JSON.stringify({ t: "demo-token", e: [{ n: "zipped", i: "gz-1", d: "d-gz", ts: now() }] }));
+  const ok = await fetch(`${worker.base}/collect`, {
+    method: "POST", headers: { "user-agent": BROWSER_UA, "content-encoding": "gzip" }, body: honest,
+  });
+  assert.equal(ok.status, 202);
+  await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "gz-1"));
+});
+
+test("a crawler's events are answered 202, not stored, and counted by reason", async () => {
+  const googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+  assert.equal((await collect(worker.base, [{ n: "$pageview", i: "bot-1", d: "b" }], { userAgent: googlebot })).status, 202);
+  // fetch always adds a user agent; node:http sends none unless told.
+  assert.equal(await postWithoutUserAgent(`${worker.base}/collect`, JSON.stringify({ t: "demo-token", e: [{ n: "$pageview", i: "bot-2", d: "b" }] })), 202);
+  await settle();
+  const events = await exportEvents(worker.base);
+  assert.equal(events.filter((x) => x.insert_id.startsWith("bot-")).length, 0);
+  const s = await stats(worker.base);
+  const byReason = Object.fromEntries(s.bots.map((b) => [b.reason, b.requests]));
+  assert.equal(byReason.user_agent_pattern, 1);
+  assert.equal(byReason.missing_user_agent, 1);
+});
+
+test("R2 archive and HTTP sink receive the stored batch as NDJSON", async () => {
+  const ts = now();
+  assert.equal((await collect(worker.base, [{ n: "sinked", i: "sink-1", d: "d-s", ts }])).status, 202);
+  await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "sink-1"));
+  const deadline = Date.now() + 10_000;
+  while (!sinkBodies.some((b) => b.body.includes('"sink-1"')) && Date.now() < deadline) await sleep(200);
+  const delivered = sinkBodies.find((b) => b.body.includes('"sink-1"'));
+  assert.ok(delivered, "the HTTP sink got the event");
+  assert.equal(delivered.type, "application/x-ndjson");
+  const line = delivered.body.split("\n").find((l) => l.includes('"sink-1"'));
+  assert.equal(JSON.parse(line).name, "sinked");
+
+  const d = new Date(ts);
+  const key = `events/project=demo/dt=${d.toISOString().slice(0, 10)}/hour=${String(d.getUTCHours()).padStart(2, "0")}/sink-1.ndjson`;
+  const object = wranglerCli(["r2", "object", "get", `edgetrack-archive/${key}`, "--pipe"], worker.persistDir);
+  assert.equal(JSON.parse(object.trim().split("\n")[0]).insert_id, "sink-1");
+});
+
+test("when D1 writes fail the consumer retries, then dead-letters every event", async () => {
+  d1("ALTER TABLE events RENAME TO events_offline", worker.persistDir);
+  try {
+    assert.equal((await collect(worker.base, [{ n: "doomed", i: "dead-1", d: "d-x", ts: now() }, { n: "doomed", i: "dead-2", d: "d-x", ts: now() }])).status, 202);
+    let rows = [];
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      rows = d1("SELECT body, error FROM dead_letters", worker.persistDir);
+      if (rows.filter((r) => r.body.includes("dead-")).length >= 2) break;
+      await sleep(1000);
+    }
+    const kept = rows.filter((r) => r.body.includes("dead-"));
+    assert.equal(kept.length, 2, "both events are kept in dead_letters");
+    assert.deepEqual(kept.map((r) => JSON.parse(r.body).insert_id).sort(), ["dead-1", "dead-2"]);
+  } finally {
+    d1("ALTER TABLE events_offline RENAME TO events", worker.persistDir);
+  }
+});
