@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod empmix;
+pub mod mixpanel;
 
 /// An HTTP answer, built by a dialect and sent as is by the worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
