@@ -24,8 +24,15 @@ setup:
 setup-test:
 	@scripts/setup.sh test
 
+CORE_SRC := $(shell find ingest-core/src -name '*.rs') ingest-core/Cargo.toml Cargo.toml Cargo.lock
+WORKER_SRC := $(CORE_SRC) $(shell find edge-worker/src -name '*.rs') edge-worker/Cargo.toml
+TRACKER_SRC := $(shell find tracker-wasm/src tracker-wasm/js -type f) tracker-wasm/Cargo.toml Cargo.toml Cargo.lock
+
 ## The tracker: Rust -> wasm, wasm-bindgen glue, wasm-opt, one minified t.js.
-tracker:
+## File targets: a second `make` with nothing changed does nothing.
+tracker: $(PUBLIC)/t.js
+
+$(PUBLIC)/t.js: $(TRACKER_SRC)
 	cargo build -q -p tracker-wasm --release --target $(WASM_TARGET)
 	wasm-bindgen --target web --no-typescript --out-dir $(TRACKER_PKG) \
 	  target/$(WASM_TARGET)/release/tracker_wasm.wasm
@@ -36,9 +43,14 @@ tracker:
 	  --log-level=warning --outfile=$(PUBLIC)/t.js
 
 ## The worker: build/index.js + build/index_bg.wasm.
-worker:
-	cd edge-worker && worker-build --release 2>&1 | grep -Ev '^\s*(Compiling|Downloaded|Downloading)' || true
-	test -f edge-worker/build/index.js
+worker: edge-worker/build/index.js
+
+edge-worker/build/index.js: $(WORKER_SRC)
+	@mkdir -p target
+	@echo "building the worker (worker-build --release)"
+	@cd edge-worker && worker-build --release > $(CURDIR)/target/worker-build.log 2>&1 \
+	  || { cat $(CURDIR)/target/worker-build.log; exit 1; }
+	@touch $@
 
 ## The static site: www/ plus the tracker, served by the worker's assets.
 site: tracker
