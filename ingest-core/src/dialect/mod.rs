@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod empmix;
 pub mod mixpanel;
+pub mod vemetric;
 
 /// An HTTP answer, built by a dialect and sent as is by the worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
