@@ -12,13 +12,12 @@ use ingest_core::profile::apply;
 use ingest_core::queue::Job;
 use ingest_core::sink::{archive_objects, ndjson};
 use ingest_core::Event;
-use serde_json::Value;
 use worker::{console_error, D1Database, Env, Message, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
 
 /// Longest wait before a retry (seconds).
 const MAX_RETRY_DELAY_SECONDS: u32 = 300;
 
-pub async fn handle(batch: MessageBatch<Value>, env: Env) -> worker::Result<()> {
+pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()> {
     let messages = batch.messages()?;
     if batch.queue() == DEAD_LETTER_QUEUE_NAME {
         return keep_dead_letters(&env, messages).await;
@@ -31,9 +30,9 @@ pub async fn handle(batch: MessageBatch<Value>, env: Env) -> worker::Result<()> 
         }
     };
 
-    let mut events: Vec<(&Message<Value>, Event)> = Vec::new();
+    let mut events: Vec<(&Message<String>, Event)> = Vec::new();
     for message in &messages {
-        match serde_json::from_value::<Job>(message.body().clone()) {
+        match serde_json::from_str::<Job>(message.body()) {
             Ok(Job::Event(event)) => events.push((message, event)),
             Ok(Job::Profile(update)) => {
                 let result = async {
@@ -50,7 +49,7 @@ pub async fn handle(batch: MessageBatch<Value>, env: Env) -> worker::Result<()> 
             }
             // Not a job we know: keep it where a person can look at it.
             Err(e) => {
-                let body = message.body().to_string();
+                let body = message.body().clone();
                 let kept = storage::write_dead_letter(&db, &batch.queue(), &body, &format!("undecodable: {e}"), now_ms()).await;
                 settle(message, kept);
             }
@@ -103,17 +102,17 @@ async fn post_ndjson(url: &str, body: String) -> worker::Result<()> {
     }
 }
 
-async fn keep_dead_letters(env: &Env, messages: Vec<Message<Value>>) -> worker::Result<()> {
+async fn keep_dead_letters(env: &Env, messages: Vec<Message<String>>) -> worker::Result<()> {
     let db = env.d1(DB)?;
     for message in &messages {
-        let body = message.body().to_string();
+        let body = message.body().clone();
         let kept = storage::write_dead_letter(&db, DEAD_LETTER_QUEUE_NAME, &body, "retries exhausted", now_ms()).await;
         settle(message, kept);
     }
     Ok(())
 }
 
-fn settle<T>(message: &Message<Value>, result: worker::Result<T>) {
+fn settle<T>(message: &Message<String>, result: worker::Result<T>) {
     match result {
         Ok(_) => message.ack(),
         Err(e) => {
@@ -126,7 +125,7 @@ fn settle<T>(message: &Message<Value>, result: worker::Result<T>) {
 /// Retries after about as long as the message has already waited, so the
 /// delays double from one attempt to the next (the binding does not expose
 /// the attempt count).
-fn retry_later(message: &Message<Value>) {
+fn retry_later(message: &Message<String>) {
     let waited_seconds = ((now_ms() - message.timestamp().as_millis() as i64) / 1000).max(1);
     let delay = u32::try_from(waited_seconds).unwrap_or(MAX_RETRY_DELAY_SECONDS).min(MAX_RETRY_DELAY_SECONDS);
     message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay).build());

@@ -11,7 +11,6 @@ mod routes;
 mod stats;
 mod storage;
 
-use serde_json::Value;
 use worker::{event, Context, Env, MessageBatch, Request, Response, Result};
 
 #[event(fetch)]
@@ -20,6 +19,6 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 #[event(queue)]
-async fn queue(batch: MessageBatch<Value>, env: Env, _ctx: Context) -> Result<()> {
+async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
     consumer::handle(batch, env).await
 }

@@ -82,7 +82,10 @@ async fn send(env: &Env, jobs: Vec<Job>) -> Result<(), IngestError> {
     }
     let queue = env.queue(EVENTS_QUEUE).map_err(|_| IngestError::Unavailable)?;
     for batch in batches(jobs) {
-        queue.send_batch(batch).await.map_err(|_| IngestError::Unavailable)?;
+        // JSON text, not a structured JS value: serde-wasm-bindgen turns maps
+        // into JS `Map`s, and event properties would arrive empty.
+        let texts: Vec<String> = batch.iter().filter_map(|job| serde_json::to_string(job).ok()).collect();
+        queue.send_batch(texts).await.map_err(|_| IngestError::Unavailable)?;
     }
     Ok(())
 }

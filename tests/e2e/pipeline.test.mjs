@@ -42,7 +42,7 @@ function postWithoutUserAgent(url, body) {
 }
 
 test("a duplicate is stored once, within the KV TTL and after KV forgot it", async () => {
-  const event = { n: "signup", i: "dup-1", d: "dev-dup", ts: now() };
+  const event = { n: "signup", i: "dup-1", d: "dev-dup", ts: now(), p: { plan: "pro", seats: 3, tags: ["a"] } };
   assert.equal((await collect(worker.base, [event])).status, 202);
   assert.equal((await collect(worker.base, [event])).status, 202, "a retry is a success");
   await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "dup-1"));
@@ -52,6 +52,7 @@ test("a duplicate is stored once, within the KV TTL and after KV forgot it", asy
   await settle();
   const rows = (await exportEvents(worker.base)).filter((x) => x.insert_id === "dup-1");
   assert.equal(rows.length, 1);
+  assert.deepEqual(rows[0].properties, { plan: "pro", seats: 3, tags: ["a"] }, "properties survive queue and D1");
 });
 
 test("the same insert_id twice in one batch is one row", async () => {
