@@ -3,6 +3,7 @@
 //! encodes its own responses and errors as a [`Reply`].
 
 pub mod browser;
+pub mod crm;
 pub mod empmix;
 pub mod mixpanel;
 pub mod vemetric;
