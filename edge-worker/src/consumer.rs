@@ -33,7 +33,7 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
     let mut events: Vec<(&Message<String>, Event)> = Vec::new();
     for message in &messages {
         match serde_json::from_str::<Job>(message.body()) {
-            Ok(Job::Event(event)) => events.push((message, event)),
+            Ok(Job::Event(event)) => events.push((message, *event)),
             Ok(Job::Profile(update)) => {
                 let result = async {
                     let current = storage::load_profile(&db, &update.project, &update.distinct_id).await?;

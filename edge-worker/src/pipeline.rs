@@ -52,7 +52,7 @@ pub async fn enqueue_events(env: &Env, events: Vec<Event>) -> Result<Outcome, In
 
     let marks: Vec<String> = if use_kv { fresh.iter().map(|e| kv_key(&e.project, &e.insert_id)).collect() } else { Vec::new() };
     let queued = fresh.len();
-    send(env, fresh.into_iter().map(Job::Event).collect()).await?;
+    send(env, fresh.into_iter().map(|e| Job::Event(Box::new(e))).collect()).await?;
 
     if let Some(kv) = kv.filter(|_| use_kv) {
         let puts = marks.iter().filter_map(|key| kv.put(key, "1").ok()).map(|b| b.expiration_ttl(KV_DEDUP_TTL_SECONDS).execute());

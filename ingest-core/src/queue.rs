@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
-    Event(Event),
+    /// Boxed: an event is far larger than the other jobs.
+    Event(Box<Event>),
     Profile(ProfileUpdate),
     /// One dropped bot request, counted per project, day and reason.
     BotDrop { project: String, day: String, reason: BotReason, events: u32 },
@@ -48,7 +49,7 @@ mod tests {
     fn event(n: usize, pad: usize) -> Job {
         let mut properties = Map::new();
         properties.insert("pad".into(), json!("x".repeat(pad)));
-        Job::Event(Event {
+        Job::Event(Box::new(Event {
             project: "p".into(),
             name: "e".into(),
             distinct_id: "u".into(),
@@ -61,7 +62,7 @@ mod tests {
             received_at_ms: 1,
             user_agent: None,
             country: None,
-        })
+        }))
     }
 
     #[test]

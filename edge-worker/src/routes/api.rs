@@ -91,3 +91,22 @@ async fn export_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
     }
     Ok(Reply { status: 200, content_type: "application/x-ndjson", body: body.into_bytes(), headers: Vec::new() })
 }
+
+/// `GET /api/profile?distinct_id=…`: one user's profile properties.
+pub async fn profile(req: Request, env: &Env) -> Reply {
+    profile_reply(&req, env).await.unwrap_or_else(|e| error(&e))
+}
+
+async fn profile_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
+    let projects = config::projects(env)?;
+    let project = projects.authorize(secret_from(req).as_deref(), KeyKind::Secret)?;
+    let url = req.url().map_err(|_| IngestError::BadRequest("bad URL".into()))?;
+    let distinct_id = ingest_core::payload::form_field(url.query().unwrap_or("").as_bytes(), "distinct_id")
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| IngestError::BadRequest("distinct_id is required".into()))?;
+    let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+    match storage::load_profile(&db, &project.id, &distinct_id).await.map_err(|_| IngestError::Unavailable)? {
+        Some(properties) => Ok(Reply::json(200, &json!({"distinct_id": distinct_id, "properties": properties}))),
+        None => Ok(Reply::json(404, &json!({"error": "no such profile"}))),
+    }
+}

@@ -1,0 +1,126 @@
+//! Mixpanel: `/track` and `/engage` (GET or POST, client side, project token
+//! in the data) and `/import` (POST, server side, secret in Basic auth).
+
+use crate::http::{header, read_body, request_context};
+use crate::{config, pipeline};
+use ingest_core::auth::KeyKind;
+use ingest_core::dialect::mixpanel::{self, ImportParams, TrackParams};
+use ingest_core::dialect::Reply;
+use ingest_core::payload::{decode_body, form_field};
+use ingest_core::{bots, validate, Dialect, IngestError, RequestContext};
+use serde_json::json;
+use worker::{Env, Method, Request};
+
+/// The query string and the (inflated) body; GET has no body.
+async fn transport(req: &mut Request) -> Result<(String, Vec<u8>), IngestError> {
+    let query = req.url().map(|u| u.query().unwrap_or("").to_owned()).unwrap_or_default();
+    if req.method() == Method::Get {
+        return Ok((query, Vec::new()));
+    }
+    let body = decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?;
+    Ok((query, body))
+}
+
+/// Mixpanel's `/track` is also used by server libraries, whose agents are
+/// not browsers; bot rules apply to requests that present themselves as a
+/// browser (crawlers do too).
+fn browser_bot(ctx: &RequestContext) -> Option<bots::BotReason> {
+    let looks_like_browser = ctx.user_agent.as_deref().is_some_and(|ua| ua.starts_with("Mozilla/"));
+    if looks_like_browser || ctx.verified_bot {
+        bots::classify(ctx.user_agent.as_deref(), ctx.verified_bot)
+    } else {
+        None
+    }
+}
+
+pub async fn track(mut req: Request, env: &Env) -> Reply {
+    let ctx = request_context(&req);
+    let (query, body) = match transport(&mut req).await {
+        Ok(parts) => parts,
+        Err(e) => return mixpanel::track_error(&TrackParams::default(), &e, &[]),
+    };
+    let params = TrackParams::parse(&query, &body).unwrap_or_default();
+    handle_track(&query, &body, &ctx, env).await.unwrap_or_else(|e| mixpanel::track_error(&params, &e, &[]))
+}
+
+async fn handle_track(query: &str, body: &[u8], ctx: &RequestContext, env: &Env) -> Result<Reply, IngestError> {
+    let request = mixpanel::decode_track(query, body)?;
+    let projects = config::projects(env)?;
+    let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
+    if let Some(reason) = browser_bot(ctx) {
+        if !request.params.test {
+            pipeline::count_bot(env, &project.id, reason, request.items.len(), ctx.received_at_ms).await?;
+        }
+        return Ok(mixpanel::track_ok(&request.params, &project.redirect_hosts));
+    }
+    let anonymous = if request.params.ip { pipeline::anonymous_id(env, &project.id, ctx).await } else { None };
+    let cx = validate::Context { project: &project.id, dialect: Dialect::MixpanelTrack, request: ctx, anonymous_id: anonymous.as_deref() };
+    let (events, errors) = mixpanel::finish_track(request.items, &request.params, &cx);
+    let accepted = events.len();
+    if !request.params.test {
+        pipeline::enqueue_events(env, events).await?;
+    }
+    Ok(mixpanel::track_reply(&request.params, accepted, &errors, &project.redirect_hosts))
+}
+
+pub async fn engage(mut req: Request, env: &Env) -> Reply {
+    let ctx = request_context(&req);
+    let (query, body) = match transport(&mut req).await {
+        Ok(parts) => parts,
+        Err(e) => return mixpanel::track_error(&TrackParams::default(), &e, &[]),
+    };
+    let params = TrackParams::parse(&query, &body).unwrap_or_default();
+    handle_engage(&query, &body, &ctx, env).await.unwrap_or_else(|e| mixpanel::track_error(&params, &e, &[]))
+}
+
+async fn handle_engage(query: &str, body: &[u8], ctx: &RequestContext, env: &Env) -> Result<Reply, IngestError> {
+    let request = mixpanel::decode_engage(query, body)?;
+    let projects = config::projects(env)?;
+    let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
+    if browser_bot(ctx).is_some() {
+        return Ok(mixpanel::track_ok(&request.params, &project.redirect_hosts));
+    }
+    let cx = validate::Context { project: &project.id, dialect: Dialect::MixpanelEngage, request: ctx, anonymous_id: None };
+    let (updates, errors) = mixpanel::finish_engage(request.items, &cx);
+    let accepted = updates.len();
+    if !request.params.test {
+        pipeline::enqueue_profiles(env, updates).await?;
+    }
+    Ok(mixpanel::track_reply(&request.params, accepted, &errors, &project.redirect_hosts))
+}
+
+pub async fn import(mut req: Request, env: &Env) -> Reply {
+    let query = req.url().map(|u| u.query().unwrap_or("").to_owned()).unwrap_or_default();
+    // Enough of the parameters to shape an error before the body is read.
+    let flag = |name: &str| form_field(query.as_bytes(), name).is_some_and(|v| v == "1" || v == "true");
+    let params = ImportParams { strict: flag("strict"), verbose: flag("verbose"), project_id: None };
+    handle_import(&mut req, &query, env).await.unwrap_or_else(|e| mixpanel::import_error(&params, &e))
+}
+
+async fn handle_import(req: &mut Request, query: &str, env: &Env) -> Result<Reply, IngestError> {
+    let ctx = request_context(req);
+    let projects = config::projects(env)?;
+    // Credentials first: an unauthenticated client learns nothing about its data.
+    let authorization = header(req, "authorization");
+    let query_project = form_field(query.as_bytes(), "project_id");
+    mixpanel::authorize_import(&projects, authorization.as_deref(), query_project.as_deref())?;
+    let body = decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?;
+    let request = mixpanel::decode_import(query, &body, header(req, "content-type").as_deref())?;
+    let project = mixpanel::authorize_import(&projects, authorization.as_deref(), request.params.project_id.as_deref())?;
+    let cx = validate::Context { project: &project.id, dialect: Dialect::MixpanelImport, request: &ctx, anonymous_id: None };
+    let (events, errors) = mixpanel::finish_import(request.items, &cx);
+    let imported = events.len();
+    pipeline::enqueue_events(env, events).await?;
+    Ok(mixpanel::import_reply(&request.params, imported, &errors))
+}
+
+/// Calls the official browser library can make besides tracking. With the
+/// default configuration it makes none; these answers keep optional
+/// features (feature flags, remote settings) from breaking it.
+pub fn flags() -> Reply {
+    Reply::json(200, &json!({"flags": {}}))
+}
+
+pub fn decide() -> Reply {
+    Reply::json(200, &json!({"config": {"enable_collect_everything": false}, "notifications": [], "feature_flags": []}))
+}
