@@ -44,13 +44,16 @@ export function migrate(persistDir) {
  * Starts the worker. `vars` override wrangler.toml vars; `persistDir`
  * reuses a state folder (to restart on the same data).
  */
-export async function startWorker({ vars = {}, persistDir, port } = {}) {
+export async function startWorker({ vars = {}, persistDir, port, https = false } = {}) {
   const dir = persistDir ?? mkdtempSync(path.join(tmpdir(), "edgetrack-e2e-"));
   if (!persistDir) migrate(dir);
   const listenPort = port ?? (await freePort());
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(listenPort), "--persist-to", dir,
     "--show-interactive-dev-session=false", "--inspector-port", String(await freePort())];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  // Self-signed, for clients that only speak https; their tests turn
+  // certificate checks off for themselves.
+  if (https) args.push("--local-protocol", "https");
   const child = spawn(WRANGLER, args, {
     cwd: WORKER_DIR,
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
@@ -60,7 +63,7 @@ export async function startWorker({ vars = {}, persistDir, port } = {}) {
   let log = "";
   child.stdout.on("data", (d) => (log += d));
   child.stderr.on("data", (d) => (log += d));
-  const base = `http://127.0.0.1:${listenPort}`;
+  const base = `${https ? "https" : "http"}://127.0.0.1:${listenPort}`;
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited:\n${log}`);
@@ -166,4 +169,18 @@ export async function stats(base, query = "", secret = SECRET) {
   const r = await fetch(`${base}/api/stats${query ? `?${query}` : ""}`, { headers: { "x-api-key": secret } });
   if (!r.ok) throw new Error(`stats answered ${r.status}: ${await r.text()}`);
   return r.json();
+}
+
+/** Serves files from a map of path -> {type, body} on another loopback port:
+ *  a second origin, as every real site that embeds a tracker is. */
+export async function serveOrigin(files) {
+  const { createServer } = await import("node:http");
+  const port = await freePort();
+  const server = createServer((req, res) => {
+    const file = files[new URL(req.url, "http://x").pathname];
+    if (!file) return res.writeHead(404).end("not found");
+    res.writeHead(200, { "content-type": file.type }).end(file.body);
+  });
+  await new Promise((r) => server.listen(port, "127.0.0.1", r));
+  return { base: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
 }
