@@ -53,7 +53,8 @@ async fn handle_track(query: &str, body: &[u8], ctx: &RequestContext, env: &Env)
         }
         return Ok(mixpanel::track_ok(&request.params, &project.redirect_hosts));
     }
-    let anonymous = if request.params.ip { pipeline::anonymous_id(env, &project.id, ctx).await } else { None };
+    let anonymous_needed = request.items.iter().flatten().any(|d| d.distinct_id.is_none() && d.device_id.is_none());
+    let anonymous = if anonymous_needed { pipeline::anonymous_id(env, &project.id, ctx).await } else { None };
     let cx = validate::Context { project: &project.id, dialect: Dialect::MixpanelTrack, request: ctx, anonymous_id: anonymous.as_deref() };
     let (events, errors) = mixpanel::finish_track(request.items, &request.params, &cx);
     let accepted = events.len();

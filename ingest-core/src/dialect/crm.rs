@@ -224,10 +224,11 @@ pub fn created() -> Reply {
     )
 }
 
-/// For a user that must exist and does not.
+/// For a user that must exist and does not. The page documents 400 as its
+/// only error status, so this is a 400 in the documented shape.
 pub fn user_not_found() -> Reply {
     errors(
-        404,
+        400,
         vec![error_entry(
             "User not found",
             "No user with this email or _id exists; send a login event to create it first",
@@ -603,7 +604,7 @@ mod tests {
             json!({"results": {"message": "Event created", "email": "Event was created for the specified user"}})
         );
         let missing = user_not_found();
-        assert_eq!(missing.status, 404);
+        assert_eq!(missing.status, 400);
         assert!(String::from_utf8_lossy(&missing.body).contains("User not found"));
         for (err, status) in [
             (IngestError::Unauthorized, 401),

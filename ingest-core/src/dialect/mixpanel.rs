@@ -204,8 +204,10 @@ pub fn decode_import(
 
 /// Validates `/track` events: the shared rules, then Mixpanel's own (no
 /// event older than three hours, `mp_funnel`'s properties). The request's
-/// country is dropped for `ip=0`, and the cookieless id stands in for a
-/// missing distinct_id only for `ip=1`.
+/// country is dropped for `ip=0`. An event without a distinct_id gets the
+/// cookieless visitor hash: with `ip=1` that is what the seed asks for (the
+/// address standing in for the id, never stored), and without it Mixpanel
+/// still accepts anonymous events, which need some identity here.
 pub fn finish_track(
     items: Vec<EventItem>,
     params: &TrackParams,
@@ -219,7 +221,7 @@ pub fn finish_track(
         project: cx.project,
         dialect: Dialect::MixpanelTrack,
         request: &request,
-        anonymous_id: cx.anonymous_id.filter(|_| params.ip),
+        anonymous_id: cx.anonymous_id,
     };
     let now_ms = request.received_at_ms;
     finish_each(items, &cx, |index, draft| {

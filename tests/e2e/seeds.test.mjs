@@ -1,0 +1,293 @@
+// Golden tests: each request example of the seed documents (../shared/seeds)
+// replayed over HTTP against real `wrangler dev`, the answer compared with
+// the documented one, and the stored rows read back.
+import { test, before, after, describe } from "node:test";
+import assert from "node:assert/strict";
+import { startWorker, exportEvents, waitForEvents, settle, BROWSER_UA, SECRET, TOKEN } from "./harness.mjs";
+
+let worker;
+before(async () => (worker = await startWorker()));
+after(async () => worker?.stop());
+
+const post = (path, body, headers = {}) =>
+  fetch(`${worker.base}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" || Buffer.isBuffer(body) ? body : JSON.stringify(body),
+  });
+const rowsOf = async (pred) => (await exportEvents(worker.base)).filter(pred);
+const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64");
+
+describe("seed 000: Emp-Mix", () => {
+  test("POST /public/track: the example answers {status:1,error:null} and is stored", async () => {
+    const r = await post("/public/track", {
+      apiKey: TOKEN, event: "purchase", distinct_id: "user_123", properties: { price: 99.99, currency: "USD" },
+    });
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), { status: 1, error: null });
+    const [row] = await waitForEvents(worker.base, (e) => e.some((x) => x.event === "purchase")).then((e) => e.filter((x) => x.event === "purchase"));
+    assert.equal(row.distinct_id, "user_123");
+    assert.deepEqual(row.properties, { price: 99.99, currency: "USD" });
+    assert.ok(Math.abs(row.timestamp - Date.now()) < 60_000, "timestamp defaults to server time");
+  });
+
+  test("POST /public/track/bulk: the example with the secret key keeps its ms timestamp", async () => {
+    const r = await post("/public/track/bulk", {
+      apiKey: SECRET, events: [{ event: "signup", distinct_id: "user_123", timestamp: 1672531200000, properties: {} }],
+    });
+    assert.deepEqual([r.status, await r.json()], [200, { status: 1, error: null }]);
+    const rows = await waitForEvents(worker.base, (e) => e.some((x) => x.event === "signup")).then((e) => e.filter((x) => x.event === "signup"));
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].timestamp, 1672531200000);
+  });
+
+  test("bulk needs the secret key, track the public one; 1001 events are refused", async () => {
+    const bulkWithPublic = await post("/public/track/bulk", { apiKey: TOKEN, events: [{ event: "x", distinct_id: "u" }] });
+    assert.equal(bulkWithPublic.status, 403);
+    assert.equal((await bulkWithPublic.json()).status, 0);
+    const trackWithSecret = await post("/public/track", { apiKey: SECRET, event: "x", distinct_id: "u" });
+    assert.equal(trackWithSecret.status, 403);
+    const missing = await post("/public/track", { event: "x", distinct_id: "u" });
+    assert.equal(missing.status, 401);
+    const events = Array.from({ length: 1001 }, (_, i) => ({ event: "many", distinct_id: `u${i}` }));
+    const tooMany = await post("/public/track/bulk", { apiKey: SECRET, events });
+    assert.equal(tooMany.status, 413);
+    assert.match((await tooMany.json()).error, /at most 1000/);
+    const noDistinct = await post("/public/track", { apiKey: TOKEN, event: "x" });
+    assert.deepEqual([noDistinct.status, (await noDistinct.json()).status], [400, 0]);
+  });
+
+  test("GET /public/events?limit=10&page=1 pages through the events", async () => {
+    const r = await fetch(`${worker.base}/public/events?limit=10&page=1`, { headers: { "x-api-key": SECRET } });
+    const body = await r.json();
+    assert.equal(r.status, 200);
+    assert.equal(body.status, 1);
+    assert.equal(body.limit, 10);
+    assert.equal(body.page, 1);
+    assert.ok(body.events.length >= 2 && body.events.length <= 10);
+    const overLimit = await fetch(`${worker.base}/public/events?limit=10001`, { headers: { "x-api-key": SECRET } });
+    assert.equal(overLimit.status, 400);
+    const page2 = await (await fetch(`${worker.base}/public/events?limit=1&page=2`, { headers: { "x-api-key": SECRET } })).json();
+    const page1 = await (await fetch(`${worker.base}/public/events?limit=1&page=1`, { headers: { "x-api-key": SECRET } })).json();
+    assert.notEqual(page1.events[0].insert_id, page2.events[0].insert_id);
+  });
+});
+
+describe("seed 002: Mixpanel classic /track", () => {
+  // The seed's own example, with its 2009 time and its token.
+  const seedData = "eyJldmVudCI6ICJnYW1lIiwgInByb3BlcnRpZXMiOiB7ImlwIjogIjEyMy4xMjMuMTIzLjEyMyIsICJ0b2tlbiI6ICJlM2JiNDEwMDMzMGMzNTcyMjc0MGZiOGM2ZjVhYmRkYyIsICJ0aW1lIjogMTI0NTYxMzg4NSwgImFjdGlvbiI6ICJwbGF5In19";
+  const game = (time, extra = {}) => ({ event: "game", properties: { ip: "123.123.123.123", token: TOKEN, time, action: "play", ...extra } });
+
+  test("the seed URL itself: an unknown token is refused with 0", async () => {
+    const r = await fetch(`${worker.base}/track/?data=${seedData}&ip=1`);
+    assert.equal(await r.text(), "0");
+  });
+
+  test("the seed event with our token but its 2009 time is rejected (older than 3 hours)", async () => {
+    const r = await fetch(`${worker.base}/track/?data=${b64(game(1245613885))}&ip=1&verbose=1`);
+    const body = await r.json();
+    assert.equal(body.status, 0);
+    assert.match(body.error, /time/);
+  });
+
+  test("the same event now is stored; ip is never kept and token is removed", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const r = await fetch(`${worker.base}/track/?data=${b64(game(now, { $insert_id: "seed-game-1" }))}&ip=1`);
+    assert.equal(await r.text(), "1");
+    const [row] = await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "seed-game-1")).then((e) => e.filter((x) => x.insert_id === "seed-game-1"));
+    assert.equal(row.event, "game");
+    assert.equal(row.properties.action, "play");
+    assert.equal(row.properties.ip, undefined);
+    assert.equal(row.properties.token, undefined);
+    assert.equal(row.timestamp, now * 1000);
+  });
+
+  test("POST form, URL-safe base64 without padding, verbose JSON", async () => {
+    const data = Buffer.from(JSON.stringify(game(Math.floor(Date.now() / 1000), { $insert_id: "seed-form-1", note: "~~~>>>" }))).toString("base64url");
+    const r = await fetch(`${worker.base}/track?verbose=1`, {
+      method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `data=${data}`,
+    });
+    assert.deepEqual(await r.json(), { status: 1, error: null });
+    await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "seed-form-1"));
+  });
+
+  test("img=1 answers a 1x1 GIF", async () => {
+    const r = await fetch(`${worker.base}/track?img=1&data=${b64(game(Math.floor(Date.now() / 1000)))}`);
+    assert.equal(r.headers.get("content-type"), "image/gif");
+    const bytes = Buffer.from(await r.arrayBuffer());
+    assert.equal(bytes.subarray(0, 6).toString(), "GIF89a");
+    assert.equal(bytes.readUInt16LE(6), 1);
+    assert.equal(bytes.readUInt16LE(8), 1);
+  });
+
+  test("callback=fn answers JSONP; a hostile callback is refused, never reflected", async () => {
+    const ok = await fetch(`${worker.base}/track?callback=app.mp_cb&data=${b64(game(Math.floor(Date.now() / 1000)))}`);
+    assert.equal(ok.headers.get("content-type"), "application/javascript");
+    assert.equal(await ok.text(), "app.mp_cb(1)");
+    const evil = "alert(document.cookie)//";
+    const bad = await fetch(`${worker.base}/track?callback=${encodeURIComponent(evil)}&data=${b64(game(1))}`);
+    const text = await bad.text();
+    assert.ok(!text.includes("alert"), "the callback is not echoed");
+    assert.equal(text, "0");
+  });
+
+  test("redirect= follows only allowlisted hosts", async () => {
+    const data = b64(game(Math.floor(Date.now() / 1000)));
+    const allowed = await fetch(`${worker.base}/track?data=${data}&redirect=${encodeURIComponent("http://localhost/thanks")}`, { redirect: "manual" });
+    assert.equal(allowed.status, 302);
+    assert.equal(allowed.headers.get("location"), "http://localhost/thanks");
+    for (const target of ["https://evil.example/", "https://localhost@evil.example/", "//evil.example/", "javascript:alert(1)"]) {
+      const r = await fetch(`${worker.base}/track?data=${data}&redirect=${encodeURIComponent(target)}`, { redirect: "manual" });
+      assert.notEqual(r.status, 302, target);
+      assert.equal(r.headers.get("location"), null, target);
+    }
+  });
+
+  test("test=1 validates and answers but stores nothing", async () => {
+    const r = await fetch(`${worker.base}/track?test=1&data=${b64(game(Math.floor(Date.now() / 1000), { $insert_id: "seed-test-1" }))}`);
+    assert.equal(await r.text(), "1");
+    await settle();
+    assert.equal((await rowsOf((x) => x.insert_id === "seed-test-1")).length, 0);
+  });
+
+  test("mp_funnel from the seed is stored; mp_ properties are dropped", async () => {
+    const funnel = { event: "mp_funnel", properties: { ip: "123.123.123.123", token: TOKEN, time: Math.floor(Date.now() / 1000), gender: "male", funnel: "My Funnel", step: 1, goal: "Impression", mp_note: "x", distinct_id: "funnel-user" } };
+    assert.equal(await (await fetch(`${worker.base}/track?data=${b64(funnel)}`)).text(), "1");
+    const [row] = await waitForEvents(worker.base, (e) => e.some((x) => x.event === "mp_funnel")).then((e) => e.filter((x) => x.event === "mp_funnel"));
+    assert.equal(row.properties.funnel, "My Funnel");
+    assert.equal(row.properties.step, 1);
+    assert.equal(row.properties.mp_note, undefined);
+    const badStep = { event: "mp_funnel", properties: { ...funnel.properties, step: 0 } };
+    assert.equal(await (await fetch(`${worker.base}/track?data=${b64(badStep)}`)).text(), "0");
+  });
+});
+
+describe("seed 001: Mixpanel /import", () => {
+  const auth = { authorization: `Basic ${Buffer.from(`${SECRET}:`).toString("base64")}` };
+  const event = (i, extra = {}) => ({ event: "imported", properties: { time: Date.now() - 86_400_000, distinct_id: `imp-${i}`, $insert_id: `imp-${i}`, ...extra } });
+
+  test("strict=1 reports failed records and imports the valid ones", async () => {
+    const body = [event(1), { event: "imported", properties: { distinct_id: "imp-2", $insert_id: "imp-2" } }, event(3)];
+    const r = await post("/import?strict=1", body, auth);
+    assert.equal(r.status, 400);
+    const answer = await r.json();
+    assert.equal(answer.code, 400);
+    assert.equal(answer.num_records_imported, 2);
+    assert.equal(answer.failed_records.length, 1);
+    assert.equal(answer.failed_records[0].index, 1);
+    assert.equal(answer.failed_records[0].$insert_id, "imp-2");
+    assert.equal(answer.failed_records[0].field, "properties.time");
+    await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "imp-3"));
+    assert.equal((await rowsOf((x) => x.insert_id === "imp-2")).length, 0);
+  });
+
+  test("NDJSON with gzip, then the same again: stored once ($insert_id dedup)", async () => {
+    const { gzipSync } = await import("node:zlib");
+    const ndjson = [event(10), event(11)].map((e) => JSON.stringify(e)).join("\n");
+    for (let i = 0; i < 2; i++) {
+      const r = await post("/import", gzipSync(ndjson), { ...auth, "content-type": "application/x-ndjson", "content-encoding": "gzip" });
+      assert.deepEqual([r.status, await r.json()], [200, { code: 200, num_records_imported: 2, status: "OK" }]);
+    }
+    await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "imp-11"));
+    await settle();
+    assert.equal((await rowsOf((x) => x.insert_id === "imp-10" || x.insert_id === "imp-11")).length, 2);
+  });
+
+  test("2000 events are accepted, 2001 refused; the public token is forbidden", async () => {
+    const at = Array.from({ length: 2000 }, (_, i) => event(`n${i}`));
+    assert.equal((await post("/import", at, auth)).status, 200);
+    const past = await post("/import", [...at, event("n2000")], auth);
+    assert.equal(past.status, 413);
+    const forbidden = await post("/import", [event(99)], { authorization: `Basic ${Buffer.from(`${TOKEN}:`).toString("base64")}` });
+    assert.equal(forbidden.status, 403);
+    const none = await post("/import", [event(98)]);
+    assert.equal(none.status, 401);
+    assert.equal((await none.json()).code, 401);
+  });
+});
+
+describe("seed 003: Vemetric", () => {
+  const h = { token: TOKEN, "user-agent": BROWSER_UA };
+  test("$pageview needs url; with it 200 and an empty body", async () => {
+    const bad = await post("/e", { name: "$pageview", identifier: "vm-1" }, h);
+    assert.deepEqual([bad.status, await bad.text()], [400, "Invalid!"]);
+    const ok = await post("/e", { name: "$pageview", url: "https://example.com/blog/article", identifier: "vm-1" }, h);
+    assert.deepEqual([ok.status, await ok.text()], [200, ""]);
+  });
+
+  test("$outbound_link needs url and customData.href", async () => {
+    const bad = await post("/e", { name: "$outbound_link", url: "https://example.com/a", identifier: "vm-1" }, h);
+    assert.equal(bad.status, 400);
+    const ok = await post("/e", { name: "$outbound_link", url: "https://example.com/a", identifier: "vm-1", customData: { href: "https://out.example/" } }, h);
+    assert.equal(ok.status, 200);
+    const rows = await waitForEvents(worker.base, (e) => e.some((x) => x.event === "$outbound_link" && x.source === "vemetric"));
+    assert.equal(rows.find((x) => x.source === "vemetric" && x.event === "$outbound_link").properties.href, "https://out.example/");
+  });
+
+  test("identify answers 202; update user answers 200", async () => {
+    const identify = await post("/i", { identifier: "vm-2", displayName: "John Doe" }, h);
+    assert.equal(identify.status, 202);
+    const update = await post("/u", { identifier: "vm-2", data: { set: { plan: "pro" } } }, h);
+    assert.equal(update.status, 200);
+  });
+
+  test("without Allow-Cookies no persistent id is used: two visits of one browser share the cookieless hash", async () => {
+    for (const i of [1, 2]) {
+      const r = await post("/e", { name: "$pageview", url: `https://example.com/anon${i}` }, h);
+      assert.equal(r.status, 200);
+    }
+    const rows = await waitForEvents(worker.base, (e) => e.filter((x) => x.url?.startsWith("https://example.com/anon")).length === 2);
+    const anon = rows.filter((x) => x.url?.startsWith("https://example.com/anon"));
+    assert.match(anon[0].distinct_id, /^cl-/);
+    assert.equal(anon[0].distinct_id, anon[1].distinct_id);
+  });
+});
+
+describe("seed 004: CRM events API", () => {
+  const h = { authorization: `Bearer ${SECRET}` };
+  test("an event for an unknown user gets the documented error shape", async () => {
+    const r = await post("/v1/event", { user: { email: "nobody@example.com" }, event: { update: { firstname: "alexandru" } } }, h);
+    assert.equal(r.status, 400);
+    const body = await r.json();
+    assert.equal(body.errors[0].message, "User not found");
+    assert.ok(body.errors[0].description);
+  });
+
+  test("login creates the user; update and the seed's generic example are created", async () => {
+    const login = await post("/v1/event", { user: { email: "alex@example.com" }, event: { login: { firstname: "alex" } } }, h);
+    assert.equal(login.status, 200);
+    await new Promise((r) => setTimeout(r, 2500)); // the profile is written by the queue consumer
+    const update = await post("/v1/event", { user: { email: "alex@example.com" }, event: { update: { firstname: "alexandru" } } }, h);
+    assert.deepEqual([update.status, await update.json()], [200, { results: { message: "Event created", email: "Event was created for the specified user" } }]);
+    const generic = await post("/v1/event", { user: { email: "alex@example.com" }, event: { generic: { generic: { event_name: "my_event", firstname: "alexandru" } } } }, h);
+    assert.equal(generic.status, 200);
+    await waitForEvents(worker.base, (e) => e.some((x) => x.event === "my_event" && x.source === "crm"));
+  });
+
+  test("missing event information: the documented 400", async () => {
+    const r = await post("/v1/event", { user: { email: "alex@example.com" } }, h);
+    assert.equal(r.status, 400);
+    assert.deepEqual(await r.json(), { errors: [{ message: "Missing event information", description: "Please send event information along with user" }] });
+  });
+
+  test("a second confirmation with the same orderId is discarded; email opens once per 20 minutes", async () => {
+    for (let i = 0; i < 2; i++) {
+      const r = await post("/v1/event", { user: { email: "alex@example.com" }, event: { confirmation: { orderId: "ORD-1", total: 10 } } }, h);
+      assert.equal(r.status, 200);
+      const open = await post("/v1/event", { user: { email: "alex@example.com" }, event: { email_open: { campaign: "nov" } } }, h);
+      assert.equal(open.status, 200);
+    }
+    await waitForEvents(worker.base, (e) => e.some((x) => x.event === "email_open"));
+    await settle();
+    assert.equal((await rowsOf((x) => x.event === "confirmation" && x.source === "crm")).length, 1);
+    assert.equal((await rowsOf((x) => x.event === "email_open")).length, 1);
+  });
+
+  test("bot traffic is answered and excluded", async () => {
+    const r = await post("/v1/event", { user: { email: "alex@example.com" }, event: { generic: { generic: { event_name: "bot_event" } } } },
+      { ...h, "user-agent": "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)" });
+    assert.equal(r.status, 200);
+    await settle();
+    assert.equal((await rowsOf((x) => x.event === "bot_event")).length, 0);
+  });
+});
