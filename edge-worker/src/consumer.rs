@@ -30,10 +30,16 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
         }
     };
 
-    let mut events: Vec<(&Message<String>, Event)> = Vec::new();
+    // Every event of the batch goes to D1 in one transaction; the messages
+    // that carried them are acknowledged or retried together.
+    let mut event_messages: Vec<&Message<String>> = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
     for message in &messages {
         match serde_json::from_str::<Job>(message.body()) {
-            Ok(Job::Event(event)) => events.push((message, *event)),
+            Ok(Job::Events { events: packed }) => {
+                event_messages.push(message);
+                events.extend(packed);
+            }
             Ok(Job::Profile(update)) => {
                 let result = async {
                     let current = storage::load_profile(&db, &update.project, &update.distinct_id).await?;
@@ -57,12 +63,11 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
     }
 
     if !events.is_empty() {
-        let (messages, events): (Vec<_>, Vec<_>) = events.into_iter().unzip();
         let result = store_events(&env, &db, &events).await;
         if let Err(e) = &result {
             console_error!("storing {} events failed: {e}", events.len());
         }
-        for message in messages {
+        for message in event_messages {
             if result.is_ok() {
                 message.ack();
             } else {

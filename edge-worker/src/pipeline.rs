@@ -7,13 +7,13 @@ use ingest_core::bots::BotReason;
 use ingest_core::dedup::kv_key;
 use ingest_core::limits::{KV_DEDUP_MAX_KEYS, KV_DEDUP_TTL_SECONDS};
 use ingest_core::profile::ProfileUpdate;
-use ingest_core::queue::{batches, Job};
+use ingest_core::queue::{batches, pack_events, Job};
 use ingest_core::time::utc_day;
 use ingest_core::visitor::{cookieless_id, salt_key};
 use ingest_core::{Event, IngestError, RequestContext};
 use std::collections::HashSet;
 use wasm_bindgen::prelude::wasm_bindgen;
-use worker::Env;
+use worker::{BatchMessageBuilder, Env, MessageBuilder, QueueContentType};
 
 #[wasm_bindgen]
 extern "C" {
@@ -52,7 +52,7 @@ pub async fn enqueue_events(env: &Env, events: Vec<Event>) -> Result<Outcome, In
 
     let marks: Vec<String> = if use_kv { fresh.iter().map(|e| kv_key(&e.project, &e.insert_id)).collect() } else { Vec::new() };
     let queued = fresh.len();
-    send(env, fresh.into_iter().map(|e| Job::Event(Box::new(e))).collect()).await?;
+    send(env, pack_events(fresh)).await?;
 
     if let Some(kv) = kv.filter(|_| use_kv) {
         let puts = marks.iter().filter_map(|key| kv.put(key, "1").ok()).map(|b| b.expiration_ttl(KV_DEDUP_TTL_SECONDS).execute());
@@ -82,10 +82,18 @@ async fn send(env: &Env, jobs: Vec<Job>) -> Result<(), IngestError> {
     }
     let queue = env.queue(EVENTS_QUEUE).map_err(|_| IngestError::Unavailable)?;
     for batch in batches(jobs) {
-        // JSON text, not a structured JS value: serde-wasm-bindgen turns maps
-        // into JS `Map`s, and event properties would arrive empty.
-        let texts: Vec<String> = batch.iter().filter_map(|job| serde_json::to_string(job).ok()).collect();
-        queue.send_batch(texts).await.map_err(|_| IngestError::Unavailable)?;
+        // JSON text sent as `text`: a structured value would lose the
+        // properties (serde-wasm-bindgen makes maps JS `Map`s), and the
+        // `json` content type would escape the text again, past 128 KB.
+        let messages = batch
+            .iter()
+            .filter_map(|job| serde_json::to_string(job).ok())
+            .map(|text| MessageBuilder::new(text).content_type(QueueContentType::Text).build());
+        let batch = BatchMessageBuilder::new().messages(messages).build();
+        queue.send_batch(batch).await.map_err(|e| {
+            worker::console_error!("queue refused a batch: {e}");
+            IngestError::Unavailable
+        })?;
     }
     Ok(())
 }

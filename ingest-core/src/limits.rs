@@ -57,6 +57,8 @@ pub const SECONDS_MS_BOUNDARY: f64 = 1e11;
 pub const EXPORT_DEFAULT_LIMIT: u32 = 50;
 pub const EXPORT_MAX_LIMIT: u32 = 10_000;
 
+/// Bytes of events packed into one queue message (Queues allow 128 KB).
+pub const QUEUE_MESSAGE_MAX_BYTES: usize = 120 * 1000;
 /// Cloudflare Queues: messages and bytes in one `sendBatch`.
 pub const QUEUE_BATCH_MAX_MESSAGES: usize = 100;
 pub const QUEUE_BATCH_MAX_BYTES: usize = 256 * 1000;

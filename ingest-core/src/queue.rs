@@ -3,18 +3,40 @@
 
 use crate::bots::BotReason;
 use crate::event::Event;
-use crate::limits::{QUEUE_BATCH_MAX_BYTES, QUEUE_BATCH_MAX_MESSAGES};
+use crate::limits::{QUEUE_BATCH_MAX_BYTES, QUEUE_BATCH_MAX_MESSAGES, QUEUE_MESSAGE_MAX_BYTES};
 use crate::profile::ProfileUpdate;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
-    /// Boxed: an event is far larger than the other jobs.
-    Event(Box<Event>),
+    /// Events packed into one message (see [`pack_events`]): one queue
+    /// message per event would make an import of 2000 cost 2000 deliveries.
+    Events { events: Vec<Event> },
     Profile(ProfileUpdate),
     /// One dropped bot request, counted per project, day and reason.
     BotDrop { project: String, day: String, reason: BotReason, events: u32 },
+}
+
+/// Packs events into `Events` jobs of at most [`QUEUE_MESSAGE_MAX_BYTES`]
+/// serialised. Validation caps one event at 64 KiB, so each fits alone.
+pub fn pack_events(events: Vec<Event>) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let mut current: Vec<Event> = Vec::new();
+    let mut bytes = 0usize;
+    for event in events {
+        let size = serde_json::to_vec(&event).map(|v| v.len()).unwrap_or(0) + 1;
+        if !current.is_empty() && bytes + size > QUEUE_MESSAGE_MAX_BYTES {
+            jobs.push(Job::Events { events: std::mem::take(&mut current) });
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(event);
+    }
+    if !current.is_empty() {
+        jobs.push(Job::Events { events: current });
+    }
+    jobs
 }
 
 /// Splits jobs into `sendBatch` calls: at most 100 messages and 256 KB each.
@@ -47,9 +69,13 @@ mod tests {
     use serde_json::{json, Map};
 
     fn event(n: usize, pad: usize) -> Job {
+        Job::Events { events: vec![plain_event(n, pad)] }
+    }
+
+    fn plain_event(n: usize, pad: usize) -> Event {
         let mut properties = Map::new();
         properties.insert("pad".into(), json!("x".repeat(pad)));
-        Job::Event(Box::new(Event {
+        Event {
             project: "p".into(),
             name: "e".into(),
             distinct_id: "u".into(),
@@ -62,7 +88,7 @@ mod tests {
             received_at_ms: 1,
             user_agent: None,
             country: None,
-        }))
+        }
     }
 
     #[test]
@@ -84,6 +110,22 @@ mod tests {
             let total: usize = batch.iter().map(|j| serde_json::to_vec(j).map(|v| v.len()).unwrap_or(0)).sum();
             assert!(total <= QUEUE_BATCH_MAX_BYTES);
         }
+    }
+
+    #[test]
+    fn packing_respects_the_message_size_and_keeps_order() {
+        // 40 KB events: three fit in 120 KB, the fourth starts a new message.
+        let events: Vec<Event> = (0..7).map(|n| plain_event(n, 40_000)).collect();
+        let jobs = pack_events(events);
+        let sizes: Vec<usize> = jobs.iter().map(|j| match j { Job::Events { events } => events.len(), _ => 0 }).collect();
+        assert_eq!(sizes, [2, 2, 2, 1]);
+        for job in &jobs {
+            assert!(serde_json::to_vec(job).map(|v| v.len()).unwrap_or(usize::MAX) <= QUEUE_MESSAGE_MAX_BYTES + 100);
+        }
+        let ids: Vec<String> = jobs.into_iter().flat_map(|j| match j { Job::Events { events } => events, _ => Vec::new() }).map(|e| e.insert_id).collect();
+        assert_eq!(ids, (0..7).map(|n| format!("id-{n}")).collect::<Vec<_>>());
+        // Small events share one message.
+        assert_eq!(pack_events((0..500).map(|n| plain_event(n, 10)).collect()).len(), 1);
     }
 
     #[test]
