@@ -17,3 +17,8 @@ pub const PROJECTS_VAR: &str = "PROJECTS";
 pub const ARCHIVE_ENABLED_VAR: &str = "ARCHIVE_ENABLED";
 /// When set, every stored batch is also POSTed there as NDJSON.
 pub const HTTP_SINK_URL_VAR: &str = "HTTP_SINK_URL";
+/// Rate limiters: per client IP, and per project.
+pub const RATE_LIMIT_IP: &str = "RATE_LIMIT_IP";
+pub const RATE_LIMIT_PROJECT: &str = "RATE_LIMIT_PROJECT";
+/// `"off"` disables both limiters.
+pub const RATE_LIMITS_VAR: &str = "RATE_LIMITS";

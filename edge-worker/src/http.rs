@@ -90,8 +90,10 @@ pub fn to_response(reply: Reply, audience: Audience, origin: Option<&str>) -> Re
     for (name, value) in &reply.headers {
         headers.set(name, value)?;
     }
-    if audience == Audience::Browser {
-        cors(&headers, origin);
+    match audience {
+        Audience::Browser => cors(&headers, origin),
+        // Export, stats and server APIs: nothing here is ever a document.
+        Audience::Server => headers.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")?,
     }
     let response = if reply.body.is_empty() && matches!(reply.status, 204 | 304) {
         Response::empty()?

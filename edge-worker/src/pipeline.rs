@@ -33,6 +33,9 @@ pub struct Outcome {
 
 /// Drops events already seen (in this request, or by KV) and queues the rest.
 pub async fn enqueue_events(env: &Env, events: Vec<Event>) -> Result<Outcome, IngestError> {
+    if let Some(first) = events.first() {
+        crate::ratelimit::per_project(env, &first.project).await?;
+    }
     let total = events.len();
     let mut seen_here = HashSet::new();
     let mut fresh: Vec<Event> = events
@@ -62,6 +65,9 @@ pub async fn enqueue_events(env: &Env, events: Vec<Event>) -> Result<Outcome, In
 }
 
 pub async fn enqueue_profiles(env: &Env, updates: Vec<ProfileUpdate>) -> Result<(), IngestError> {
+    if let Some(first) = updates.first() {
+        crate::ratelimit::per_project(env, &first.project).await?;
+    }
     send(env, updates.into_iter().map(Job::Profile).collect()).await
 }
 
@@ -74,6 +80,11 @@ pub async fn count_bot(env: &Env, project: &str, reason: BotReason, events: usiz
         events: u32::try_from(events).unwrap_or(u32::MAX),
     };
     send(env, vec![job]).await
+}
+
+/// Queues jobs again as they are (dead-letter replay).
+pub async fn requeue(env: &Env, jobs: Vec<Job>) -> Result<(), IngestError> {
+    send(env, jobs).await
 }
 
 async fn send(env: &Env, jobs: Vec<Job>) -> Result<(), IngestError> {

@@ -175,3 +175,78 @@ pub async fn export_range(db: &D1Database, project: &str, start_ms: i64, end_ms:
     .await?
     .results::<EventRow>()
 }
+
+/// What a user deletion removed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Deleted {
+    pub events: usize,
+    pub profiles: usize,
+    pub dead_letters: usize,
+    /// insert_ids whose KV dedup marks the caller should drop.
+    #[serde(skip)]
+    pub insert_ids: Vec<String>,
+}
+
+/// Deletes everything stored about one person: events under their
+/// distinct_id or under any device they used, their profile, and dead
+/// letters that mention them. One D1 batch, so it is all or nothing.
+pub async fn delete_user(db: &D1Database, project: &str, distinct_id: &str) -> Result<Deleted> {
+    #[derive(Deserialize)]
+    struct Id {
+        insert_id: String,
+    }
+    // Devices the person used, so the anonymous events before they were
+    // identified go too.
+    let scope = "project = ?1 AND (distinct_id = ?2 OR device_id = ?2 OR device_id IN \
+        (SELECT device_id FROM events WHERE project = ?1 AND distinct_id = ?2 AND device_id IS NOT NULL))";
+    let ids = db
+        .prepare(format!("SELECT insert_id FROM events WHERE {scope}"))
+        .bind(&[project.into(), distinct_id.into()])?
+        .all()
+        .await?
+        .results::<Id>()?;
+    let quoted = Value::String(distinct_id.to_owned()).to_string();
+    let results = db
+        .batch(vec![
+            db.prepare(format!("DELETE FROM events WHERE {scope}")).bind(&[project.into(), distinct_id.into()])?,
+            db.prepare("DELETE FROM profiles WHERE project = ?1 AND distinct_id = ?2").bind(&[project.into(), distinct_id.into()])?,
+            db.prepare("DELETE FROM dead_letters WHERE instr(body, ?1) > 0 AND instr(body, ?2) > 0")
+                .bind(&[quoted.into(), Value::String(project.to_owned()).to_string().into()])?,
+        ])
+        .await?;
+    let changes = |i: usize| results.get(i).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0);
+    Ok(Deleted {
+        events: changes(0),
+        profiles: changes(1),
+        dead_letters: changes(2),
+        insert_ids: ids.into_iter().map(|i| i.insert_id).collect(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeadLetter {
+    pub id: f64,
+    pub body: String,
+}
+
+/// Dead letters of one project, oldest first.
+pub async fn dead_letters(db: &D1Database, project: &str, limit: u32) -> Result<Vec<DeadLetter>> {
+    db.prepare(
+        "SELECT id, body FROM dead_letters WHERE COALESCE(json_extract(body, '$.events[0].project'), \
+         json_extract(body, '$.project')) = ?1 ORDER BY id LIMIT ?2",
+    )
+    .bind(&[project.into(), limit.into()])?
+    .all()
+    .await?
+    .results::<DeadLetter>()
+}
+
+pub async fn forget_dead_letters(db: &D1Database, ids: &[f64]) -> Result<usize> {
+    let list = Value::Array(ids.iter().map(|id| Value::from(*id as i64)).collect()).to_string();
+    let result = db
+        .prepare("DELETE FROM dead_letters WHERE id IN (SELECT value FROM json_each(?1))")
+        .bind(&[list.into()])?
+        .run()
+        .await?;
+    Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0))
+}

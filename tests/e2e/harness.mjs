@@ -3,7 +3,7 @@
 // Debian's Chromium driven by playwright-core. Everything started here is
 // stopped by PID.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -12,6 +12,22 @@ import { fileURLToPath } from "node:url";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const WORKER_DIR = path.join(ROOT, "edge-worker");
 const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
+const ARTIFACTS = path.join(ROOT, "tests/artifacts");
+
+// Node's fetch keeps connections alive, and workerd may close an idle one
+// just as it is reused; such a request never reached the worker. It is sent
+// again once on a fresh connection; any other failure is thrown as it is.
+const nativeFetch = globalThis.fetch;
+globalThis.fetch = async (url, options) => {
+  try {
+    return await nativeFetch(url, options);
+  } catch (error) {
+    const code = error?.cause?.code;
+    if (code !== "UND_ERR_SOCKET" && code !== "ECONNRESET") throw error;
+    process.stderr.write(`harness: ${code} on a reused connection, sending once more\n`);
+    return nativeFetch(url, options);
+  }
+};
 
 export const TOKEN = "demo-token";
 export const SECRET = "demo-secret";
@@ -85,6 +101,9 @@ export async function startWorker({ vars = {}, persistDir, port, https = false }
     log: () => log,
     /** Stops the worker; keeps the state folder when `keepState`. */
     async stop({ keepState = false, signal = "SIGTERM" } = {}) {
+      // The worker's own log, for reading after a failure.
+      mkdirSync(ARTIFACTS, { recursive: true });
+      writeFileSync(path.join(ARTIFACTS, `worker-${listenPort}.log`), log);
       stopGroup(child.pid, signal);
       const until = Date.now() + 10_000;
       while (child.exitCode === null && child.signalCode === null && Date.now() < until) await sleep(100);

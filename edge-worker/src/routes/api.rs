@@ -110,3 +110,69 @@ async fn profile_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
         None => Ok(Reply::json(404, &json!({"error": "no such profile"}))),
     }
 }
+
+/// KV marks removed by one deletion call; marks expire within a day anyway
+/// and hold only insert_ids, so a larger deletion leaves the rest to expire.
+const DELETE_KV_MARKS_MAX: usize = 500;
+/// Dead letters re-queued by one replay call.
+const REPLAY_MAX_LETTERS: u32 = 100;
+
+/// `POST /api/users/delete` with `{"distinct_id": "…"}`: deletes one
+/// person's events, profile, dead letters and dedup marks (GDPR erasure).
+pub async fn delete_user(mut req: Request, env: &Env) -> Reply {
+    delete_reply(&mut req, env).await.unwrap_or_else(|e| error(&e))
+}
+
+async fn delete_reply(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
+    let projects = config::projects(env)?;
+    let project = projects.authorize(secret_from(req).as_deref(), KeyKind::Secret)?;
+    let body = crate::http::read_body(req).await?;
+    let distinct_id = match ingest_core::payload::parse_json(&body)? {
+        Value::Object(map) => match map.get("distinct_id") {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            _ => return Err(IngestError::BadRequest("distinct_id must be a non-empty string".into())),
+        },
+        _ => return Err(IngestError::BadRequest("body must be a JSON object".into())),
+    };
+    let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+    let deleted = storage::delete_user(&db, &project.id, &distinct_id).await.map_err(|_| IngestError::Unavailable)?;
+    let mut marks = 0;
+    if let Ok(kv) = env.kv(crate::bindings::DEDUP_KV) {
+        for id in deleted.insert_ids.iter().take(DELETE_KV_MARKS_MAX) {
+            if kv.delete(&ingest_core::dedup::kv_key(&project.id, id)).await.is_ok() {
+                marks += 1;
+            }
+        }
+    }
+    Ok(Reply::json(
+        200,
+        &json!({"distinct_id": distinct_id, "deleted": {"events": deleted.events, "profiles": deleted.profiles,
+            "dead_letters": deleted.dead_letters, "dedup_marks": marks}}),
+    ))
+}
+
+/// `POST /api/dead-letters/replay`: puts a project's dead letters back on
+/// the queue (after storage recovered) and forgets them. D1's unique key
+/// makes a replay of something already stored harmless.
+pub async fn replay_dead_letters(req: Request, env: &Env) -> Reply {
+    replay_reply(&req, env).await.unwrap_or_else(|e| error(&e))
+}
+
+async fn replay_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
+    let projects = config::projects(env)?;
+    let project = projects.authorize(secret_from(req).as_deref(), KeyKind::Secret)?;
+    let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+    let letters = storage::dead_letters(&db, &project.id, REPLAY_MAX_LETTERS).await.map_err(|_| IngestError::Unavailable)?;
+    let mut jobs = Vec::new();
+    let mut ids = Vec::new();
+    for letter in &letters {
+        if let Ok(job) = serde_json::from_str::<ingest_core::queue::Job>(&letter.body) {
+            jobs.push(job);
+            ids.push(letter.id);
+        }
+    }
+    crate::pipeline::requeue(env, jobs).await?;
+    let replayed = storage::forget_dead_letters(&db, &ids).await.map_err(|_| IngestError::Unavailable)?;
+    let remaining = storage::dead_letters(&db, &project.id, 1).await.map(|l| !l.is_empty()).unwrap_or(false);
+    Ok(Reply::json(200, &json!({"replayed": replayed, "more": remaining})))
+}

@@ -10,7 +10,9 @@ mod mixpanel;
 mod vemetric;
 
 use crate::http::{self, Audience};
+use crate::ratelimit;
 use ingest_core::dialect::Reply;
+use ingest_core::IngestError;
 use worker::{Env, Method, Request, Response, Result};
 
 pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
@@ -20,6 +22,12 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     let audience = audience(&path);
     if method == Method::Options && audience == Audience::Browser {
         return http::preflight(&req);
+    }
+    if path != "/health" {
+        if let Err(limited) = ratelimit::per_ip(&env, http::header(&req, "cf-connecting-ip").as_deref()).await {
+            let query = req.url().map(|u| u.query().unwrap_or("").to_owned()).unwrap_or_default();
+            return http::to_response(error_for(&path, &query, &limited), audience, origin.as_deref());
+        }
     }
     let reply = match (method, path.as_str()) {
         (Method::Post, "/collect") => browser::collect(req, &env).await,
@@ -48,12 +56,36 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
 
         (Method::Get, "/api/stats") => api::stats(req, &env).await,
         (Method::Get, "/api/profile") => api::profile(req, &env).await,
+        (Method::Post, "/api/users/delete") => api::delete_user(req, &env).await,
+        (Method::Post, "/api/dead-letters/replay") => api::replay_dead_letters(req, &env).await,
         (Method::Get, "/api/2.0/export" | "/api/export") => api::export(req, &env).await,
 
         (Method::Get, "/health") => Reply::json(200, &serde_json::json!({"ok": true})),
         _ => Reply::json(404, &serde_json::json!({"error": "no such endpoint"})),
     };
     http::to_response(reply, audience, origin.as_deref())
+}
+
+/// An error in the shape of the API family a path belongs to, for refusals
+/// made before a route runs (rate limits).
+fn error_for(path: &str, query: &str, err: &IngestError) -> Reply {
+    use ingest_core::dialect::{browser, crm, empmix, mixpanel, vemetric};
+    match path {
+        "/collect" => browser::error(err),
+        // The query alone says how the client wants its answer (verbose,
+        // JSONP, pixel); the body is not read for a refusal.
+        "/track" | "/engage" => {
+            mixpanel::track_error(&mixpanel::TrackParams::parse(query, b"").unwrap_or_default(), err, &[])
+        }
+        "/import" => {
+            let verbose = ingest_core::payload::form_field(query.as_bytes(), "verbose").is_some_and(|v| v == "1");
+            mixpanel::import_error(&mixpanel::ImportParams { verbose, ..Default::default() }, err)
+        }
+        "/e" | "/i" | "/u" | "/l" | "/r" => vemetric::error(err),
+        "/v1/event" => crm::error(err),
+        p if p.starts_with("/public/") => empmix::error(err),
+        _ => api::error(err),
+    }
 }
 
 fn crm_method_not_allowed() -> Reply {
