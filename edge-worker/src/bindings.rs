@@ -22,3 +22,7 @@ pub const RATE_LIMIT_IP: &str = "RATE_LIMIT_IP";
 pub const RATE_LIMIT_PROJECT: &str = "RATE_LIMIT_PROJECT";
 /// `"off"` disables both limiters.
 pub const RATE_LIMITS_VAR: &str = "RATE_LIMITS";
+/// `"on"` records event messages in D1's outbox until they are stored.
+pub const OUTBOX_VAR: &str = "OUTBOX";
+/// Seconds an outbox row may wait before the sweeper queues it again.
+pub const OUTBOX_REPLAY_AFTER_VAR: &str = "OUTBOX_REPLAY_AFTER_SECONDS";

@@ -1,6 +1,6 @@
 //! Configuration read from the environment on each request (it is small).
 
-use crate::bindings::{ARCHIVE_ENABLED_VAR, HTTP_SINK_URL_VAR, PROJECTS_VAR};
+use crate::bindings::{ARCHIVE_ENABLED_VAR, HTTP_SINK_URL_VAR, OUTBOX_REPLAY_AFTER_VAR, OUTBOX_VAR, PROJECTS_VAR};
 use ingest_core::auth::Projects;
 use ingest_core::IngestError;
 use worker::{console_error, Env};
@@ -27,4 +27,21 @@ pub fn archive_enabled(env: &Env) -> bool {
 
 pub fn http_sink_url(env: &Env) -> Option<String> {
     env.var(HTTP_SINK_URL_VAR).ok().map(|v| v.to_string()).filter(|u| !u.trim().is_empty())
+}
+
+pub fn outbox_enabled(env: &Env) -> bool {
+    env.var(OUTBOX_VAR).is_ok_and(|v| v.to_string() == "on")
+}
+
+/// Default wait before an unstored outbox row is queued again (seconds):
+/// longer than a healthy queue takes to deliver.
+const DEFAULT_OUTBOX_REPLAY_AFTER_SECONDS: i64 = 120;
+
+pub fn outbox_replay_after_ms(env: &Env) -> i64 {
+    env.var(OUTBOX_REPLAY_AFTER_VAR)
+        .ok()
+        .and_then(|v| v.to_string().parse::<i64>().ok())
+        .filter(|s| *s >= 1)
+        .unwrap_or(DEFAULT_OUTBOX_REPLAY_AFTER_SECONDS)
+        * 1000
 }

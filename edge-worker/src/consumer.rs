@@ -34,11 +34,13 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
     // that carried them are acknowledged or retried together.
     let mut event_messages: Vec<&Message<String>> = Vec::new();
     let mut events: Vec<Event> = Vec::new();
+    let mut outbox_ids: Vec<String> = Vec::new();
     for message in &messages {
         match serde_json::from_str::<Job>(message.body()) {
-            Ok(Job::Events { events: packed }) => {
+            Ok(Job::Events { events: packed, outbox }) => {
                 event_messages.push(message);
                 events.extend(packed);
+                outbox_ids.extend(outbox);
             }
             Ok(Job::Profile(update)) => {
                 let result = async {
@@ -63,9 +65,16 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
     }
 
     if !events.is_empty() {
-        let result = store_events(&env, &db, &events).await;
+        let result = store_events(&env, &db, &events, &outbox_ids).await;
         if let Err(e) = &result {
             console_error!("storing {} events failed: {e}", events.len());
+        }
+        // Local `wrangler dev` runs no crons: sweeping here too heals a
+        // crashed development stack as soon as traffic flows again.
+        if result.is_ok() && config::outbox_enabled(&env) {
+            if let Err(e) = sweep_outbox(&env).await {
+                console_error!("outbox sweep failed: {e}");
+            }
         }
         for message in event_messages {
             if result.is_ok() {
@@ -78,8 +87,8 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
     Ok(())
 }
 
-async fn store_events(env: &Env, db: &D1Database, events: &[Event]) -> worker::Result<()> {
-    storage::insert_events(db, events).await?;
+async fn store_events(env: &Env, db: &D1Database, events: &[Event], outbox_ids: &[String]) -> worker::Result<()> {
+    storage::insert_events(db, events, outbox_ids).await?;
     // The sinks run after D1 so a retry (D1 ignores the repeats) re-sends
     // the whole batch to them: they see every event at least once.
     if config::archive_enabled(env) {
@@ -112,6 +121,12 @@ async fn keep_dead_letters(env: &Env, messages: Vec<Message<String>>) -> worker:
     for message in &messages {
         let body = message.body().clone();
         let kept = storage::write_dead_letter(&db, DEAD_LETTER_QUEUE_NAME, &body, "retries exhausted", now_ms()).await;
+        // Kept as a dead letter now: the outbox must not queue it again.
+        if kept.is_ok() {
+            if let Ok(Job::Events { outbox: Some(id), .. }) = serde_json::from_str::<Job>(&body) {
+                let _ = storage::forget_outbox(&db, &[id]).await;
+            }
+        }
         settle(message, kept);
     }
     Ok(())
@@ -134,4 +149,21 @@ fn retry_later(message: &Message<String>) {
     let waited_seconds = ((now_ms() - message.timestamp().as_millis() as i64) / 1000).max(1);
     let delay = u32::try_from(waited_seconds).unwrap_or(MAX_RETRY_DELAY_SECONDS).min(MAX_RETRY_DELAY_SECONDS);
     message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay).build());
+}
+
+/// Outbox rows swept per run.
+const OUTBOX_SWEEP_ROWS: u32 = 100;
+
+/// The cron sweep: event messages recorded in the outbox but not stored
+/// after the grace period (lost by a crashed local queue, say) are queued
+/// again under the same outbox id. Storing twice is harmless: D1 ignores
+/// repeated insert_ids.
+pub async fn sweep_outbox(env: &Env) -> worker::Result<usize> {
+    let db = env.d1(DB)?;
+    let now = now_ms();
+    let rows = storage::take_stale_outbox(&db, now - config::outbox_replay_after_ms(env), now, OUTBOX_SWEEP_ROWS).await?;
+    let jobs: Vec<Job> = rows.iter().filter_map(|row| serde_json::from_str(&row.body).ok()).collect();
+    let count = jobs.len();
+    crate::pipeline::requeue(env, jobs).await.map_err(|e| worker::Error::RustError(e.to_string()))?;
+    Ok(count)
 }

@@ -12,7 +12,7 @@ mod routes;
 mod stats;
 mod storage;
 
-use worker::{event, Context, Env, MessageBatch, Request, Response, Result};
+use worker::{console_error, event, Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
@@ -22,4 +22,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 #[event(queue)]
 async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
     consumer::handle(batch, env).await
+}
+
+/// Every minute: re-queue event messages the outbox holds past their grace.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    if config::outbox_enabled(&env) {
+        if let Err(e) = consumer::sweep_outbox(&env).await {
+            console_error!("outbox sweep failed: {e}");
+        }
+    }
 }

@@ -82,14 +82,39 @@ pub async fn count_bot(env: &Env, project: &str, reason: BotReason, events: usiz
     send(env, vec![job]).await
 }
 
-/// Queues jobs again as they are (dead-letter replay).
+/// Gives each event message an outbox id and records it in D1 before it is
+/// queued. A failure here is logged, not fatal: the queue is still the
+/// primary path, and the outbox only guards it.
+async fn record_outbox(env: &Env, jobs: &mut [Job]) {
+    let mut rows = Vec::new();
+    for job in jobs.iter_mut() {
+        if let Job::Events { outbox, .. } = job {
+            let id = outbox.get_or_insert_with(random_uuid).clone();
+            if let Ok(text) = serde_json::to_string(job) {
+                rows.push((id, text));
+            }
+        }
+    }
+    let recorded = match env.d1(crate::bindings::DB) {
+        Ok(db) => crate::storage::record_outbox(&db, &rows, crate::http::now_ms()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = recorded {
+        worker::console_error!("outbox not recorded: {e}");
+    }
+}
+
+/// Queues jobs again as they are (dead-letter replay, outbox sweep).
 pub async fn requeue(env: &Env, jobs: Vec<Job>) -> Result<(), IngestError> {
     send(env, jobs).await
 }
 
-async fn send(env: &Env, jobs: Vec<Job>) -> Result<(), IngestError> {
+async fn send(env: &Env, mut jobs: Vec<Job>) -> Result<(), IngestError> {
     if jobs.is_empty() {
         return Ok(());
+    }
+    if crate::config::outbox_enabled(env) {
+        record_outbox(env, &mut jobs).await;
     }
     let queue = env.queue(EVENTS_QUEUE).map_err(|_| IngestError::Unavailable)?;
     for batch in batches(jobs) {

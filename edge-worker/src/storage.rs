@@ -42,13 +42,18 @@ pub fn event_chunks(events: &[Event]) -> Vec<String> {
     chunks
 }
 
-/// Inserts events in one D1 batch (one transaction): all or nothing.
+/// Inserts events in one D1 batch (one transaction): all or nothing. The
+/// outbox rows of the messages that carried them go in the same
+/// transaction, so a row outlives its events only if they were not stored.
 /// Returns how many rows were new.
-pub async fn insert_events(db: &D1Database, events: &[Event]) -> Result<usize> {
-    let statements: Vec<D1PreparedStatement> = event_chunks(events)
+pub async fn insert_events(db: &D1Database, events: &[Event], outbox_ids: &[String]) -> Result<usize> {
+    let mut statements: Vec<D1PreparedStatement> = event_chunks(events)
         .into_iter()
         .map(|chunk| db.prepare(INSERT_EVENTS).bind(&[JsValue::from(chunk)]))
         .collect::<Result<_>>()?;
+    if !outbox_ids.is_empty() {
+        statements.push(forget_outbox_statement(db, outbox_ids)?);
+    }
     if statements.is_empty() {
         return Ok(0);
     }
@@ -249,4 +254,56 @@ pub async fn forget_dead_letters(db: &D1Database, ids: &[f64]) -> Result<usize> 
         .run()
         .await?;
     Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0))
+}
+
+fn forget_outbox_statement(db: &D1Database, ids: &[String]) -> Result<D1PreparedStatement> {
+    let list = Value::Array(ids.iter().cloned().map(Value::String).collect()).to_string();
+    db.prepare("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?1))").bind(&[list.into()])
+}
+
+pub async fn forget_outbox(db: &D1Database, ids: &[String]) -> Result<()> {
+    if !ids.is_empty() {
+        forget_outbox_statement(db, ids)?.run().await?;
+    }
+    Ok(())
+}
+
+/// Records queue messages (id, JSON text) before they are sent.
+pub async fn record_outbox(db: &D1Database, rows: &[(String, String)], now_ms: i64) -> Result<()> {
+    let statements = rows
+        .iter()
+        .map(|(id, body)| {
+            db.prepare("INSERT OR REPLACE INTO outbox (id, body, queued_at_ms) VALUES (?1, ?2, ?3)")
+                .bind(&[id.as_str().into(), body.as_str().into(), JsValue::from_f64(now_ms as f64)])
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if !statements.is_empty() {
+        db.batch(statements).await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OutboxRow {
+    pub id: String,
+    pub body: String,
+}
+
+/// Outbox rows queued before `cutoff_ms`, oldest first, marked as queued
+/// again now so the next sweep leaves them alone for a while.
+pub async fn take_stale_outbox(db: &D1Database, cutoff_ms: i64, now_ms: i64, limit: u32) -> Result<Vec<OutboxRow>> {
+    let rows = db
+        .prepare("SELECT id, body FROM outbox WHERE queued_at_ms < ?1 ORDER BY queued_at_ms LIMIT ?2")
+        .bind(&[JsValue::from_f64(cutoff_ms as f64), limit.into()])?
+        .all()
+        .await?
+        .results::<OutboxRow>()?;
+    if !rows.is_empty() {
+        let list = Value::Array(rows.iter().map(|r| Value::String(r.id.clone())).collect()).to_string();
+        db.prepare("UPDATE outbox SET queued_at_ms = ?1 WHERE id IN (SELECT value FROM json_each(?2))")
+            .bind(&[JsValue::from_f64(now_ms as f64), list.into()])?
+            .run()
+            .await?;
+    }
+    Ok(rows)
 }

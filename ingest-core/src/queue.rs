@@ -12,7 +12,12 @@ use serde::{Deserialize, Serialize};
 pub enum Job {
     /// Events packed into one message (see [`pack_events`]): one queue
     /// message per event would make an import of 2000 cost 2000 deliveries.
-    Events { events: Vec<Event> },
+    Events {
+        events: Vec<Event>,
+        /// The outbox row that records this message until it is stored.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outbox: Option<String>,
+    },
     Profile(ProfileUpdate),
     /// One dropped bot request, counted per project, day and reason.
     BotDrop { project: String, day: String, reason: BotReason, events: u32 },
@@ -27,14 +32,14 @@ pub fn pack_events(events: Vec<Event>) -> Vec<Job> {
     for event in events {
         let size = serde_json::to_vec(&event).map(|v| v.len()).unwrap_or(0) + 1;
         if !current.is_empty() && bytes + size > QUEUE_MESSAGE_MAX_BYTES {
-            jobs.push(Job::Events { events: std::mem::take(&mut current) });
+            jobs.push(Job::Events { events: std::mem::take(&mut current), outbox: None });
             bytes = 0;
         }
         bytes += size;
         current.push(event);
     }
     if !current.is_empty() {
-        jobs.push(Job::Events { events: current });
+        jobs.push(Job::Events { events: current, outbox: None });
     }
     jobs
 }
@@ -69,7 +74,7 @@ mod tests {
     use serde_json::{json, Map};
 
     fn event(n: usize, pad: usize) -> Job {
-        Job::Events { events: vec![plain_event(n, pad)] }
+        Job::Events { events: vec![plain_event(n, pad)], outbox: None }
     }
 
     fn plain_event(n: usize, pad: usize) -> Event {
@@ -117,12 +122,12 @@ mod tests {
         // 40 KB events: three fit in 120 KB, the fourth starts a new message.
         let events: Vec<Event> = (0..7).map(|n| plain_event(n, 40_000)).collect();
         let jobs = pack_events(events);
-        let sizes: Vec<usize> = jobs.iter().map(|j| match j { Job::Events { events } => events.len(), _ => 0 }).collect();
+        let sizes: Vec<usize> = jobs.iter().map(|j| match j { Job::Events { events, .. } => events.len(), _ => 0 }).collect();
         assert_eq!(sizes, [2, 2, 2, 1]);
         for job in &jobs {
             assert!(serde_json::to_vec(job).map(|v| v.len()).unwrap_or(usize::MAX) <= QUEUE_MESSAGE_MAX_BYTES + 100);
         }
-        let ids: Vec<String> = jobs.into_iter().flat_map(|j| match j { Job::Events { events } => events, _ => Vec::new() }).map(|e| e.insert_id).collect();
+        let ids: Vec<String> = jobs.into_iter().flat_map(|j| match j { Job::Events { events, .. } => events, _ => Vec::new() }).map(|e| e.insert_id).collect();
         assert_eq!(ids, (0..7).map(|n| format!("id-{n}")).collect::<Vec<_>>());
         // Small events share one message.
         assert_eq!(pack_events((0..500).map(|n| plain_event(n, 10)).collect()).len(), 1);

@@ -60,7 +60,7 @@ export function migrate(persistDir) {
  * Starts the worker. `vars` override wrangler.toml vars; `persistDir`
  * reuses a state folder (to restart on the same data).
  */
-export async function startWorker({ vars = {}, persistDir, port, https = false } = {}) {
+export async function startWorker({ vars = {}, persistDir, port, https = false, testScheduled = false } = {}) {
   const dir = persistDir ?? mkdtempSync(path.join(tmpdir(), "edgetrack-e2e-"));
   if (!persistDir) migrate(dir);
   const listenPort = port ?? (await freePort());
@@ -70,6 +70,8 @@ export async function startWorker({ vars = {}, persistDir, port, https = false }
   // Self-signed, for clients that only speak https; their tests turn
   // certificate checks off for themselves.
   if (https) args.push("--local-protocol", "https");
+  // Lets a test run the cron handler on demand: GET /__scheduled.
+  if (testScheduled) args.push("--test-scheduled");
   const child = spawn(WRANGLER, args, {
     cwd: WORKER_DIR,
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
@@ -100,6 +102,11 @@ export async function startWorker({ vars = {}, persistDir, port, https = false }
     pid: child.pid,
     log: () => log,
     /** Stops the worker; keeps the state folder when `keepState`. */
+    /** Runs the cron handler once (needs `testScheduled`). */
+    async runCron() {
+      const r = await fetch(`${base}/__scheduled?cron=*+*+*+*+*`);
+      if (!r.ok) throw new Error(`cron answered ${r.status}`);
+    },
     async stop({ keepState = false, signal = "SIGTERM" } = {}) {
       // The worker's own log, for reading after a failure.
       mkdirSync(ARTIFACTS, { recursive: true });
