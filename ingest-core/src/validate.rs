@@ -81,7 +81,7 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
     check_page(&draft.page, index, &mut errors);
 
     if !errors.is_empty() {
-        let id = draft.insert_id.as_ref().and_then(Value::as_str).map(str::to_owned);
+        let id = echoed_insert_id(draft.insert_id.as_ref());
         for e in &mut errors {
             e.insert_id.clone_from(&id);
         }
@@ -148,7 +148,7 @@ where
             }
         };
         let own = extra(index, &draft);
-        let id = draft.insert_id.as_ref().and_then(Value::as_str).map(str::to_owned);
+        let id = echoed_insert_id(draft.insert_id.as_ref());
         let mut found = match finish(draft, index, cx) {
             Ok(event) if own.is_empty() => {
                 events.push(event);
@@ -276,6 +276,17 @@ fn id_field(value: Option<&Value>, field: &str, fail: &mut impl FnMut(&str, &str
         return None;
     }
     Some(id)
+}
+
+/// The `$insert_id` a client sent, to name its event in error replies, when
+/// it is at most 255 characters. A wrong id is still echoed so the client can
+/// find the event, but not a huge one: it is copied into every error of its
+/// event, and a megabyte id with a few thousand errors took gigabytes.
+fn echoed_insert_id(value: Option<&Value>) -> Option<String> {
+    value
+        .and_then(Value::as_str)
+        .filter(|id| id.chars().count() <= MAX_ID_CHARS)
+        .map(str::to_owned)
 }
 
 /// Absent, null or empty: nothing was sent, as opposed to something wrong.
@@ -497,6 +508,33 @@ mod tests {
         assert_eq!(errors[0].insert_id.as_deref(), Some("bad id!"));
         // Identical content without an id derives the same id.
         assert_eq!(run(draft()).map(|e| e.insert_id).ok(), run(draft()).map(|e| e.insert_id).ok());
+    }
+
+    #[test]
+    fn errors_echo_an_insert_id_of_at_most_255_characters() {
+        // Regression: the id was cloned into every error of its event, so a
+        // 1 MB id and 500 nesting errors (a 1 MB /collect body) took about
+        // 2 GB and a 478 MB reply.
+        let too_deep = nested(MAX_JSON_DEPTH);
+        let errors_for = |id: String| {
+            let mut d = draft();
+            d.insert_id = Some(json!(id));
+            for i in 0..20 {
+                d.properties.insert(format!("k{i}"), too_deep.clone());
+            }
+            run(d).err().unwrap_or_default()
+        };
+        let errors = errors_for("x".repeat(MAX_ID_CHARS));
+        assert_eq!(errors.len(), 21, "the id and each property");
+        assert!(errors.iter().all(|e| e.insert_id.as_ref().map(String::len) == Some(MAX_ID_CHARS)));
+        let errors = errors_for("x".repeat(1_000_000));
+        assert_eq!(errors.len(), 21);
+        assert!(errors.iter().all(|e| e.insert_id.is_none()));
+        let req = request();
+        let mut d = draft();
+        d.insert_id = Some(json!("y".repeat(MAX_ID_CHARS + 1)));
+        let (_, errors) = finish_each([Ok(d)], &cx(&req), |i, _| vec![FieldError::new(i, "x", "rule")]);
+        assert!(!errors.is_empty() && errors.iter().all(|e| e.insert_id.is_none()));
     }
 
     #[test]
