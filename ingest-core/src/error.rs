@@ -43,6 +43,8 @@ pub enum IngestError {
     InvalidJson(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("JSON holds more than {limit} objects and arrays")]
+    TooComplex { limit: usize },
     #[error("too many events: {count}, at most {limit} per request")]
     TooManyEvents { count: usize, limit: usize },
     #[error("missing or invalid credentials")]
@@ -67,7 +69,7 @@ impl IngestError {
     pub fn status(&self) -> u16 {
         match self {
             IngestError::PayloadTooLarge { .. } | IngestError::CompressionRatio { .. } => 413,
-            IngestError::TooManyEvents { .. } => 413,
+            IngestError::TooManyEvents { .. } | IngestError::TooComplex { .. } => 413,
             IngestError::Unauthorized => 401,
             IngestError::Forbidden => 403,
             IngestError::MethodNotAllowed => 405,

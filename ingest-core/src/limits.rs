@@ -37,6 +37,12 @@ pub const MAX_EVENT_NAME_CHARS: usize = 255;
 pub const MAX_ID_CHARS: usize = 255;
 /// Nesting of objects and arrays inside `properties` (the object itself is 1).
 pub const MAX_JSON_DEPTH: usize = 8;
+/// Objects and arrays in one JSON body, counted before it is parsed. An
+/// object costs the parser a ~650-byte node once it has a key, so 2 MiB of
+/// `{"a":0},` took ~170 MiB, past a Worker's 128 MB; this many take ~13 MiB.
+/// A full `/import` (2000 events and their properties) leaves 16,000 for
+/// nested values.
+pub const MAX_JSON_CONTAINERS: usize = 20_000;
 /// Characters in an `$insert_id`; only `[A-Za-z0-9-]` is allowed.
 pub const MAX_INSERT_ID_CHARS: usize = 36;
 /// One canonical event serialised for the queue. Cloudflare Queues take at

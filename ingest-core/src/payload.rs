@@ -3,7 +3,7 @@
 //! form fields, JSON and NDJSON.
 
 use crate::error::IngestError;
-use crate::limits::{MAX_BODY_BYTES, MAX_GZIP_RATIO};
+use crate::limits::{MAX_BODY_BYTES, MAX_GZIP_RATIO, MAX_JSON_CONTAINERS};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
@@ -97,7 +97,37 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, IngestError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::EmptyBody);
     }
+    check_containers(bytes)?;
     serde_json::from_slice(bytes).map_err(|e| IngestError::InvalidJson(json_error_text(&e)))
+}
+
+/// Refuses JSON with more than [`MAX_JSON_CONTAINERS`] objects and arrays
+/// before any is built: parsing costs far more memory than the text when it
+/// is many small objects. Counts `{` and `[` outside strings, which is exact
+/// for valid JSON (and NDJSON, whose strings cannot span lines); invalid
+/// input fails either here or in the parser.
+fn check_containers(bytes: &[u8]) -> Result<(), IngestError> {
+    let mut count = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b'{' || b == b'[' {
+            count += 1;
+            if count > MAX_JSON_CONTAINERS {
+                return Err(IngestError::TooComplex { limit: MAX_JSON_CONTAINERS });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A JSON array, or newline-delimited JSON objects, as a list of values.
@@ -113,6 +143,7 @@ pub fn parse_json_or_ndjson(bytes: &[u8], content_type: Option<&str>) -> Result<
             _ => Err(IngestError::InvalidJson("expected an array".into())),
         },
         _ => {
+            check_containers(bytes)?;
             let mut items = Vec::new();
             for (line_no, line) in bytes.split(|b| *b == b'\n').enumerate() {
                 if line.iter().all(u8::is_ascii_whitespace) {
@@ -214,6 +245,26 @@ mod tests {
         let value = data_param_json(data).expect("decodes");
         assert_eq!(value["event"], "game");
         assert_eq!(value["properties"]["time"], 1_245_613_885);
+    }
+
+    #[test]
+    fn containers_at_and_past_limit() {
+        // Regression: 2 MiB of small objects took ~170 MiB to parse.
+        let array = |n: usize| format!("[{}]", vec![r#"{"a":"[{\\"}"#; n].join(","));
+        let at = array(MAX_JSON_CONTAINERS - 1);
+        assert_eq!(parse_json(at.as_bytes()).map(|v| v.as_array().map(Vec::len)), Ok(Some(MAX_JSON_CONTAINERS - 1)));
+        let past = array(MAX_JSON_CONTAINERS);
+        assert_eq!(parse_json(past.as_bytes()), Err(IngestError::TooComplex { limit: MAX_JSON_CONTAINERS }));
+        assert_eq!(IngestError::TooComplex { limit: MAX_JSON_CONTAINERS }.status(), 413);
+        let lines = |n: usize| vec![r#"{"a":["{"]}"#; n].join("\n");
+        assert_eq!(parse_json_or_ndjson(lines(MAX_JSON_CONTAINERS / 2).as_bytes(), None).map(|v| v.len()), Ok(MAX_JSON_CONTAINERS / 2));
+        assert_eq!(
+            parse_json_or_ndjson(lines(MAX_JSON_CONTAINERS / 2 + 1).as_bytes(), None),
+            Err(IngestError::TooComplex { limit: MAX_JSON_CONTAINERS })
+        );
+        // Brackets inside strings, escaped quotes included, do not count.
+        let text = format!(r#"{{"s":"{}\"{}"}}"#, "[".repeat(30_000), "{".repeat(30_000));
+        assert!(parse_json(text.as_bytes()).is_ok());
     }
 
     #[test]
