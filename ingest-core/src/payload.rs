@@ -64,9 +64,20 @@ const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE
 /// Decodes base64 in the standard or URL-safe alphabet, padded or not.
 /// A `+` that a form decoder turned into a space is turned back, and line
 /// breaks some clients insert are skipped.
+///
+/// Spaces at the ends are `+` too: trimming them first dropped a final `+`,
+/// and with it the last byte, without an error. Text that only decodes
+/// without its surrounding blanks is still accepted.
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, IngestError> {
+    let other_blanks = |c: char| c.is_whitespace() && c != ' ';
+    decode_base64_text(text.trim_matches(other_blanks)).or_else(|e| match text.trim() {
+        trimmed if trimmed.len() < text.len() => decode_base64_text(trimmed),
+        _ => Err(e),
+    })
+}
+
+fn decode_base64_text(text: &str) -> Result<Vec<u8>, IngestError> {
     let cleaned: String = text
-        .trim()
         .chars()
         .filter(|c| *c != '\n' && *c != '\r')
         .map(|c| if c == ' ' { '+' } else { c })
@@ -236,6 +247,21 @@ mod tests {
         assert_eq!(decode_base64(std_text.trim_end_matches('=')).ok().as_deref(), Some(&json[..]));
         assert_eq!(decode_base64(&std_text.replace('+', " ")).ok().as_deref(), Some(&json[..]));
         assert_eq!(decode_base64("!!!"), Err(IngestError::BadEncoding("base64")));
+    }
+
+    #[test]
+    fn a_final_plus_read_as_a_space_is_kept() {
+        // Regression (fuzz target base64): "ISHf0cL+" arrives as "ISHf0cL "
+        // from a form decoder; trimming the space lost the sixth byte.
+        use base64::engine::general_purpose::STANDARD;
+        let bytes = [33, 33, 223, 209, 194, 254];
+        let text = STANDARD.encode(bytes);
+        assert!(text.ends_with('+'));
+        assert_eq!(decode_base64(&text.replace('+', " ")).as_deref(), Ok(&bytes[..]));
+        assert_eq!(decode_base64(" /+8").as_deref(), Ok(&[0xfb, 0xff, 0xbc][..]), "and a leading one");
+        // Blanks around a padded value are still only blanks.
+        assert_eq!(decode_base64(" eyJhIjoxfQ== \r\n").as_deref(), Ok(&br#"{"a":1}"#[..]));
+        assert_eq!(decode_base64("\teyJhIjoxfQ\n").as_deref(), Ok(&br#"{"a":1}"#[..]));
     }
 
     #[test]
