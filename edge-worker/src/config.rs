@@ -26,7 +26,10 @@ pub fn archive_enabled(env: &Env) -> bool {
 }
 
 pub fn http_sink_url(env: &Env) -> Option<String> {
-    env.var(HTTP_SINK_URL_VAR).ok().map(|v| v.to_string()).filter(|u| !u.trim().is_empty())
+    env.var(HTTP_SINK_URL_VAR)
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|u| !u.trim().is_empty())
 }
 
 pub fn outbox_enabled(env: &Env) -> bool {

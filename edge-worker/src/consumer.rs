@@ -46,19 +46,27 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
                 let result = async {
                     let current = storage::load_profile(&db, &update.project, &update.distinct_id).await?;
                     let next = apply(current, &update.ops);
-                    storage::save_profile(&db, &update.project, &update.distinct_id, next.as_ref(), update.time_ms).await
+                    storage::save_profile(&db, &update.project, &update.distinct_id, next.as_ref(), update.time_ms)
+                        .await
                 }
                 .await;
                 settle(message, result);
             }
-            Ok(Job::BotDrop { project, day, reason, events }) => {
+            Ok(Job::BotDrop {
+                project,
+                day,
+                reason,
+                events,
+            }) => {
                 let result = storage::add_bot_drop(&db, &project, &day, reason.as_str(), events).await;
                 settle(message, result);
             }
             // Not a job we know: keep it where a person can look at it.
             Err(e) => {
                 let body = message.body().clone();
-                let kept = storage::write_dead_letter(&db, &batch.queue(), &body, &format!("undecodable: {e}"), now_ms()).await;
+                let kept =
+                    storage::write_dead_letter(&db, &batch.queue(), &body, &format!("undecodable: {e}"), now_ms())
+                        .await;
                 settle(message, kept);
             }
         }
@@ -107,7 +115,9 @@ async fn post_ndjson(url: &str, body: String) -> worker::Result<()> {
     let headers = worker::Headers::new();
     headers.set("Content-Type", "application/x-ndjson")?;
     let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post).with_headers(headers).with_body(Some(body.into()));
+    init.with_method(worker::Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()));
     let request = worker::Request::new_with_init(url, &init)?;
     let response = worker::Fetch::Request(request).send().await?;
     match response.status_code() {
@@ -147,7 +157,9 @@ fn settle<T>(message: &Message<String>, result: worker::Result<T>) {
 /// the attempt count).
 fn retry_later(message: &Message<String>) {
     let waited_seconds = ((now_ms() - message.timestamp().as_millis() as i64) / 1000).max(1);
-    let delay = u32::try_from(waited_seconds).unwrap_or(MAX_RETRY_DELAY_SECONDS).min(MAX_RETRY_DELAY_SECONDS);
+    let delay = u32::try_from(waited_seconds)
+        .unwrap_or(MAX_RETRY_DELAY_SECONDS)
+        .min(MAX_RETRY_DELAY_SECONDS);
     message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay).build());
 }
 
@@ -161,9 +173,15 @@ const OUTBOX_SWEEP_ROWS: u32 = 100;
 pub async fn sweep_outbox(env: &Env) -> worker::Result<usize> {
     let db = env.d1(DB)?;
     let now = now_ms();
-    let rows = storage::take_stale_outbox(&db, now - config::outbox_replay_after_ms(env), now, OUTBOX_SWEEP_ROWS).await?;
-    let jobs: Vec<Job> = rows.iter().filter_map(|row| serde_json::from_str(&row.body).ok()).collect();
+    let rows =
+        storage::take_stale_outbox(&db, now - config::outbox_replay_after_ms(env), now, OUTBOX_SWEEP_ROWS).await?;
+    let jobs: Vec<Job> = rows
+        .iter()
+        .filter_map(|row| serde_json::from_str(&row.body).ok())
+        .collect();
     let count = jobs.len();
-    crate::pipeline::requeue(env, jobs).await.map_err(|e| worker::Error::RustError(e.to_string()))?;
+    crate::pipeline::requeue(env, jobs)
+        .await
+        .map_err(|e| worker::Error::RustError(e.to_string()))?;
     Ok(count)
 }

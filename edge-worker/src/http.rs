@@ -17,7 +17,10 @@ pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, Ingest
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES });
     }
-    let body = req.bytes().await.map_err(|_| IngestError::BadEncoding("request body"))?;
+    let body = req
+        .bytes()
+        .await
+        .map_err(|_| IngestError::BadEncoding("request body"))?;
     if body.len() > MAX_BODY_BYTES {
         return Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES });
     }
@@ -67,7 +70,9 @@ pub fn preflight(req: &Request) -> Result<Response> {
     let asked = header(req, "access-control-request-headers");
     headers.set(
         "Access-Control-Allow-Headers",
-        asked.as_deref().unwrap_or("Content-Type, Content-Encoding, Authorization, Token, Allow-Cookies"),
+        asked
+            .as_deref()
+            .unwrap_or("Content-Type, Content-Encoding, Authorization, Token, Allow-Cookies"),
     )?;
     headers.set("Access-Control-Max-Age", "86400")?;
     Ok(Response::empty()?.with_status(204).with_headers(headers))

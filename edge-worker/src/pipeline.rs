@@ -53,15 +53,25 @@ pub async fn enqueue_events(env: &Env, events: Vec<Event>) -> Result<Outcome, In
         }
     }
 
-    let marks: Vec<String> = if use_kv { fresh.iter().map(|e| kv_key(&e.project, &e.insert_id)).collect() } else { Vec::new() };
+    let marks: Vec<String> = if use_kv {
+        fresh.iter().map(|e| kv_key(&e.project, &e.insert_id)).collect()
+    } else {
+        Vec::new()
+    };
     let queued = fresh.len();
     send(env, pack_events(fresh)).await?;
 
     if let Some(kv) = kv.filter(|_| use_kv) {
-        let puts = marks.iter().filter_map(|key| kv.put(key, "1").ok()).map(|b| b.expiration_ttl(KV_DEDUP_TTL_SECONDS).execute());
+        let puts = marks
+            .iter()
+            .filter_map(|key| kv.put(key, "1").ok())
+            .map(|b| b.expiration_ttl(KV_DEDUP_TTL_SECONDS).execute());
         let _ = futures_util::future::join_all(puts).await;
     }
-    Ok(Outcome { queued, duplicates: total - queued })
+    Ok(Outcome {
+        queued,
+        duplicates: total - queued,
+    })
 }
 
 pub async fn enqueue_profiles(env: &Env, updates: Vec<ProfileUpdate>) -> Result<(), IngestError> {
@@ -72,7 +82,13 @@ pub async fn enqueue_profiles(env: &Env, updates: Vec<ProfileUpdate>) -> Result<
 }
 
 /// Counts a dropped bot request (its events are not stored).
-pub async fn count_bot(env: &Env, project: &str, reason: BotReason, events: usize, now_ms: i64) -> Result<(), IngestError> {
+pub async fn count_bot(
+    env: &Env,
+    project: &str,
+    reason: BotReason,
+    events: usize,
+    now_ms: i64,
+) -> Result<(), IngestError> {
     let job = Job::BotDrop {
         project: project.to_owned(),
         day: utc_day(now_ms),
@@ -144,9 +160,19 @@ pub async fn anonymous_id(env: &Env, project: &str, ctx: &RequestContext) -> Opt
         Some(salt) => salt,
         None => {
             let salt = random_uuid();
-            kv.put(&key, salt.as_str()).ok()?.expiration_ttl(SALT_TTL_SECONDS).execute().await.ok()?;
+            kv.put(&key, salt.as_str())
+                .ok()?
+                .expiration_ttl(SALT_TTL_SECONDS)
+                .execute()
+                .await
+                .ok()?;
             salt
         }
     };
-    Some(cookieless_id(&salt, project, ip, ctx.user_agent.as_deref().unwrap_or("")))
+    Some(cookieless_id(
+        &salt,
+        project,
+        ip,
+        ctx.user_agent.as_deref().unwrap_or(""),
+    ))
 }

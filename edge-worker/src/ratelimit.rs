@@ -18,9 +18,13 @@ async fn check(env: &Env, binding: &str, key: String) -> Result<(), IngestError>
     if !enabled(env) {
         return Ok(());
     }
-    let Ok(limiter) = env.rate_limiter(binding) else { return Ok(()) };
+    let Ok(limiter) = env.rate_limiter(binding) else {
+        return Ok(());
+    };
     match limiter.limit(key).await {
-        Ok(outcome) if !outcome.success => Err(IngestError::RateLimited { retry_after_seconds: RETRY_AFTER_SECONDS }),
+        Ok(outcome) if !outcome.success => Err(IngestError::RateLimited {
+            retry_after_seconds: RETRY_AFTER_SECONDS,
+        }),
         _ => Ok(()),
     }
 }

@@ -14,7 +14,11 @@ const LIVE_WINDOW_MS: i64 = 5 * 60 * 1000;
 const VISITOR: &str = "COALESCE(device_id, distinct_id)";
 
 pub async fn stats(db: &D1Database, project: &str, range: &DateRange, now_ms: i64) -> Result<Value> {
-    let bucket = if range.is_single_day() { "%Y-%m-%dT%H:00" } else { "%Y-%m-%d" };
+    let bucket = if range.is_single_day() {
+        "%Y-%m-%dT%H:00"
+    } else {
+        "%Y-%m-%d"
+    };
     let window = "project = ?1 AND time_ms >= ?2 AND time_ms < ?3";
     let queries: Vec<(&str, String)> = vec![
         ("totals", format!(
@@ -41,7 +45,11 @@ pub async fn stats(db: &D1Database, project: &str, range: &DateRange, now_ms: i6
         ("events", format!(
             "SELECT event, COUNT(*) AS count FROM events WHERE {window} GROUP BY event ORDER BY count DESC, event LIMIT {TOP_ROWS}")),
     ];
-    let args = [JsValue::from(project), JsValue::from_f64(range.start_ms as f64), JsValue::from_f64(range.end_ms as f64)];
+    let args = [
+        JsValue::from(project),
+        JsValue::from_f64(range.start_ms as f64),
+        JsValue::from_f64(range.end_ms as f64),
+    ];
     let mut statements = Vec::with_capacity(queries.len() + 2);
     for (_, sql) in &queries {
         statements.push(db.prepare(sql.as_str()).bind(&args)?);
@@ -54,8 +62,10 @@ pub async fn stats(db: &D1Database, project: &str, range: &DateRange, now_ms: i6
         .bind(&[project.into(), range.from.as_str().into(), range.to.as_str().into()])?,
     );
     statements.push(
-        db.prepare(format!("SELECT COUNT(DISTINCT {VISITOR}) AS visitors FROM events WHERE project = ?1 AND time_ms >= ?2"))
-            .bind(&[project.into(), JsValue::from_f64((now_ms - LIVE_WINDOW_MS) as f64)])?,
+        db.prepare(format!(
+            "SELECT COUNT(DISTINCT {VISITOR}) AS visitors FROM events WHERE project = ?1 AND time_ms >= ?2"
+        ))
+        .bind(&[project.into(), JsValue::from_f64((now_ms - LIVE_WINDOW_MS) as f64)])?,
     );
     let results = db.batch(statements).await?;
     let mut sections: Vec<Vec<Value>> = Vec::with_capacity(results.len());
@@ -67,13 +77,27 @@ pub async fn stats(db: &D1Database, project: &str, range: &DateRange, now_ms: i6
     out.insert("project".into(), json!(project));
     out.insert("from".into(), json!(range.from));
     out.insert("to".into(), json!(range.to));
-    out.insert("granularity".into(), json!(if range.is_single_day() { "hour" } else { "day" }));
+    out.insert(
+        "granularity".into(),
+        json!(if range.is_single_day() { "hour" } else { "day" }),
+    );
     for ((name, _), rows) in queries.iter().zip(sections.iter()) {
-        let value = if *name == "totals" { rows.first().cloned().unwrap_or(Value::Null) } else { Value::Array(rows.clone()) };
+        let value = if *name == "totals" {
+            rows.first().cloned().unwrap_or(Value::Null)
+        } else {
+            Value::Array(rows.clone())
+        };
         out.insert((*name).into(), value);
     }
-    out.insert("bots".into(), Value::Array(sections.get(queries.len()).cloned().unwrap_or_default()));
-    let live = sections.get(queries.len() + 1).and_then(|rows| rows.first()).and_then(|r| r.get("visitors")).cloned();
+    out.insert(
+        "bots".into(),
+        Value::Array(sections.get(queries.len()).cloned().unwrap_or_default()),
+    );
+    let live = sections
+        .get(queries.len() + 1)
+        .and_then(|rows| rows.first())
+        .and_then(|r| r.get("visitors"))
+        .cloned();
     out.insert("live_visitors".into(), live.unwrap_or(json!(0)));
     Ok(Value::Object(out))
 }

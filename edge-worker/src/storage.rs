@@ -25,7 +25,9 @@ pub fn event_chunks(events: &[Event]) -> Vec<String> {
     let mut chunks = Vec::new();
     let mut current = String::from("[");
     for event in events {
-        let Ok(text) = serde_json::to_string(event) else { continue };
+        let Ok(text) = serde_json::to_string(event) else {
+            continue;
+        };
         if current.len() > 1 && current.len() + text.len() + 2 > D1_JSON_CHUNK_MAX_BYTES {
             current.push(']');
             chunks.push(std::mem::replace(&mut current, String::from("[")));
@@ -81,7 +83,12 @@ pub async fn add_bot_drop(db: &D1Database, project: &str, day: &str, reason: &st
 
 pub async fn write_dead_letter(db: &D1Database, queue: &str, body: &str, error: &str, now_ms: i64) -> Result<()> {
     db.prepare("INSERT INTO dead_letters (queue, body, error, received_at_ms) VALUES (?1, ?2, ?3, ?4)")
-        .bind(&[queue.into(), body.into(), error.into(), JsValue::from_f64(now_ms as f64)])?
+        .bind(&[
+            queue.into(),
+            body.into(),
+            error.into(),
+            JsValue::from_f64(now_ms as f64),
+        ])?
         .run()
         .await?;
     Ok(())
@@ -153,7 +160,11 @@ pub async fn events_page(db: &D1Database, project: &str, page: Page) -> Result<(
         .prepare(format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE project = ?1 ORDER BY time_ms, insert_id LIMIT ?2 OFFSET ?3"
         ))
-        .bind(&[project.into(), page.limit.into(), JsValue::from_f64(page.offset() as f64)])?
+        .bind(&[
+            project.into(),
+            page.limit.into(),
+            JsValue::from_f64(page.offset() as f64),
+        ])?
         .all()
         .await?
         .results::<EventRow>()?;
@@ -170,12 +181,23 @@ pub async fn events_page(db: &D1Database, project: &str, page: Page) -> Result<(
 }
 
 /// Events of a date range in Mixpanel's raw-export shape, oldest first.
-pub async fn export_range(db: &D1Database, project: &str, start_ms: i64, end_ms: i64, limit: u32) -> Result<Vec<EventRow>> {
+pub async fn export_range(
+    db: &D1Database,
+    project: &str,
+    start_ms: i64,
+    end_ms: i64,
+    limit: u32,
+) -> Result<Vec<EventRow>> {
     db.prepare(format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE project = ?1 AND time_ms >= ?2 AND time_ms < ?3 \
          ORDER BY time_ms, insert_id LIMIT ?4"
     ))
-    .bind(&[project.into(), JsValue::from_f64(start_ms as f64), JsValue::from_f64(end_ms as f64), limit.into()])?
+    .bind(&[
+        project.into(),
+        JsValue::from_f64(start_ms as f64),
+        JsValue::from_f64(end_ms as f64),
+        limit.into(),
+    ])?
     .all()
     .await?
     .results::<EventRow>()
@@ -213,13 +235,21 @@ pub async fn delete_user(db: &D1Database, project: &str, distinct_id: &str) -> R
     let quoted = Value::String(distinct_id.to_owned()).to_string();
     let results = db
         .batch(vec![
-            db.prepare(format!("DELETE FROM events WHERE {scope}")).bind(&[project.into(), distinct_id.into()])?,
-            db.prepare("DELETE FROM profiles WHERE project = ?1 AND distinct_id = ?2").bind(&[project.into(), distinct_id.into()])?,
+            db.prepare(format!("DELETE FROM events WHERE {scope}"))
+                .bind(&[project.into(), distinct_id.into()])?,
+            db.prepare("DELETE FROM profiles WHERE project = ?1 AND distinct_id = ?2")
+                .bind(&[project.into(), distinct_id.into()])?,
             db.prepare("DELETE FROM dead_letters WHERE instr(body, ?1) > 0 AND instr(body, ?2) > 0")
                 .bind(&[quoted.into(), Value::String(project.to_owned()).to_string().into()])?,
         ])
         .await?;
-    let changes = |i: usize| results.get(i).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0);
+    let changes = |i: usize| {
+        results
+            .get(i)
+            .and_then(|r| r.meta().ok().flatten())
+            .and_then(|m| m.changes)
+            .unwrap_or(0)
+    };
     Ok(Deleted {
         events: changes(0),
         profiles: changes(1),
@@ -258,7 +288,8 @@ pub async fn forget_dead_letters(db: &D1Database, ids: &[f64]) -> Result<usize> 
 
 fn forget_outbox_statement(db: &D1Database, ids: &[String]) -> Result<D1PreparedStatement> {
     let list = Value::Array(ids.iter().cloned().map(Value::String).collect()).to_string();
-    db.prepare("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?1))").bind(&[list.into()])
+    db.prepare("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?1))")
+        .bind(&[list.into()])
 }
 
 pub async fn forget_outbox(db: &D1Database, ids: &[String]) -> Result<()> {
@@ -274,7 +305,11 @@ pub async fn record_outbox(db: &D1Database, rows: &[(String, String)], now_ms: i
         .iter()
         .map(|(id, body)| {
             db.prepare("INSERT OR REPLACE INTO outbox (id, body, queued_at_ms) VALUES (?1, ?2, ?3)")
-                .bind(&[id.as_str().into(), body.as_str().into(), JsValue::from_f64(now_ms as f64)])
+                .bind(&[
+                    id.as_str().into(),
+                    body.as_str().into(),
+                    JsValue::from_f64(now_ms as f64),
+                ])
         })
         .collect::<Result<Vec<_>>>()?;
     if !statements.is_empty() {

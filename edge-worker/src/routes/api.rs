@@ -46,7 +46,9 @@ async fn stats_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
     let url = req.url().map_err(|_| IngestError::BadRequest("bad URL".into()))?;
     let range = DateRange::from_query(url.query().unwrap_or(""), now_ms())?;
     let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
-    let body = stats::stats(&db, &project.id, &range, now_ms()).await.map_err(|_| IngestError::Unavailable)?;
+    let body = stats::stats(&db, &project.id, &range, now_ms())
+        .await
+        .map_err(|_| IngestError::Unavailable)?;
     Ok(Reply::json(200, &body))
 }
 
@@ -64,7 +66,11 @@ async fn export_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
         None => EXPORT_NDJSON_MAX_ROWS,
         Some(text) => match text.parse::<u32>() {
             Ok(n) if (1..=EXPORT_NDJSON_MAX_ROWS).contains(&n) => n,
-            _ => return Err(IngestError::BadRequest(format!("limit must be 1 to {EXPORT_NDJSON_MAX_ROWS}"))),
+            _ => {
+                return Err(IngestError::BadRequest(format!(
+                    "limit must be 1 to {EXPORT_NDJSON_MAX_ROWS}"
+                )))
+            }
         },
     };
     let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
@@ -81,7 +87,13 @@ async fn export_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
         properties.insert("distinct_id".into(), json!(row.distinct_id));
         properties.insert("$insert_id".into(), json!(row.insert_id));
         properties.insert("mp_processing_time_ms".into(), json!(row.received_at_ms as i64));
-        for (key, value) in [("$device_id", row.device_id), ("$current_url", row.url), ("$referrer", row.referrer), ("title", row.title), ("mp_country_code", row.country)] {
+        for (key, value) in [
+            ("$device_id", row.device_id),
+            ("$current_url", row.url),
+            ("$referrer", row.referrer),
+            ("title", row.title),
+            ("mp_country_code", row.country),
+        ] {
             if let Some(value) = value {
                 properties.insert(key.into(), json!(value));
             }
@@ -89,7 +101,12 @@ async fn export_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
         body.push_str(&json!({"event": row.event, "properties": properties}).to_string());
         body.push('\n');
     }
-    Ok(Reply { status: 200, content_type: "application/x-ndjson", body: body.into_bytes(), headers: Vec::new() })
+    Ok(Reply {
+        status: 200,
+        content_type: "application/x-ndjson",
+        body: body.into_bytes(),
+        headers: Vec::new(),
+    })
 }
 
 /// `GET /api/profile?distinct_id=…`: one user's profile properties.
@@ -105,8 +122,14 @@ async fn profile_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
         .filter(|id| !id.is_empty())
         .ok_or_else(|| IngestError::BadRequest("distinct_id is required".into()))?;
     let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
-    match storage::load_profile(&db, &project.id, &distinct_id).await.map_err(|_| IngestError::Unavailable)? {
-        Some(properties) => Ok(Reply::json(200, &json!({"distinct_id": distinct_id, "properties": properties}))),
+    match storage::load_profile(&db, &project.id, &distinct_id)
+        .await
+        .map_err(|_| IngestError::Unavailable)?
+    {
+        Some(properties) => Ok(Reply::json(
+            200,
+            &json!({"distinct_id": distinct_id, "properties": properties}),
+        )),
         None => Ok(Reply::json(404, &json!({"error": "no such profile"}))),
     }
 }
@@ -135,7 +158,9 @@ async fn delete_reply(req: &mut Request, env: &Env) -> Result<Reply, IngestError
         _ => return Err(IngestError::BadRequest("body must be a JSON object".into())),
     };
     let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
-    let deleted = storage::delete_user(&db, &project.id, &distinct_id).await.map_err(|_| IngestError::Unavailable)?;
+    let deleted = storage::delete_user(&db, &project.id, &distinct_id)
+        .await
+        .map_err(|_| IngestError::Unavailable)?;
     let mut marks = 0;
     if let Ok(kv) = env.kv(crate::bindings::DEDUP_KV) {
         for id in deleted.insert_ids.iter().take(DELETE_KV_MARKS_MAX) {
@@ -162,7 +187,9 @@ async fn replay_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
     let projects = config::projects(env)?;
     let project = projects.authorize(secret_from(req).as_deref(), KeyKind::Secret)?;
     let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
-    let letters = storage::dead_letters(&db, &project.id, REPLAY_MAX_LETTERS).await.map_err(|_| IngestError::Unavailable)?;
+    let letters = storage::dead_letters(&db, &project.id, REPLAY_MAX_LETTERS)
+        .await
+        .map_err(|_| IngestError::Unavailable)?;
     let mut jobs = Vec::new();
     let mut ids = Vec::new();
     for letter in &letters {
@@ -172,7 +199,12 @@ async fn replay_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
         }
     }
     crate::pipeline::requeue(env, jobs).await?;
-    let replayed = storage::forget_dead_letters(&db, &ids).await.map_err(|_| IngestError::Unavailable)?;
-    let remaining = storage::dead_letters(&db, &project.id, 1).await.map(|l| !l.is_empty()).unwrap_or(false);
+    let replayed = storage::forget_dead_letters(&db, &ids)
+        .await
+        .map_err(|_| IngestError::Unavailable)?;
+    let remaining = storage::dead_letters(&db, &project.id, 1)
+        .await
+        .map(|l| !l.is_empty())
+        .unwrap_or(false);
     Ok(Reply::json(200, &json!({"replayed": replayed, "more": remaining})))
 }

@@ -24,8 +24,15 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
         pipeline::count_bot(env, &project.id, reason, batch.drafts.len(), ctx.received_at_ms).await?;
         return Ok(browser::accepted());
     }
-    let needs_anonymous = batch.drafts.iter().any(|d| d.distinct_id.is_none() && d.device_id.is_none());
-    let anonymous = if needs_anonymous { pipeline::anonymous_id(env, &project.id, &ctx).await } else { None };
+    let needs_anonymous = batch
+        .drafts
+        .iter()
+        .any(|d| d.distinct_id.is_none() && d.device_id.is_none());
+    let anonymous = if needs_anonymous {
+        pipeline::anonymous_id(env, &project.id, &ctx).await
+    } else {
+        None
+    };
     let cx = validate::Context {
         project: &project.id,
         dialect: Dialect::Browser,

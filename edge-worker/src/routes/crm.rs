@@ -19,7 +19,10 @@ pub async fn event(mut req: Request, env: &Env) -> Reply {
 async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
     let ctx = request_context(req);
     let projects = config::projects(env)?;
-    let key = crm::api_key(header(req, "authorization").as_deref(), header(req, "x-api-key").as_deref());
+    let key = crm::api_key(
+        header(req, "authorization").as_deref(),
+        header(req, "x-api-key").as_deref(),
+    );
     let project = projects.authorize(key.as_deref(), KeyKind::Secret)?;
     let body = decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?;
     let request = crm::decode(&body)?;
@@ -32,12 +35,19 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
     }
     if request.requires_existing_user {
         let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
-        let known = storage::load_profile(&db, &project.id, &request.user).await.map_err(|_| IngestError::Unavailable)?;
+        let known = storage::load_profile(&db, &project.id, &request.user)
+            .await
+            .map_err(|_| IngestError::Unavailable)?;
         if known.is_none() {
             return Ok(crm::user_not_found());
         }
     }
-    let cx = validate::Context { project: &project.id, dialect: Dialect::Crm, request: &ctx, anonymous_id: None };
+    let cx = validate::Context {
+        project: &project.id,
+        dialect: Dialect::Crm,
+        request: &ctx,
+        anonymous_id: None,
+    };
     let (event, profile) = crm::finish(request, &cx).map_err(IngestError::Invalid)?;
     // The profile first: a login that creates the user must land before
     // the next event that requires the user to exist.

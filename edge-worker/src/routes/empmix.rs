@@ -14,11 +14,15 @@ use serde_json::{json, Value};
 use worker::{Env, Request};
 
 pub async fn track(mut req: Request, env: &Env) -> Reply {
-    ingest(&mut req, env, KeyKind::Public, empmix::decode_track).await.unwrap_or_else(|e| empmix::error(&e))
+    ingest(&mut req, env, KeyKind::Public, empmix::decode_track)
+        .await
+        .unwrap_or_else(|e| empmix::error(&e))
 }
 
 pub async fn bulk(mut req: Request, env: &Env) -> Reply {
-    ingest(&mut req, env, KeyKind::Secret, empmix::decode_bulk).await.unwrap_or_else(|e| empmix::error(&e))
+    ingest(&mut req, env, KeyKind::Secret, empmix::decode_bulk)
+        .await
+        .unwrap_or_else(|e| empmix::error(&e))
 }
 
 async fn ingest(
@@ -32,7 +36,12 @@ async fn ingest(
     let request = decode(&body)?;
     let projects = config::projects(env)?;
     let project = projects.authorize(request.api_key.as_deref(), key_kind)?;
-    let cx = validate::Context { project: &project.id, dialect: Dialect::EmpMix, request: &ctx, anonymous_id: None };
+    let cx = validate::Context {
+        project: &project.id,
+        dialect: Dialect::EmpMix,
+        request: &ctx,
+        anonymous_id: None,
+    };
     let (events, errors) = validate::finish_all(request.drafts, &cx);
     if !errors.is_empty() {
         return Err(IngestError::Invalid(errors));
@@ -51,7 +60,9 @@ async fn export(req: &Request, env: &Env) -> Result<Reply, IngestError> {
     let url = req.url().map_err(|_| IngestError::BadRequest("bad URL".into()))?;
     let page = Page::from_query(url.query().unwrap_or(""))?;
     let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
-    let (rows, total) = storage::events_page(&db, &project.id, page).await.map_err(|_| IngestError::Unavailable)?;
+    let (rows, total) = storage::events_page(&db, &project.id, page)
+        .await
+        .map_err(|_| IngestError::Unavailable)?;
     let events = rows.into_iter().map(row_json).collect();
     Ok(empmix::events_page(events, page.page, page.limit, total))
 }

@@ -13,7 +13,10 @@ use worker::{Env, Method, Request};
 
 /// The query string and the (inflated) body; GET has no body.
 async fn transport(req: &mut Request) -> Result<(String, Vec<u8>), IngestError> {
-    let query = req.url().map(|u| u.query().unwrap_or("").to_owned()).unwrap_or_default();
+    let query = req
+        .url()
+        .map(|u| u.query().unwrap_or("").to_owned())
+        .unwrap_or_default();
     if req.method() == Method::Get {
         return Ok((query, Vec::new()));
     }
@@ -40,7 +43,9 @@ pub async fn track(mut req: Request, env: &Env) -> Reply {
         Err(e) => return mixpanel::track_error(&TrackParams::default(), &e, &[]),
     };
     let params = TrackParams::parse(&query, &body).unwrap_or_default();
-    handle_track(&query, &body, &ctx, env).await.unwrap_or_else(|e| mixpanel::track_error(&params, &e, &[]))
+    handle_track(&query, &body, &ctx, env)
+        .await
+        .unwrap_or_else(|e| mixpanel::track_error(&params, &e, &[]))
 }
 
 async fn handle_track(query: &str, body: &[u8], ctx: &RequestContext, env: &Env) -> Result<Reply, IngestError> {
@@ -53,15 +58,33 @@ async fn handle_track(query: &str, body: &[u8], ctx: &RequestContext, env: &Env)
         }
         return Ok(mixpanel::track_ok(&request.params, &project.redirect_hosts));
     }
-    let anonymous_needed = request.items.iter().flatten().any(|d| d.distinct_id.is_none() && d.device_id.is_none());
-    let anonymous = if anonymous_needed { pipeline::anonymous_id(env, &project.id, ctx).await } else { None };
-    let cx = validate::Context { project: &project.id, dialect: Dialect::MixpanelTrack, request: ctx, anonymous_id: anonymous.as_deref() };
+    let anonymous_needed = request
+        .items
+        .iter()
+        .flatten()
+        .any(|d| d.distinct_id.is_none() && d.device_id.is_none());
+    let anonymous = if anonymous_needed {
+        pipeline::anonymous_id(env, &project.id, ctx).await
+    } else {
+        None
+    };
+    let cx = validate::Context {
+        project: &project.id,
+        dialect: Dialect::MixpanelTrack,
+        request: ctx,
+        anonymous_id: anonymous.as_deref(),
+    };
     let (events, errors) = mixpanel::finish_track(request.items, &request.params, &cx);
     let accepted = events.len();
     if !request.params.test {
         pipeline::enqueue_events(env, events).await?;
     }
-    Ok(mixpanel::track_reply(&request.params, accepted, &errors, &project.redirect_hosts))
+    Ok(mixpanel::track_reply(
+        &request.params,
+        accepted,
+        &errors,
+        &project.redirect_hosts,
+    ))
 }
 
 pub async fn engage(mut req: Request, env: &Env) -> Reply {
@@ -71,7 +94,9 @@ pub async fn engage(mut req: Request, env: &Env) -> Reply {
         Err(e) => return mixpanel::track_error(&TrackParams::default(), &e, &[]),
     };
     let params = TrackParams::parse(&query, &body).unwrap_or_default();
-    handle_engage(&query, &body, &ctx, env).await.unwrap_or_else(|e| mixpanel::track_error(&params, &e, &[]))
+    handle_engage(&query, &body, &ctx, env)
+        .await
+        .unwrap_or_else(|e| mixpanel::track_error(&params, &e, &[]))
 }
 
 async fn handle_engage(query: &str, body: &[u8], ctx: &RequestContext, env: &Env) -> Result<Reply, IngestError> {
@@ -81,21 +106,40 @@ async fn handle_engage(query: &str, body: &[u8], ctx: &RequestContext, env: &Env
     if browser_bot(ctx).is_some() {
         return Ok(mixpanel::track_ok(&request.params, &project.redirect_hosts));
     }
-    let cx = validate::Context { project: &project.id, dialect: Dialect::MixpanelEngage, request: ctx, anonymous_id: None };
+    let cx = validate::Context {
+        project: &project.id,
+        dialect: Dialect::MixpanelEngage,
+        request: ctx,
+        anonymous_id: None,
+    };
     let (updates, errors) = mixpanel::finish_engage(request.items, &cx);
     let accepted = updates.len();
     if !request.params.test {
         pipeline::enqueue_profiles(env, updates).await?;
     }
-    Ok(mixpanel::track_reply(&request.params, accepted, &errors, &project.redirect_hosts))
+    Ok(mixpanel::track_reply(
+        &request.params,
+        accepted,
+        &errors,
+        &project.redirect_hosts,
+    ))
 }
 
 pub async fn import(mut req: Request, env: &Env) -> Reply {
-    let query = req.url().map(|u| u.query().unwrap_or("").to_owned()).unwrap_or_default();
+    let query = req
+        .url()
+        .map(|u| u.query().unwrap_or("").to_owned())
+        .unwrap_or_default();
     // Enough of the parameters to shape an error before the body is read.
     let flag = |name: &str| form_field(query.as_bytes(), name).is_some_and(|v| v == "1" || v == "true");
-    let params = ImportParams { strict: flag("strict"), verbose: flag("verbose"), project_id: None };
-    handle_import(&mut req, &query, env).await.unwrap_or_else(|e| mixpanel::import_error(&params, &e))
+    let params = ImportParams {
+        strict: flag("strict"),
+        verbose: flag("verbose"),
+        project_id: None,
+    };
+    handle_import(&mut req, &query, env)
+        .await
+        .unwrap_or_else(|e| mixpanel::import_error(&params, &e))
 }
 
 async fn handle_import(req: &mut Request, query: &str, env: &Env) -> Result<Reply, IngestError> {
@@ -107,8 +151,17 @@ async fn handle_import(req: &mut Request, query: &str, env: &Env) -> Result<Repl
     mixpanel::authorize_import(&projects, authorization.as_deref(), query_project.as_deref())?;
     let body = decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?;
     let request = mixpanel::decode_import(query, &body, header(req, "content-type").as_deref())?;
-    let project = mixpanel::authorize_import(&projects, authorization.as_deref(), request.params.project_id.as_deref())?;
-    let cx = validate::Context { project: &project.id, dialect: Dialect::MixpanelImport, request: &ctx, anonymous_id: None };
+    let project = mixpanel::authorize_import(
+        &projects,
+        authorization.as_deref(),
+        request.params.project_id.as_deref(),
+    )?;
+    let cx = validate::Context {
+        project: &project.id,
+        dialect: Dialect::MixpanelImport,
+        request: &ctx,
+        anonymous_id: None,
+    };
     let (events, errors) = mixpanel::finish_import(request.items, &cx);
     let imported = events.len();
     pipeline::enqueue_events(env, events).await?;
@@ -123,5 +176,8 @@ pub fn flags() -> Reply {
 }
 
 pub fn decide() -> Reply {
-    Reply::json(200, &json!({"config": {"enable_collect_everything": false}, "notifications": [], "feature_flags": []}))
+    Reply::json(
+        200,
+        &json!({"config": {"enable_collect_everything": false}, "notifications": [], "feature_flags": []}),
+    )
 }

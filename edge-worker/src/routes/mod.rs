@@ -25,7 +25,10 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     }
     if path != "/health" {
         if let Err(limited) = ratelimit::per_ip(&env, http::header(&req, "cf-connecting-ip").as_deref()).await {
-            let query = req.url().map(|u| u.query().unwrap_or("").to_owned()).unwrap_or_default();
+            let query = req
+                .url()
+                .map(|u| u.query().unwrap_or("").to_owned())
+                .unwrap_or_default();
             return http::to_response(error_for(&path, &query, &limited), audience, origin.as_deref());
         }
     }
@@ -79,7 +82,13 @@ fn error_for(path: &str, query: &str, err: &IngestError) -> Reply {
         }
         "/import" => {
             let verbose = ingest_core::payload::form_field(query.as_bytes(), "verbose").is_some_and(|v| v == "1");
-            mixpanel::import_error(&mixpanel::ImportParams { verbose, ..Default::default() }, err)
+            mixpanel::import_error(
+                &mixpanel::ImportParams {
+                    verbose,
+                    ..Default::default()
+                },
+                err,
+            )
         }
         "/e" | "/i" | "/u" | "/l" | "/r" => vemetric::error(err),
         "/v1/event" => crm::error(err),
@@ -94,15 +103,18 @@ fn crm_method_not_allowed() -> Reply {
 
 fn normalise(path: &str) -> String {
     let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() }
+    if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
 }
 
 /// Endpoints that pages on other origins call get CORS; the rest do not.
 fn audience(path: &str) -> Audience {
     match path {
-        "/collect" | "/track" | "/engage" | "/groups" | "/decide" | "/flags" | "/e" | "/i" | "/u" | "/r" | "/l" | "/public/track" => {
-            Audience::Browser
-        }
+        "/collect" | "/track" | "/engage" | "/groups" | "/decide" | "/flags" | "/e" | "/i" | "/u" | "/r" | "/l"
+        | "/public/track" => Audience::Browser,
         _ => Audience::Server,
     }
 }

@@ -60,7 +60,12 @@ async fn run(req: &mut Request, env: &Env, call: Call) -> Result<Reply, IngestEr
                 return Ok(vemetric::ok());
             }
             let anonymous = pipeline::anonymous_id(env, &project.id, &ctx).await;
-            let cx = validate::Context { project: &project.id, dialect: Dialect::Vemetric, request: &ctx, anonymous_id: anonymous.as_deref() };
+            let cx = validate::Context {
+                project: &project.id,
+                dialect: Dialect::Vemetric,
+                request: &ctx,
+                anonymous_id: anonymous.as_deref(),
+            };
             let (event, profile) = vemetric::finish_event(request, &cx).map_err(IngestError::Invalid)?;
             pipeline::enqueue_events(env, vec![event]).await?;
             if let Some(profile) = profile {
@@ -74,10 +79,19 @@ async fn run(req: &mut Request, env: &Env, call: Call) -> Result<Reply, IngestEr
                 _ => vemetric::decode_update(&body, &headers)?,
             };
             let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
-            let cx = validate::Context { project: &project.id, dialect: Dialect::Vemetric, request: &ctx, anonymous_id: None };
+            let cx = validate::Context {
+                project: &project.id,
+                dialect: Dialect::Vemetric,
+                request: &ctx,
+                anonymous_id: None,
+            };
             let update = vemetric::finish_user(request, &cx).map_err(IngestError::Invalid)?;
             pipeline::enqueue_profiles(env, vec![update]).await?;
-            Ok(if matches!(call, Call::Identify) { vemetric::accepted() } else { vemetric::ok() })
+            Ok(if matches!(call, Call::Identify) {
+                vemetric::accepted()
+            } else {
+                vemetric::ok()
+            })
         }
     }
 }
