@@ -1,15 +1,23 @@
-// edgetrack loader: one <script> tag, e.g.
-//   <script defer src="/t.js" data-token="demo-token"></script>
-// Reads the tag, fetches t.wasm beside this script and starts the tracker.
-import init, { start } from "../pkg/tracker_wasm.js";
+// edgetrack's script-tag entry, built into t.js:
+//   <script defer src="https://HOST/t.js" data-token="demo-token"></script>
+// Reads the tag's data- attributes, takes over the `edgetrack(...)` command
+// queue a page may have started before this script arrived, and boots the
+// module from t.wasm beside this script.
+import { boot, run } from "./core.js";
 
-const script = document.currentScript;
-const token = script && script.getAttribute("data-token");
-const base = script ? new URL(".", script.src) : new URL("/", location.href);
-const api = (script && script.getAttribute("data-api")) || new URL("/collect", base).href;
+const script = document.currentScript || document.querySelector("script[data-token]");
 
-if (token) {
-  init({ module_or_path: new URL("t.wasm", base) })
-    .then(() => start(token, api))
-    .catch((e) => console.warn("edgetrack: tracker not started:", e && e.message));
+if (script) {
+  const settings = [];
+  for (const a of script.attributes) {
+    if (a.name.startsWith("data-")) settings.push([a.name.slice(5), a.value]);
+  }
+  // The stub a page can define first:
+  //   window.edgetrack = window.edgetrack || function () { (edgetrack.q = edgetrack.q || []).push(arguments) };
+  const earlier = (window.edgetrack && window.edgetrack.q) || [];
+  window.edgetrack = function () {
+    run(arguments);
+  };
+  for (const args of earlier) run(args);
+  boot(settings, script.src);
 }

@@ -1,34 +1,221 @@
-//! First-party identity: a random device id kept in a cookie.
+//! Identity under consent: random ids, the first-party device cookie, the
+//! user id from `identify`, and the storage keys the tracker owns.
+//!
+//! - `Granted`: a device id in a cookie; the user id, the opt-out flag and
+//!   unsent events may be kept in localStorage.
+//! - `Denied`: no cookie and no storage at all; events carry no ids and the
+//!   server gives them its cookieless daily visitor hash.
+//! - `Pending`: nothing is read or written, and events wait in memory.
 
-use wasm_bindgen::JsCast;
+use crate::host::{Host, Read};
+use crate::json::write_u64;
+use crate::text;
+use alloc::string::String;
 
-const COOKIE: &str = "et_id";
-/// 400 days, the most browsers keep a cookie.
-const COOKIE_MAX_AGE_SECONDS: u32 = 400 * 24 * 60 * 60;
+/// The longest a browser keeps a cookie (Chrome caps Max-Age at 400 days).
+pub const COOKIE_MAX_AGE_SECONDS: u64 = 400 * 24 * 60 * 60;
+/// localStorage: the id given to `identify`.
+pub const USER_KEY: &str = "et_uid";
+/// localStorage: "1" after `optout`.
+pub const OPTOUT_KEY: &str = "et_optout";
+/// Characters in a user id (the server's `MAX_ID_CHARS`).
+pub const MAX_USER_ID_CHARS: usize = 255;
+/// Characters of an id read back from the cookie; longer means not ours.
+const MAX_DEVICE_ID_CHARS: usize = 64;
 
-/// 32 hex characters from the browser's CSPRNG.
-pub fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    if let Some(crypto) = web_sys::window().and_then(|w| w.crypto().ok()) {
-        let _ = crypto.get_random_values_with_u8_array(&mut bytes);
-    }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    bytes.iter().flat_map(|b| [HEX[(b >> 4) as usize] as char, HEX[(b & 15) as usize] as char]).collect()
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    Granted,
+    Denied,
+    Pending,
 }
 
-pub fn device_id(document: &web_sys::Document) -> String {
-    let Ok(html) = document.clone().dyn_into::<web_sys::HtmlDocument>() else { return random_id() };
-    let cookies = html.cookie().unwrap_or_default();
-    let existing = cookies.split("; ").find_map(|pair| pair.strip_prefix(COOKIE).and_then(|rest| rest.strip_prefix('=')));
-    if let Some(id) = existing.filter(|id| !id.is_empty()) {
-        return id.to_owned();
+impl Consent {
+    pub fn parse(text: &str) -> Option<Consent> {
+        match text.trim_ascii() {
+            t if t.eq_ignore_ascii_case("granted") => Some(Consent::Granted),
+            t if t.eq_ignore_ascii_case("denied") => Some(Consent::Denied),
+            t if t.eq_ignore_ascii_case("pending") => Some(Consent::Pending),
+            _ => None,
+        }
     }
-    let id = random_id();
-    let secure = web_sys::window().and_then(|w| w.location().protocol().ok()).is_some_and(|p| p == "https:");
-    let cookie = format!(
-        "{COOKIE}={id}; Max-Age={COOKIE_MAX_AGE_SECONDS}; Path=/; SameSite=Lax{}",
-        if secure { "; Secure" } else { "" }
-    );
-    let _ = html.set_cookie(&cookie);
+}
+
+/// 128 random bits as 32 lower-case hex characters: device ids and
+/// insert_ids (the server accepts `[A-Za-z0-9-]{1,36}`).
+pub fn random_id(host: &impl Host) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(32);
+    for _ in 0..4 {
+        let mut word = host.random();
+        for _ in 0..8 {
+            id.push(HEX[(word & 15) as usize] as char);
+            word >>= 4;
+        }
+    }
     id
+}
+
+/// Whether a cookie value looks like an id we wrote.
+pub fn is_device_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_DEVICE_ID_CHARS && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// The value of cookie `name` in a `document.cookie` string, if it is an id.
+pub fn cookie_value<'a>(cookies: &'a str, name: &str) -> Option<&'a str> {
+    text::split(cookies, b';')
+        .map(str::trim_ascii)
+        .find(|pair| text::before(pair, b'=') == name)
+        .map(|pair| text::after(pair, b'='))
+        .filter(|value| is_device_id(value))
+}
+
+/// The `document.cookie` assignment for the device cookie. `max_age` 0
+/// deletes it (with the same path and domain it was set with).
+pub fn cookie_string(name: &str, value: &str, max_age: u64, secure: bool, domain: &str) -> String {
+    let mut c = String::with_capacity(120);
+    crate::text::add(&mut c, name);
+    crate::text::add(&mut c, "=");
+    crate::text::add(&mut c, value);
+    crate::text::add(&mut c, "; Max-Age=");
+    write_u64(&mut c, max_age);
+    crate::text::add(&mut c, "; Path=/; SameSite=Lax");
+    if !domain.is_empty() {
+        crate::text::add(&mut c, "; Domain=");
+        crate::text::add(&mut c, domain);
+    }
+    if secure {
+        crate::text::add(&mut c, "; Secure");
+    }
+    c
+}
+
+/// A usable user id: not blank and not longer than the server allows.
+pub fn is_user_id(id: &str) -> bool {
+    !id.trim_ascii().is_empty() && text::chars(id) <= MAX_USER_ID_CHARS
+}
+
+/// The device id from the cookie, or a new one; either way the cookie is
+/// (re)written so that it lives 400 days from the last visit. Call only
+/// with consent.
+pub fn device_id(host: &impl Host, name: &str, domain: &str) -> String {
+    let cookies = host.read(Read::Cookie);
+    let id = match cookie_value(&cookies, name) {
+        Some(id) => String::from(id),
+        None => random_id(host),
+    };
+    write_device_cookie(host, name, &id, domain);
+    id
+}
+
+/// Writes (or with an empty `id`, deletes) the device cookie.
+pub fn write_device_cookie(host: &impl Host, name: &str, id: &str, domain: &str) {
+    let secure = host.read(Read::Href).starts_with("https:");
+    let max_age = if id.is_empty() { 0 } else { COOKIE_MAX_AGE_SECONDS };
+    host.set_cookie(&cookie_string(name, id, max_age, secure, domain));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::Fake;
+    use crate::host::{js_host, JsHost};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn consent_words() {
+        assert_eq!(Consent::parse("granted"), Some(Consent::Granted));
+        assert_eq!(Consent::parse("DENIED"), Some(Consent::Denied));
+        assert_eq!(Consent::parse(" pending "), Some(Consent::Pending));
+        assert_eq!(Consent::parse("yes"), None);
+        assert_eq!(Consent::parse(""), None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn cookie_attributes() {
+        let c = cookie_string("et_id", "abc", COOKIE_MAX_AGE_SECONDS, true, "example.com");
+        assert_eq!(
+            c,
+            "et_id=abc; Max-Age=34560000; Path=/; SameSite=Lax; Domain=example.com; Secure"
+        );
+        assert_eq!(
+            cookie_string("x", "1", 0, false, ""),
+            "x=1; Max-Age=0; Path=/; SameSite=Lax"
+        );
+        const { assert!(COOKIE_MAX_AGE_SECONDS <= 400 * 86_400) };
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn reads_only_our_cookie_and_only_ids() {
+        let jar = "a=1; et_id_old=zzz; et_id=0123abcd; b=2";
+        assert_eq!(cookie_value(jar, "et_id"), Some("0123abcd"));
+        assert_eq!(cookie_value("et_id=<script>", "et_id"), None);
+        assert_eq!(cookie_value("et_id=", "et_id"), None);
+        assert_eq!(cookie_value("xet_id=abc", "et_id"), None);
+        assert_eq!(cookie_value("", "et_id"), None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn random_ids_are_32_hex() {
+        let host = Fake::new();
+        let a = random_id(&host);
+        let b = random_id(&host);
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn user_ids() {
+        assert!(is_user_id("user-42"));
+        assert!(!is_user_id("  "));
+        assert!(is_user_id(&"é".repeat(MAX_USER_ID_CHARS)));
+        assert!(!is_user_id(&"é".repeat(MAX_USER_ID_CHARS + 1)));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn device_cookie_is_kept_or_made_and_refreshed() {
+        let host = Fake::new();
+        host.set_read(Read::Href, "https://site.test/");
+        let first = device_id(&host, "et_id", "");
+        assert_eq!(host.cookie("et_id").as_deref(), Some(first.as_str()));
+        assert!(host.last_cookie().ends_with("; Secure"));
+        let again = device_id(&host, "et_id", "");
+        assert_eq!(again, first);
+        assert_eq!(host.cookie_writes(), 2, "the cookie is refreshed on each visit");
+        write_device_cookie(&host, "et_id", "", "");
+        assert_eq!(host.cookie("et_id"), None);
+    }
+
+    // In Chromium: the cookie the browser actually keeps, read back with the
+    // Cookie Store API, which reports the attributes document.cookie hides.
+    #[wasm_bindgen_test]
+    async fn browser_keeps_cookie_with_our_attributes() {
+        use js_sys::{Function, Promise, Reflect};
+        use wasm_bindgen::{JsCast, JsValue};
+        let _ = js_host();
+        let id = device_id(&JsHost, "et_test", "");
+        assert!(is_device_id(&id) && id.len() == 32);
+        assert_eq!(cookie_value(&JsHost.read(Read::Cookie), "et_test"), Some(id.as_str()));
+        let get = |target: &JsValue, key: &str| Reflect::get(target, &key.into()).unwrap_or(JsValue::UNDEFINED);
+        let store = get(&js_sys::global(), "cookieStore");
+        let lookup: Function = get(&store, "get").unchecked_into();
+        let found: Promise = lookup
+            .call1(&store, &"et_test".into())
+            .unwrap_or(JsValue::NULL)
+            .unchecked_into();
+        let cookie = wasm_bindgen_futures::JsFuture::from(found)
+            .await
+            .unwrap_or(JsValue::NULL);
+        assert_eq!(get(&cookie, "path").as_string().as_deref(), Some("/"));
+        assert_eq!(get(&cookie, "sameSite").as_string().as_deref(), Some("lax"));
+        let expires = get(&cookie, "expires").as_f64().unwrap_or(0.0);
+        let days = (expires - JsHost.now()) / 86_400_000.0;
+        assert!((399.0..=400.0).contains(&days), "expires in {days} days");
+        // The browser refuses a Domain the page is not on.
+        JsHost.set_cookie(&cookie_string("et_other", "x1", 60, false, "example.org"));
+        assert_eq!(cookie_value(&JsHost.read(Read::Cookie), "et_other"), None);
+        write_device_cookie(&JsHost, "et_test", "", "");
+        assert_eq!(cookie_value(&JsHost.read(Read::Cookie), "et_test"), None);
+    }
 }

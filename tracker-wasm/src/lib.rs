@@ -1,29 +1,147 @@
-//! edgetrack's in-page tracker. The loader (`js/loader.js`) reads the script
-//! tag and calls [`start`]; everything else happens here.
+//! edgetrack's in-page tracker.
+//!
+//! The JavaScript side (`js/`) only wires the page to this module: it reads
+//! the script tag, listens to clicks, history and visibility, and performs
+//! the few browser calls in `js/host.js`. Every decision is made here:
+//!
+//! - [`config`]: the `data-` attributes (or ESM `init` options);
+//! - [`pageview`]: which navigations are pageviews;
+//! - [`outbound`]: which clicked links are outbound;
+//! - [`identity`]: consent modes, the device cookie, the user id;
+//! - [`bots`]: automation that must not be counted;
+//! - [`delivery`]: batching, beacon/fetch, retries and the stored backlog;
+//! - [`json`]: the small JSON writer the payloads are built with;
+//! - [`text`]: string helpers without panic paths;
+//! - [`tracker`]: the state machine tying them together.
+//!
+//! The shipped module (a release build for wasm32) is `no_std` with its own
+//! small allocator (`heap`) and panic handler: std's panic and formatting
+//! code would be most of the file otherwise. Every other build uses std:
+//! tests (natively and in headless Chromium) and checks, which may unify
+//! wasm-bindgen's `std` feature in from other crates (`cargo clippy -p
+//! edge-worker -p tracker-wasm`), and then std must be the one panic
+//! handler.
 
-mod delivery;
-mod identity;
-mod json;
+#![cfg_attr(all(target_arch = "wasm32", not(test), not(debug_assertions)), no_std)]
 
+extern crate alloc;
+
+pub mod bots;
+pub mod config;
+pub mod delivery;
+#[cfg(all(target_arch = "wasm32", not(test), not(debug_assertions)))]
+mod heap;
+pub mod host;
+pub mod identity;
+pub mod json;
+pub mod outbound;
+pub mod pageview;
+pub mod text;
+pub mod tracker;
+
+#[cfg(test)]
+mod fake;
+
+use core::cell::RefCell;
+use host::{JsHost, Slot};
+use tracker::Tracker;
 use wasm_bindgen::prelude::*;
 
-/// Starts tracking: sends the first pageview.
-#[wasm_bindgen]
-pub fn start(token: &str, endpoint: &str) {
-    let Some(window) = web_sys::window() else { return };
-    let Some(document) = window.document() else { return };
-    let url = window.location().href().unwrap_or_default();
-    let device = identity::device_id(&document);
-    let mut event = json::Object::new();
-    event.str("n", "$pageview");
-    event.str("i", &identity::random_id());
-    event.num("ts", js_sys::Date::now());
-    event.str("d", &device);
-    event.str("u", &url);
-    event.str("r", &document.referrer());
-    event.str("h", &document.title());
-    let mut batch = json::Object::new();
-    batch.str("t", token);
-    batch.raw("e", &format!("[{}]", event.finish()));
-    delivery::send(&window, endpoint, &batch.finish());
+/// A trap is all a panic can do in the shipped module; the loader catches
+/// it, and the tracker stays silent for the rest of the page.
+#[cfg(all(target_arch = "wasm32", not(test), not(debug_assertions)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
 }
+
+/// The page's one tracker.
+static TRACKER: Slot<Tracker<JsHost>> = Slot(RefCell::new(Tracker::new(JsHost)));
+
+/// Runs `f` on the tracker. A call that arrives while another is running
+/// (it cannot: the host never calls back synchronously) or after a trap
+/// left the cell borrowed is dropped.
+fn with(f: impl FnOnce(&mut Tracker<JsHost>)) {
+    if let Ok(mut tracker) = TRACKER.0.try_borrow_mut() {
+        f(&mut tracker);
+    }
+}
+
+/// `call` codes after the [`tracker::COMMANDS`] (0 to 4).
+pub const CLICK: u32 = 5;
+/// `CONFIG + n` sets [`config::KEYS`]`[n]`.
+pub const CONFIG: u32 = 10;
+
+/// `on` codes after the [`pageview::Nav`] ones (0 to 5); `js/host.js`
+/// and `js/core.js` use the same numbers.
+pub const START: u32 = 6;
+pub const TICK: u32 = 7;
+pub const DONE: u32 = 8;
+
+/// Makes room for `len` bytes of text for the next [`call`] and says where
+/// (the loader writes UTF-8 there). Texts cross as bytes in linear memory:
+/// wasm-bindgen's string conversion glue would cost more than the tracker's
+/// own loader.
+#[wasm_bindgen]
+pub fn room(len: u32) -> u32 {
+    let Ok(mut args) = host::ARGS.0.try_borrow_mut() else {
+        return 0;
+    };
+    args.clear();
+    args.resize(len as usize, 0);
+    args.as_mut_ptr() as u32
+}
+
+/// The loader's calls that carry text, one entry point for all (each export
+/// costs glue in t.js and a wrapper in t.wasm). The texts are in the room
+/// (see [`room`]), one after another, `a`, `b`, `c` and `d` bytes long.
+/// By code:
+///
+/// - 0 to 4, the page's `edgetrack(...)` commands ([`tracker::COMMANDS`]):
+///   `track name props`, `identify id`, `reset`, `consent mode`,
+///   `optout [false]`; `props` is `JSON.stringify` of an object, or empty;
+/// - [`CLICK`] `href protocol host path`: a click or middle click on a
+///   link, the parts as the browser parsed them;
+/// - [`CONFIG`] + n `value`: setting n, from the script tag's `data-`
+///   attributes or the ESM `init` options.
+#[wasm_bindgen]
+pub fn call(code: u32, a: u32, b: u32, c: u32, d: u32) {
+    if let Ok(args) = host::ARGS.0.try_borrow() {
+        let (a, b, c, d) = (a as usize, b as usize, c as usize, d as usize);
+        let (a, b, c, d) = (
+            host::piece(&args, 0, a),
+            host::piece(&args, a, b),
+            host::piece(&args, a + b, c),
+            host::piece(&args, a + b + c, d),
+        );
+        with(|t| match code {
+            CLICK => t.click(
+                a,
+                outbound::Link {
+                    protocol: b,
+                    host: c,
+                    path: d,
+                },
+            ),
+            CONFIG.. => t.configure(code - CONFIG, a),
+            _ => t.command(code, a, b),
+        });
+    }
+}
+
+/// The loader's calls that carry numbers: a page event ([`pageview::Nav`]
+/// code), [`START`], [`TICK`] (the timer asked for by the host's `wake`),
+/// or [`DONE`] with the id and status of a fetch the host started (status
+/// 0: network error).
+#[wasm_bindgen]
+pub fn on(code: u32, a: u32, b: u32) {
+    with(|t| match code {
+        START => t.start(),
+        TICK => t.tick(),
+        DONE => t.done(a, b),
+        nav => t.page(nav),
+    });
+}
+
+#[cfg(test)]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

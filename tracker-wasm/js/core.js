@@ -1,0 +1,156 @@
+// What the script-tag loader and the ES module share: fetching and starting
+// the wasm module, the command backlog, and the page listeners. Listeners
+// only report what happened; the module decides what it means.
+import { initSync, call, on, room } from "../pkg/tracker_wasm.js";
+import { hooks, START, bytes, encode } from "./host.js";
+
+// Page event codes, as src/pageview.rs `Nav` numbers them.
+const LOAD = 0;
+const HISTORY = 1;
+const HASH = 2;
+const RESTORE = 3;
+const ACTIVATE = 4;
+const HIDE = 5;
+
+const PROP_PREFIX = "data-et-prop-";
+
+// Names by number, as src/tracker.rs COMMANDS and src/config.rs KEYS list
+// them; `call` takes the number (CLICK and CONFIG as in src/lib.rs).
+const COMMANDS = ["track", "identify", "reset", "consent", "optout"];
+const KEYS = ["token", "api", "base", "consent", "outbound", "spa", "cookie-name", "cookie-domain", "respect-dnt"];
+const CLICK = 5;
+const CONFIG = 10;
+
+// Calls into the module wait in the backlog until it runs (then the
+// backlog is null), and keep their order. `booted`: undefined before boot,
+// true once booting, false when starting failed (calls are dropped).
+let backlog = [];
+let booted;
+
+// Runs `f` (a call into the module) now or once the module runs; a trap
+// inside the module must not reach the page.
+const later = (f) => {
+  if (!backlog) {
+    try {
+      f();
+    } catch (e) {}
+  } else if (booted !== false) {
+    backlog.push(f);
+  }
+};
+
+// A `call` with up to four texts, written one after another into the room
+// the module makes for them.
+function send(code, ...texts) {
+  const encoded = [0, 1, 2, 3].map((i) => encode(texts[i] || ""));
+  let at = room(encoded.reduce((sum, e) => sum + e.length, 0));
+  for (const e of encoded) {
+    bytes(at, e.length).set(e);
+    at += e.length;
+  }
+  call(code, ...encoded.map((e) => e.length));
+}
+
+// One command: ["track", name, props] | ["identify", id] | ["reset"] |
+// ["consent", "granted"|"denied"|"pending"] | ["optout", true|false].
+export function run(args) {
+  const op = COMMANDS.indexOf(args[0]);
+  const arg = args[1] == null ? "" : String(args[1]);
+  let props = "";
+  try {
+    if (args[2] && typeof args[2] == "object") props = JSON.stringify(args[2]);
+  } catch (e) {}
+  if (op >= 0) later(() => send(op, arg, props));
+}
+
+function onClick(e) {
+  // auxclick is any non-primary button; only the middle one opens links.
+  if (e.type == "auxclick" && e.button != 1) return;
+  const target = e.target;
+  if (!target || !target.closest) return;
+  const tagged = target.closest("[data-et-event]");
+  if (tagged) {
+    const props = {};
+    for (const a of tagged.attributes) {
+      if (a.name.startsWith(PROP_PREFIX)) props[a.name.slice(PROP_PREFIX.length)] = a.value;
+    }
+    run(["track", tagged.getAttribute("data-et-event"), props]);
+  }
+  const a = target.closest("a[href]");
+  // SVG links have an object for href; HTML anchors give the browser's
+  // own parsing of the URL.
+  if (a && typeof a.href == "string") {
+    const parts = [a.href, a.protocol, a.host, a.pathname];
+    later(() => send(CLICK, ...parts));
+  }
+}
+
+function listen() {
+  const page = (code) => later(() => on(code, 0, 0));
+  const when = (target, type, code) => target.addEventListener(type, () => page(code));
+  for (const name of ["pushState", "replaceState"]) {
+    const original = history[name];
+    history[name] = function () {
+      const result = original.apply(this, arguments);
+      page(HISTORY);
+      return result;
+    };
+  }
+  when(window, "popstate", HISTORY);
+  when(window, "hashchange", HASH);
+  when(window, "pagehide", HIDE);
+  when(document, "prerenderingchange", ACTIVATE);
+  addEventListener("pageshow", (e) => e.persisted && page(RESTORE));
+  document.addEventListener("visibilitychange", () => document.visibilityState == "hidden" && page(HIDE));
+  document.addEventListener("click", onClick, true);
+  document.addEventListener("auxclick", onClick, true);
+}
+
+// Streams the module when the server labels it application/wasm, and falls
+// back to bytes when it does not (no console noise either way).
+function compile(response) {
+  if (!response.ok) throw Error("HTTP " + response.status);
+  return /wasm/.test(response.headers.get("content-type")) && WebAssembly.compileStreaming
+    ? WebAssembly.compileStreaming(response)
+    : response.arrayBuffer().then((bytes) => WebAssembly.compile(bytes));
+}
+
+// data-api may be relative to the page (a first-party proxy path).
+function absolute(url) {
+  try {
+    return new URL(url, location.href).href;
+  } catch (e) {
+    return "";
+  }
+}
+
+// settings: [key, value] pairs named as the data- attributes are, without
+// "data-". here: the tracker's own URL; the default endpoint and t.wasm
+// are beside it. wasm: another URL for t.wasm.
+export function boot(settings, here, wasm) {
+  if (booted != null) return;
+  booted = true;
+  later(() => on(LOAD, 0, 0));
+  listen();
+  fetch(wasm || new URL("t.wasm", here))
+    .then(compile)
+    .then((module) => {
+      Object.assign(hooks, { memory: initSync({ module }).memory, on });
+      const config = (key, value) => KEYS.includes(key) && send(CONFIG + KEYS.indexOf(key), value);
+      config("base", new URL(".", here).href);
+      for (const [key, value] of settings) config(key, key == "api" ? absolute(value) : value);
+      on(START, 0, 0);
+      const queued = backlog;
+      backlog = null;
+      queued.forEach(later);
+    })
+    .catch((e) => {
+      booted = false;
+      backlog = [];
+      console.warn(
+        /Content.Security|CSP|eval/i.test(e)
+          ? "edgetrack: analytics is off: this page's Content-Security-Policy does not allow WebAssembly; add 'wasm-unsafe-eval' to its script-src directive"
+          : "edgetrack: analytics is off: " + e,
+      );
+    });
+}

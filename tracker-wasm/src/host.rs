@@ -1,0 +1,247 @@
+//! Everything the tracker needs from the browser, as one trait: the page's
+//! facts, the cookie, localStorage, the network, a timer, randomness and the
+//! clock. [`JsHost`] calls the functions in `js/host.js`, each of which
+//! catches its own errors; tests use an in-memory fake.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use wasm_bindgen::prelude::*;
+
+/// A fact `read` returns as text; the numbers are the indexes of the
+/// `probes` table in `js/host.js`, so the two lists must stay in step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Read {
+    /// `location.href`
+    Href = 0,
+    /// `location.host`
+    Host = 1,
+    /// `document.referrer`
+    Referrer = 2,
+    /// `document.title`
+    Title = 3,
+    /// `screen.width + "x" + screen.height`
+    Screen = 4,
+    /// `document.cookie`
+    Cookie = 5,
+    /// `navigator.userAgent`
+    UserAgent = 6,
+    /// `navigator.userAgentData.brands`, brand names joined by commas
+    Brands = 7,
+    /// Own enumerable property names of `window` and `document`, by commas
+    Globals = 8,
+    /// `navigator.webdriver` ("true" under automation)
+    Webdriver = 9,
+    /// `document.prerendering` ("true" while prerendered and not shown)
+    Prerendering = 10,
+    /// `navigator.doNotTrack` ("1" when the user asks not to be tracked)
+    DoNotTrack = 11,
+    /// `navigator.globalPrivacyControl` ("true" when set)
+    PrivacyControl = 12,
+}
+
+pub trait Host {
+    /// Milliseconds since the epoch.
+    fn now(&self) -> f64;
+    /// 32 random bits from `crypto.getRandomValues`.
+    fn random(&self) -> u32;
+    /// A page fact; empty when the browser has none or refuses.
+    fn read(&self, what: Read) -> String;
+    /// `localStorage.getItem(key)`; empty when absent or storage is off.
+    fn load(&self, key: &str) -> String;
+    /// `localStorage.setItem(key, value)`, or `removeItem` for "".
+    fn store(&self, key: &str, value: &str);
+    /// `document.cookie = cookie`
+    fn set_cookie(&self, cookie: &str);
+    /// `navigator.sendBeacon(url, body)` with a text/plain body: whether the
+    /// browser took it.
+    fn beacon(&self, url: &str, body: &str) -> bool;
+    /// `fetch(url, {method: "POST", body, keepalive})`; the outcome comes
+    /// back later as `on(DONE, id, status)` (see lib.rs).
+    fn post(&self, url: &str, body: &str, keepalive: bool, id: u32);
+    /// `on(TICK)` after `ms` milliseconds, replacing any timer asked for
+    /// before.
+    fn wake(&self, ms: f64);
+}
+
+/// A borrowed host is a host (tests share one fake between trackers).
+impl<T: Host> Host for &T {
+    fn now(&self) -> f64 {
+        (**self).now()
+    }
+    fn random(&self) -> u32 {
+        (**self).random()
+    }
+    fn read(&self, what: Read) -> String {
+        (**self).read(what)
+    }
+    fn load(&self, key: &str) -> String {
+        (**self).load(key)
+    }
+    fn store(&self, key: &str, value: &str) {
+        (**self).store(key, value)
+    }
+    fn set_cookie(&self, cookie: &str) {
+        (**self).set_cookie(cookie)
+    }
+    fn beacon(&self, url: &str, body: &str) -> bool {
+        (**self).beacon(url, body)
+    }
+    fn post(&self, url: &str, body: &str, keepalive: bool, id: u32) {
+        (**self).post(url, body, keepalive, id)
+    }
+    fn wake(&self, ms: f64) {
+        (**self).wake(ms)
+    }
+}
+
+// The boundary with `js/host.js` carries numbers only: text goes through
+// linear memory as (pointer, length) pairs, decoded and encoded there with
+// TextDecoder/TextEncoder. wasm-bindgen's own string passing would put about
+// a kilobyte (gzip) of conversion glue into t.js.
+//
+// The shipped build imports `../js/host.js` relative to the generated glue
+// in `pkg/`, so that esbuild bundles the very module `js/core.js` imports
+// (one copy, one `hooks` object). wasm-bindgen-test copies the file as a
+// snippet instead.
+#[cfg_attr(test, wasm_bindgen(module = "/js/host.js"))]
+#[cfg_attr(not(test), wasm_bindgen(raw_module = "../js/host.js"))]
+extern "C" {
+    /// One operation (see the `Op` constants) on up to two texts at
+    /// `(a, a_len)` and `(b, b_len)` and a number `x`; see js/host.js.
+    fn host(op: u32, a: u32, a_len: u32, b: u32, b_len: u32, x: f64) -> f64;
+}
+
+/// `host` operations after the [`Read`] facts (0 to 12), which, like
+/// `LOAD`, write their text's UTF-8 into the room at `a` (`a_len` bytes)
+/// when it fits and return its length either way.
+mod op {
+    /// localStorage item `b`.
+    pub const LOAD: u32 = 13;
+    /// localStorage `a` = `b` ("" removes); an empty `a` sets the cookie `b`.
+    pub const WRITE: u32 = 14;
+    /// `sendBeacon(a, b)`: 1 if the browser took it.
+    pub const BEACON: u32 = 15;
+    /// `fetch(a, {method: "POST", body: b})`, answered by `on(DONE, x, status)`.
+    pub const FETCH: u32 = 16;
+    /// The same with `keepalive`.
+    pub const KEEPALIVE: u32 = 17;
+    /// `on(TICK)` after `x` milliseconds (one timer, replaced).
+    pub const WAKE: u32 = 18;
+    pub const NOW: u32 = 19;
+    /// 32 bits from `crypto.getRandomValues`.
+    pub const RANDOM: u32 = 20;
+}
+
+fn host2(op: u32, a: &str, b: &str, x: f64) -> f64 {
+    host(
+        op,
+        a.as_ptr() as u32,
+        a.len() as u32,
+        b.as_ptr() as u32,
+        b.len() as u32,
+        x,
+    )
+}
+
+/// Where the loader writes the texts of a `call` (see `room` in lib.rs).
+/// Wasm in a page has one thread.
+pub struct Slot<T>(pub RefCell<T>);
+
+// SAFETY: wasm32-unknown-unknown without the atomics feature has one
+// thread, so the cells are never shared across threads.
+unsafe impl<T> Sync for Slot<T> {}
+
+pub static ARGS: Slot<Vec<u8>> = Slot(RefCell::new(Vec::new()));
+
+/// A text from the host: `op` writes it into a room we offer and says how
+/// long it is; a room too small is grown and the question asked again.
+fn text_from(op: u32, key: &str) -> String {
+    let mut room = alloc::vec![0u8; 256];
+    loop {
+        let offered = room.len();
+        let len = host(
+            op,
+            room.as_mut_ptr() as u32,
+            offered as u32,
+            key.as_ptr() as u32,
+            key.len() as u32,
+            0.0,
+        ) as usize;
+        if len <= offered {
+            room.truncate(len);
+            // SAFETY: js/host.js filled the first `len` bytes with
+            // TextEncoder's output, which is always UTF-8.
+            return unsafe { String::from_utf8_unchecked(room) };
+        }
+        room.resize(len, 0);
+    }
+}
+
+/// `bytes[start..start + len]` as text, or "" unless both ends are on
+/// character boundaries. `bytes` must be UTF-8 (the loader writes it with
+/// TextEncoder); a slice of it between two boundaries is then UTF-8 too.
+pub fn piece(bytes: &[u8], start: usize, len: usize) -> &str {
+    let boundary = |i: usize| bytes.get(i).map_or(i == bytes.len(), |b| b & 0xC0 != 0x80);
+    match bytes.get(start..start + len) {
+        // SAFETY: see above.
+        Some(text) if boundary(start) && boundary(start + len) => unsafe { core::str::from_utf8_unchecked(text) },
+        _ => "",
+    }
+}
+
+/// The browser, through `js/host.js`.
+pub struct JsHost;
+
+impl Host for JsHost {
+    fn now(&self) -> f64 {
+        host2(op::NOW, "", "", 0.0)
+    }
+    fn random(&self) -> u32 {
+        host2(op::RANDOM, "", "", 0.0) as u32
+    }
+    fn read(&self, what: Read) -> String {
+        text_from(what as u32, "")
+    }
+    fn load(&self, key: &str) -> String {
+        text_from(op::LOAD, key)
+    }
+    fn store(&self, key: &str, value: &str) {
+        host2(op::WRITE, key, value, 0.0);
+    }
+    fn set_cookie(&self, cookie: &str) {
+        host2(op::WRITE, "", cookie, 0.0);
+    }
+    fn beacon(&self, url: &str, body: &str) -> bool {
+        host2(op::BEACON, url, body, 0.0) != 0.0
+    }
+    fn post(&self, url: &str, body: &str, keepalive: bool, id: u32) {
+        host2(
+            if keepalive { op::KEEPALIVE } else { op::FETCH },
+            url,
+            body,
+            f64::from(id),
+        );
+    }
+    fn wake(&self, ms: f64) {
+        host2(op::WAKE, "", "", ms);
+    }
+}
+
+/// Tests run without js/core.js: this hands js/host.js the memory it reads
+/// and writes texts in.
+#[cfg(test)]
+pub fn js_host() -> JsHost {
+    #[wasm_bindgen(module = "/js/host.js")]
+    extern "C" {
+        fn attach(memory: JsValue);
+    }
+    attach(wasm_bindgen::memory());
+    JsHost
+}
+
+/// `read` for facts that are flags: "true" (or DNT's "1") means set.
+pub fn flag(host: &impl Host, what: Read) -> bool {
+    matches!(host.read(what).as_str(), "true" | "1")
+}

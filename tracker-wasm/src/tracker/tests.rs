@@ -1,0 +1,459 @@
+use super::*;
+use crate::config::KEYS;
+use crate::delivery::QUEUE_KEY;
+use crate::fake::Fake;
+use crate::host::{js_host, JsHost};
+use serde_json::Value;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+const TRACK: u32 = 0;
+const IDENTIFY: u32 = 1;
+const RESET: u32 = 2;
+const CONSENT: u32 = 3;
+const OPTOUT: u32 = 4;
+const LOAD: u32 = 0;
+const HISTORY: u32 = 1;
+const HASH: u32 = 2;
+const RESTORE: u32 = 3;
+const ACTIVATE: u32 = 4;
+const HIDE: u32 = 5;
+
+/// A started tracker on `host` with these settings (plus a token and the
+/// script's directory).
+fn tracker<H: Host>(host: H, settings: &[(&str, &str)]) -> Tracker<H> {
+    let mut t = Tracker::new(host);
+    for (key, value) in [("token", "tok"), ("base", "https://cdn.test/")].iter().chain(settings) {
+        t.configure(KEYS.iter().position(|k| k == key).map_or(99, |i| i as u32), value);
+    }
+    t.start();
+    t
+}
+
+/// Every event sent so far: by beacon, then by fetch.
+fn sent(host: &Fake) -> Vec<Value> {
+    host.bodies()
+        .iter()
+        .flat_map(|b| {
+            let v: Value = serde_json::from_str(b).unwrap_or_else(|e| panic!("not JSON ({e}): {b}"));
+            assert_eq!(v["t"], "tok");
+            v["e"].as_array().cloned().unwrap_or_default()
+        })
+        .collect()
+}
+
+fn names(host: &Fake) -> Vec<String> {
+    sent(host)
+        .iter()
+        .map(|e| e["n"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn granted_pageview_with_page_facts_and_device_cookie() {
+    let host = Fake::new();
+    host.set_read(Read::Referrer, "https://search.test/?q=x");
+    let mut t = tracker(&host, &[]);
+    t.page(LOAD);
+    t.page(HIDE);
+    let events = sent(&host);
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e["n"], "$pageview");
+    assert_eq!(e["u"], "https://site.test/");
+    assert_eq!(e["r"], "https://search.test/?q=x");
+    assert_eq!(e["h"], "Home");
+    assert_eq!(e["s"], "1280x720");
+    assert_eq!(e["ts"], 1_700_000_000_000u64);
+    let id = e["i"].as_str().unwrap_or("");
+    assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    let device = host.cookie("et_id").unwrap_or_default();
+    assert_eq!(e["d"], device.as_str());
+    assert!(e.get("id").is_none(), "no user yet");
+    assert_eq!(host.beacons()[0].0, "https://cdn.test/collect");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn nothing_without_token_or_endpoint() {
+    let host = Fake::new();
+    let mut t = Tracker::new(&host);
+    t.configure(2, "https://cdn.test/");
+    t.start();
+    t.page(LOAD);
+    t.command(TRACK, "x", "");
+    t.page(HIDE);
+    assert_eq!(t.ignored(), Some(Ignored::NotStarted));
+    assert_eq!(host.bodies().len(), 0);
+    assert_eq!(host.cookie_writes(), 0);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn denied_sends_no_ids_and_touches_no_storage() {
+    let host = Fake::new();
+    host.refuse_beacons();
+    let mut t = tracker(&host, &[("consent", "denied")]);
+    t.page(LOAD);
+    t.command(IDENTIFY, "user-1", "");
+    t.command(TRACK, "Signup", "{\"plan\":\"pro\"}");
+    t.command(RESET, "", "");
+    t.page(HIDE);
+    t.done(host.posts()[0].3, 503);
+    let events = sent(&host);
+    assert_eq!(names(&host), ["$pageview", "Signup"]);
+    for e in &events {
+        assert!(e.get("d").is_none() && e.get("id").is_none(), "{e}");
+    }
+    assert_eq!(events[1]["p"]["plan"], "pro");
+    assert_eq!(host.storage_touched(), 0, "no cookie, no localStorage, not even a read");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn pending_waits_then_granted_sends_each_event_once_with_ids() {
+    let host = Fake::new();
+    let mut t = tracker(&host, &[("consent", "pending")]);
+    t.page(LOAD);
+    t.command(TRACK, "Clicked", "");
+    t.page(HIDE);
+    assert_eq!(host.bodies().len(), 0, "nothing leaves while consent is pending");
+    assert_eq!(host.storage_touched(), 0);
+    t.command(CONSENT, "granted", "");
+    t.page(HIDE);
+    let events = sent(&host);
+    assert_eq!(names(&host), ["$pageview", "Clicked"]);
+    let device = host.cookie("et_id").unwrap_or_default();
+    assert!(events.iter().all(|e| e["d"] == device.as_str()));
+    t.command(CONSENT, "granted", "");
+    t.page(HIDE);
+    assert_eq!(sent(&host).len(), 2, "deciding again sends nothing again");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn pending_then_denied_sends_without_ids_and_bounds_the_wait() {
+    let host = Fake::new();
+    let mut t = tracker(&host, &[("consent", "pending")]);
+    for i in 0..MAX_WAITING_EVENTS + 20 {
+        t.command(TRACK, &format!("e{i}"), "");
+    }
+    t.command(CONSENT, "denied", "");
+    t.page(HIDE);
+    let events = sent(&host);
+    assert_eq!(events.len(), MAX_WAITING_EVENTS, "the wait is bounded");
+    assert!(events.iter().all(|e| e.get("d").is_none()));
+    assert_eq!(host.storage_touched(), 0);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn denied_then_granted_never_double_counts() {
+    let host = Fake::new();
+    let mut t = tracker(&host, &[("consent", "denied")]);
+    t.page(LOAD);
+    t.page(HIDE);
+    t.command(CONSENT, "granted", "");
+    t.page(HISTORY);
+    t.page(LOAD);
+    t.command(TRACK, "After", "");
+    t.page(HIDE);
+    let events = sent(&host);
+    assert_eq!(names(&host), ["$pageview", "After"], "the pageview is not sent again");
+    assert!(events[0].get("d").is_none());
+    assert_eq!(events[1]["d"], host.cookie("et_id").unwrap_or_default().as_str());
+    let ids: Vec<&str> = events.iter().filter_map(|e| e["i"].as_str()).collect();
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn withdrawing_consent_removes_what_was_kept() {
+    let host = Fake::new();
+    host.refuse_beacons();
+    let mut t = tracker(&host, &[]);
+    t.command(IDENTIFY, "user-7", "");
+    t.page(LOAD);
+    t.page(HIDE);
+    assert!(host.cookie("et_id").is_some());
+    assert_eq!(host.stored(identity::USER_KEY).as_deref(), Some("user-7"));
+    assert!(host.stored(QUEUE_KEY).is_some(), "a refused beacon is kept for later");
+    t.command(CONSENT, "denied", "");
+    assert_eq!(host.cookie("et_id"), None);
+    assert_eq!(host.stored(identity::USER_KEY), None);
+    assert_eq!(host.stored(QUEUE_KEY), None);
+    host.accept_beacons();
+    t.command(TRACK, "Later", "");
+    t.page(HIDE);
+    let events = sent(&host);
+    let later = events.iter().find(|e| e["n"] == "Later").cloned().unwrap_or_default();
+    assert_eq!(later["n"], "Later");
+    assert!(later.get("d").is_none() && later.get("id").is_none(), "{later}");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn identify_persists_with_consent_and_reset_starts_over() {
+    let host = Fake::new();
+    let mut t = tracker(&host, &[]);
+    t.command(IDENTIFY, "", "");
+    t.command(IDENTIFY, "user-42", "");
+    t.command(TRACK, "A", "");
+    t.page(HIDE);
+    let device = host.cookie("et_id").unwrap_or_default();
+    let a = sent(&host).pop().unwrap_or_default();
+    assert_eq!(
+        (a["id"].as_str(), a["d"].as_str()),
+        (Some("user-42"), Some(device.as_str()))
+    );
+
+    // The next page knows the user from storage.
+    let mut next = tracker(&host, &[]);
+    next.command(TRACK, "B", "");
+    next.page(HIDE);
+    let b = sent(&host).pop().unwrap_or_default();
+    assert_eq!(
+        (b["id"].as_str(), b["d"].as_str()),
+        (Some("user-42"), Some(device.as_str()))
+    );
+
+    next.command(RESET, "", "");
+    next.command(TRACK, "C", "");
+    next.page(HIDE);
+    let c = sent(&host).pop().unwrap_or_default();
+    assert!(c.get("id").is_none());
+    assert_ne!(c["d"], device.as_str(), "a new device after reset");
+    assert_eq!(c["d"], host.cookie("et_id").unwrap_or_default().as_str());
+    assert_eq!(host.stored(identity::USER_KEY), None);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn optout_is_kept_and_can_be_undone() {
+    let host = Fake::new();
+    let mut t = tracker(&host, &[]);
+    t.command(OPTOUT, "", "");
+    t.page(LOAD);
+    t.command(TRACK, "x", "");
+    t.page(HIDE);
+    assert_eq!(host.bodies().len(), 0);
+    assert_eq!(t.ignored(), Some(Ignored::OptedOut));
+    assert_eq!(host.stored(identity::OPTOUT_KEY).as_deref(), Some("1"));
+    assert_eq!(host.cookie("et_id"), None, "opting out removes the device cookie");
+
+    let mut next = tracker(&host, &[]);
+    next.page(LOAD);
+    next.page(HIDE);
+    assert_eq!(host.bodies().len(), 0, "the next page stays out");
+    next.command(OPTOUT, "false", "");
+    next.command(TRACK, "back", "");
+    next.page(HIDE);
+    assert_eq!(names(&host), ["back"]);
+    assert_eq!(host.stored(identity::OPTOUT_KEY), None);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn do_not_track_and_gpc_only_when_the_site_asks() {
+    for (fact, value) in [(Read::DoNotTrack, "1"), (Read::PrivacyControl, "true")] {
+        let host = Fake::new();
+        host.set_read(fact, value);
+        let mut t = tracker(&host, &[("respect-dnt", "")]);
+        t.page(LOAD);
+        t.page(HIDE);
+        assert_eq!(t.ignored(), Some(Ignored::DoNotTrack));
+        assert_eq!(host.bodies().len(), 0);
+        assert_eq!(host.storage_touched(), 0);
+
+        let plain = Fake::new();
+        plain.set_read(fact, value);
+        let mut u = tracker(&plain, &[]);
+        u.page(LOAD);
+        u.page(HIDE);
+        assert_eq!(names(&plain), ["$pageview"]);
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn bots_send_nothing_and_get_no_cookie() {
+    let webdriver = Fake::new();
+    webdriver.set_read(Read::Webdriver, "true");
+    let headless = Fake::new();
+    headless.set_read(Read::UserAgent, "Mozilla/5.0 HeadlessChrome/130.0.0.0");
+    for host in [&webdriver, &headless] {
+        let mut t = tracker(host, &[]);
+        t.page(LOAD);
+        t.command(TRACK, "x", "");
+        t.page(HIDE);
+        assert!(matches!(t.ignored(), Some(Ignored::Bot(_))));
+        assert_eq!(host.bodies().len(), 0);
+        assert_eq!(host.storage_touched(), 0);
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn prerendered_page_counts_when_shown() {
+    let host = Fake::new();
+    host.set_read(Read::Prerendering, "true");
+    let mut t = tracker(&host, &[]);
+    t.page(LOAD);
+    t.command(TRACK, "early", "");
+    t.page(HIDE);
+    assert_eq!(host.bodies().len(), 0);
+    assert_eq!(host.cookie_writes(), 0, "no cookie before the page is shown");
+    host.set_read(Read::Prerendering, "false");
+    host.set_read(Read::Href, "https://site.test/shown");
+    t.page(ACTIVATE);
+    t.page(HIDE);
+    let events = sent(&host);
+    assert_eq!(names(&host), ["early", "$pageview"]);
+    assert_eq!(events[1]["u"], "https://site.test/shown");
+    assert!(events
+        .iter()
+        .all(|e| e["d"] == host.cookie("et_id").unwrap_or_default().as_str()));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn spa_navigation_restores_and_hash_mode() {
+    let host = Fake::new();
+    let mut t = tracker(&host, &[]);
+    t.page(LOAD);
+    t.page(HISTORY);
+    host.set_read(Read::Href, "https://site.test/pricing#plans");
+    t.page(HISTORY);
+    t.page(HASH);
+    t.page(RESTORE);
+    t.page(HIDE);
+    let urls: Vec<Value> = sent(&host).iter().map(|e| e["u"].clone()).collect();
+    assert_eq!(
+        urls,
+        [
+            "https://site.test/",
+            "https://site.test/pricing",
+            "https://site.test/pricing"
+        ]
+    );
+
+    let hashed = Fake::new();
+    let mut h = tracker(&hashed, &[("spa", "hash")]);
+    h.page(LOAD);
+    hashed.set_read(Read::Href, "https://site.test/#/users");
+    h.page(HASH);
+    h.page(HISTORY);
+    h.page(HIDE);
+    let urls: Vec<Value> = sent(&hashed).iter().map(|e| e["u"].clone()).collect();
+    assert_eq!(urls, ["https://site.test/", "https://site.test/#/users"]);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn outbound_clicks_leave_at_once() {
+    let host = Fake::new();
+    host.set_read(Read::Host, "site.test");
+    let mut t = tracker(&host, &[("outbound", "mailto")]);
+    let link = |protocol, host, path| Link { protocol, host, path };
+    t.click("https://site.test/about", link("https:", "site.test", "/about"));
+    t.click("tel:+1555", link("tel:", "", "+1555"));
+    assert_eq!(host.bodies().len(), 0);
+    t.click("https://other.test/x?y=1", link("https:", "other.test", "/x"));
+    assert_eq!(host.beacons().len(), 1, "a beacon at once, not after the delay");
+    t.click("mailto:hi@site.test", link("mailto:", "", "hi@site.test"));
+    let events = sent(&host);
+    assert_eq!(names(&host), ["$outbound_link", "$outbound_link"]);
+    assert_eq!(events[0]["u"], "https://site.test/");
+    assert_eq!(events[0]["p"]["href"], "https://other.test/x?y=1");
+    assert_eq!(events[1]["p"]["href"], "mailto:hi@site.test");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn custom_events_props_and_names() {
+    let host = Fake::new();
+    let mut t = tracker(&host, &[]);
+    t.command(TRACK, "Signup", "{\"plan\":\"pro\",\"seats\":3}");
+    t.command(TRACK, "Deep", &format!("{}1{}", "{\"a\":".repeat(9), "}".repeat(9)));
+    t.command(TRACK, "   ", "");
+    t.command(TRACK, &"n".repeat(MAX_EVENT_NAME_CHARS + 1), "");
+    t.command(TRACK, "Quote \"me\"\n", "");
+    t.command(99, "x", "");
+    t.page(HIDE);
+    let events = sent(&host);
+    assert_eq!(names(&host), ["Signup", "Deep", "Quote \"me\"\n"]);
+    assert_eq!(events[0]["p"], serde_json::json!({"plan": "pro", "seats": 3}));
+    assert!(
+        events[1].get("p").is_none(),
+        "props the server would refuse are left out"
+    );
+    assert_eq!(events[0]["u"], "https://site.test/");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn long_texts_are_cut_and_escaped() {
+    let host = Fake::new();
+    host.set_read(Read::Title, &format!("\"é\"\t{}", "t".repeat(MAX_TEXT_BYTES)));
+    let mut t = tracker(&host, &[]);
+    t.page(LOAD);
+    t.page(HIDE);
+    let title = sent(&host)[0]["h"].as_str().unwrap_or("").to_owned();
+    assert!(title.starts_with("\"é\"\t"));
+    assert!(title.len() <= MAX_TEXT_BYTES);
+}
+
+/// The real browser host, but a human one: chromedriver's webdriver flag,
+/// its `cdc_` globals and the headless user agent and brand would make the
+/// tracker (rightly) stay silent. Beacons are recorded instead of sent.
+struct Human {
+    beacons: core::cell::RefCell<Vec<String>>,
+}
+
+impl Host for Human {
+    fn now(&self) -> f64 {
+        JsHost.now()
+    }
+    fn random(&self) -> u32 {
+        JsHost.random()
+    }
+    fn read(&self, what: Read) -> String {
+        match what {
+            Read::Webdriver => "false".into(),
+            Read::UserAgent => "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0.0.0 Safari/537.36".into(),
+            Read::Brands | Read::Globals => "Chromium".into(),
+            _ => JsHost.read(what),
+        }
+    }
+    fn load(&self, key: &str) -> String {
+        JsHost.load(key)
+    }
+    fn store(&self, key: &str, value: &str) {
+        JsHost.store(key, value)
+    }
+    fn set_cookie(&self, cookie: &str) {
+        JsHost.set_cookie(cookie)
+    }
+    fn beacon(&self, _url: &str, body: &str) -> bool {
+        self.beacons.borrow_mut().push(body.into());
+        true
+    }
+    fn post(&self, _url: &str, _body: &str, _keepalive: bool, _id: u32) {}
+    fn wake(&self, _ms: f64) {}
+}
+
+// In Chromium: the real page facts, cookie and storage, end to end.
+#[wasm_bindgen_test]
+fn browser_pageview_and_consent_round_trip() {
+    let _ = js_host();
+    let human = Human {
+        beacons: Default::default(),
+    };
+    human.set_cookie("et_e2e=; Max-Age=0; Path=/");
+    let mut t = tracker(&human, &[("cookie-name", "et_e2e")]);
+    t.page(LOAD);
+    t.command(IDENTIFY, "user-9", "");
+    t.command(TRACK, "Signup", "{\"plan\":\"pro\"}");
+    t.page(HIDE);
+    let beacons = human.beacons.borrow().clone();
+    assert_eq!(beacons.len(), 1);
+    let body = js_sys::JSON::parse(&beacons[0]).unwrap_or(wasm_bindgen::JsValue::NULL);
+    let get = |v: &wasm_bindgen::JsValue, k: &str| js_sys::Reflect::get(v, &k.into()).unwrap_or_default();
+    let events = get(&body, "e");
+    let view = get(&events, "0");
+    let href = JsHost.read(Read::Href);
+    assert_eq!(get(&view, "n").as_string().as_deref(), Some("$pageview"));
+    assert_eq!(get(&view, "u").as_string().as_deref(), Some(text::before(&href, b'#')));
+    let device = identity::cookie_value(&JsHost.read(Read::Cookie), "et_e2e").map(String::from);
+    assert_eq!(get(&view, "d").as_string(), device);
+    let signup = get(&events, "1");
+    assert_eq!(get(&signup, "id").as_string().as_deref(), Some("user-9"));
+    assert_eq!(JsHost.load(identity::USER_KEY), "user-9");
+    t.command(CONSENT, "denied", "");
+    assert_eq!(identity::cookie_value(&JsHost.read(Read::Cookie), "et_e2e"), None);
+    assert_eq!(JsHost.load(identity::USER_KEY), "");
+}
