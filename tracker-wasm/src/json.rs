@@ -162,6 +162,25 @@ mod tests {
         assert_eq!(quoted("é😀\u{2028}"), "\"é😀\u{2028}\"");
     }
 
+    // In Chromium: the browser's own JSON.parse reads back every string we
+    // write, control characters, quotes, emoji and line separators included.
+    #[wasm_bindgen_test]
+    fn browser_json_parse_reads_back_our_strings() {
+        let tricky = [
+            "",
+            "plain",
+            "q\"b\\s/",
+            "\u{0}\u{1}\u{8}\u{c}\u{1f}\u{7f}",
+            "é😀\u{2028}\u{2029}</script>",
+            "line\r\nnext\ttab",
+        ];
+        for text in tricky {
+            let json = quoted(text);
+            let back = js_sys::JSON::parse(&json).ok().and_then(|v| v.as_string());
+            assert_eq!(back.as_deref(), Some(text), "{json}");
+        }
+    }
+
     #[wasm_bindgen_test(unsupported = test)]
     fn integers_without_fmt() {
         for n in [0u64, 7, 10, 1_700_000_000_123, u64::MAX] {
