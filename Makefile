@@ -37,10 +37,12 @@ $(PUBLIC)/t.js: $(TRACKER_SRC)
 	wasm-bindgen --target web --no-typescript --out-dir $(TRACKER_PKG) \
 	  target/$(WASM_TARGET)/release/tracker_wasm.wasm
 	mkdir -p $(PUBLIC)
-	$(NODE_BIN)/wasm-opt -Oz --strip-debug --strip-producers \
+	$(NODE_BIN)/wasm-opt -Oz --strip-debug --strip-producers --strip-target-features \
 	  $(TRACKER_PKG)/tracker_wasm_bg.wasm -o $(PUBLIC)/t.wasm
 	$(NODE_BIN)/esbuild tracker-wasm/js/loader.js --bundle --minify --format=iife \
-	  --log-level=warning --outfile=$(PUBLIC)/t.js
+	  --log-level=warning --log-override:empty-import-meta=silent --outfile=$(PUBLIC)/t.js
+	$(NODE_BIN)/esbuild tracker-wasm/js/esm.js --bundle --minify --format=esm \
+	  --log-level=warning --outfile=$(PUBLIC)/t.mjs
 
 ## The worker: build/index.js + build/index_bg.wasm.
 worker: edge-worker/build/index.js
@@ -80,7 +82,7 @@ test-native:
 test-wasm:
 	CHROMEDRIVER=$$(command -v chromedriver) \
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-	  cargo test -q -p tracker-wasm --target $(WASM_TARGET)
+	  cargo test -p tracker-wasm --target $(WASM_TARGET)
 
 test-e2e:
 	node --test --test-concurrency=1 tests/e2e/
