@@ -77,7 +77,7 @@ dev: build migrate
 test: setup-test site worker test-native test-wasm test-e2e test-clients test-deploy
 
 test-native:
-	cargo test -p ingest-core
+	cargo test -p ingest-core -p tracker-wasm
 
 test-wasm:
 	CHROMEDRIVER=$$(command -v chromedriver) \
