@@ -1,0 +1,287 @@
+// The tracker in real Chromium against real `wrangler dev`: what a person's
+// visit stores, counted exactly through the export API. First visit and its
+// cookie, SPA history navigations, outbound clicks (same tab, new tab, middle
+// click), consent (pending, declined, accepted), bots (automation and a
+// crawler's user agent) and delivery after the network came back.
+// External sites are fulfilled by context.route: no real network is used.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import {
+  startWorker, launchBrowser, humanPage, collect, exportEvents, waitForEvents, settle, stats, sleep,
+} from "./harness.mjs";
+
+const DAY_S = 24 * 60 * 60;
+const GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+const COOKIE = "et_id"; // tracker-wasm/README.md: data-cookie-name defaults to et_id
+
+let worker, browser;
+before(async () => {
+  worker = await startWorker({ vars: { RATE_LIMITS: "off" } });
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await worker?.stop();
+});
+
+/** The insert_ids stored so far; `fresh(seen)` gives the rows stored since. */
+async function seenIds() {
+  return new Set((await exportEvents(worker.base)).map((e) => e.insert_id));
+}
+const fresh = (seen) => (events) => events.filter((e) => !seen.has(e.insert_id));
+
+/** Waits until the rows stored since `seen` satisfy `predicate`, then lets
+ *  anything still on its way arrive, and returns those rows. */
+async function newRows(seen, predicate) {
+  await waitForEvents(worker.base, (events) => predicate(fresh(seen)(events)));
+  await settle();
+  return fresh(seen)(await exportEvents(worker.base));
+}
+
+/** Resolves once the tracker's first beacon left: the module runs. */
+const firstBeacon = (page) => page.waitForRequest((r) => r.url() === `${worker.base}/collect`, { timeout: 15_000 });
+
+/** Stops external sites from being reached: each answers "ok". */
+async function fulfillExternal(context) {
+  for (const host of ["https://example.com/**", "https://www.rust-lang.org/**"]) {
+    await context.route(host, (r) => r.fulfill({ status: 200, contentType: "text/html", body: "<title>ok</title>ok" }));
+  }
+}
+
+test("a first visit: one $pageview with url, referrer, title; the device cookie is Lax, Path=/, at most 400 days, not Secure on http", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser);
+  const beacon = firstBeacon(page);
+  await page.goto(`${worker.base}/`, { referer: "http://news.example/story?id=7" });
+  await beacon;
+  const rows = await newRows(seen, (r) => r.length >= 1);
+  assert.equal(rows.length, 1, JSON.stringify(rows));
+  const [view] = rows;
+  assert.equal(view.event, "$pageview");
+  assert.equal(view.url, `${worker.base}/`);
+  assert.equal(view.title, "edgetrack demo: home");
+  // Playwright's `referer` becomes document.referrer as given.
+  assert.equal(await page.evaluate(() => document.referrer), "http://news.example/story?id=7");
+  assert.equal(view.referrer, "http://news.example/story?id=7");
+
+  const cookies = (await context.cookies(worker.base)).filter((c) => c.name === COOKIE);
+  assert.equal(cookies.length, 1, "one device cookie");
+  const [cookie] = cookies;
+  assert.equal(cookie.sameSite, "Lax");
+  assert.equal(cookie.path, "/");
+  assert.equal(cookie.secure, false, "no Secure on http");
+  assert.ok(cookie.expires > 0, "a persistent cookie");
+  const lifetime = cookie.expires - Date.now() / 1000;
+  assert.ok(lifetime <= 400 * DAY_S + 5, `expires in ${lifetime / DAY_S} days`);
+  assert.ok(lifetime > 300 * DAY_S, `expires in ${lifetime / DAY_S} days`);
+  assert.equal(view.device_id, cookie.value, "the event carries the cookie's device id");
+  await context.close();
+});
+
+test("SPA: pushState x3, replaceState to the same URL, back, forward are 6 pageviews", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser);
+  const base = `${worker.base}/spa/`;
+  const beacon = firstBeacon(page);
+  await page.goto(base);
+  // History changes before the module runs are read at the URL it finds
+  // then; a person clicks after the page is up.
+  await beacon;
+  await page.click("#route-docs");
+  await page.waitForURL(`${base}?view=docs`);
+  await page.click("#route-home");
+  await page.waitForURL(base);
+  await page.click("#route-pricing");
+  await page.waitForURL(`${base}?view=pricing`);
+  // replaceState with the same URL (the state changes): not a pageview.
+  await page.click("#filter-yearly");
+  assert.equal(await page.evaluate(() => history.state.filter), "yearly");
+  await page.goBack();
+  await page.waitForURL(base);
+  await page.goForward();
+  await page.waitForURL(`${base}?view=pricing`);
+
+  // README/pageview.rs: every history change is a pageview unless the URL
+  // is the one last counted.
+  const expected = [
+    [base, "edgetrack demo: app home"],
+    [`${base}?view=docs`, "edgetrack demo: docs"],
+    [base, "edgetrack demo: app home"],
+    [`${base}?view=pricing`, "edgetrack demo: pricing"],
+    [base, null], // back
+    [`${base}?view=pricing`, null], // forward
+  ];
+  const rows = await newRows(seen, (r) => r.length >= expected.length);
+  assert.equal(rows.length, expected.length, JSON.stringify(rows.map((r) => [r.event, r.url])));
+  assert.ok(rows.every((r) => r.event === "$pageview"));
+  const ordered = rows.slice().sort((a, b) => a.timestamp - b.timestamp);
+  assert.deepEqual(ordered.map((r) => r.url), expected.map(([u]) => u));
+  for (const [i, [, title]] of expected.entries()) if (title) assert.equal(ordered[i].title, title);
+  assert.equal(new Set(rows.map((r) => r.device_id)).size, 1, "one device");
+  await context.close();
+});
+
+test("outbound: new tab, middle click and same tab are one $outbound_link each, and the navigation happens", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser);
+  await fulfillExternal(context);
+  // The static assets answer /article.html with a redirect to /article.
+  const article = `${worker.base}/article`;
+  const beacon = firstBeacon(page);
+  await page.goto(`${worker.base}/article.html`);
+  assert.equal(page.url(), article);
+  await beacon;
+
+  // target=_blank: a popup opens on the external site.
+  const [popup] = await Promise.all([page.waitForEvent("popup"), page.click("#out-new-tab")]);
+  await popup.waitForURL("https://www.rust-lang.org/");
+  await popup.close();
+
+  // Middle click: a new tab in the background, this page stays.
+  const [tab] = await Promise.all([context.waitForEvent("page"), page.click("#out-same-tab", { button: "middle" })]);
+  // Playwright neither routes nor reports a background tab's first request
+  // (it starts before the tab is attached; without a network it ends on
+  // chrome-error://). The tab's history shows it followed the link.
+  const cdp = await context.newCDPSession(tab);
+  let history = [];
+  for (const until = Date.now() + 5000; Date.now() < until; await sleep(100)) {
+    history = (await cdp.send("Page.getNavigationHistory")).entries;
+    if (history.some((e) => e.url !== "about:blank")) break;
+  }
+  assert.deepEqual(history.map((e) => [e.url, e.transitionType]), [["https://example.com/", "link"]]);
+  await tab.close();
+  assert.equal(page.url(), article);
+
+  // Same tab: the page leaves.
+  await page.click("#out-same-tab");
+  await page.waitForURL("https://example.com/");
+
+  const rows = await newRows(seen, (r) => r.filter((e) => e.event === "$outbound_link").length >= 3);
+  const outbound = rows.filter((e) => e.event === "$outbound_link");
+  assert.equal(outbound.length, 3, JSON.stringify(outbound));
+  assert.deepEqual(
+    outbound.map((e) => e.properties.href).sort(),
+    ["https://example.com/", "https://example.com/", "https://www.rust-lang.org/"],
+  );
+  assert.ok(outbound.every((e) => e.url === article));
+  assert.equal(rows.filter((e) => e.event === "$pageview").length, 1, "the article's own pageview");
+  assert.equal(rows.length, 4);
+  await context.close();
+});
+
+test("consent: nothing while pending; Decline stores cookieless events and writes nothing; Accept sets the cookie and sends the waiting pageview once", async () => {
+  // The static assets answer /consent.html with a redirect to /consent.
+  const url = `${worker.base}/consent`;
+  let seen = await seenIds();
+  {
+    const { context, page } = await humanPage(browser);
+    const beacons = [];
+    page.on("request", (r) => r.url().endsWith("/collect") && beacons.push(r));
+    // t.wasm is fetched and started; then give it time to (not) send.
+    const wasm = page.waitForResponse((r) => r.url().endsWith("/t.wasm"));
+    await page.goto(url);
+    await wasm;
+    await settle();
+    assert.equal(beacons.length, 0, "no request while pending");
+    assert.equal(fresh(seen)(await exportEvents(worker.base)).length, 0, "nothing stored while pending");
+    assert.equal(await page.evaluate(() => document.cookie), "");
+
+    await page.click("#consent-decline");
+    const rows = await newRows(seen, (r) => r.length >= 1);
+    assert.equal(rows.length, 1, JSON.stringify(rows));
+    assert.equal(rows[0].event, "$pageview");
+    assert.equal(rows[0].url, url);
+    assert.match(rows[0].distinct_id, /^cl-/);
+    // The tracker sends no id; the server gives its cookieless daily hash.
+    assert.ok(!rows[0].device_id || rows[0].device_id === rows[0].distinct_id, rows[0].device_id);
+    assert.ok(beacons.length >= 1);
+    for (const b of beacons) {
+      for (const e of JSON.parse(b.postData()).e) assert.ok(!("d" in e) && !("id" in e), JSON.stringify(e));
+    }
+    assert.equal(await page.evaluate(() => document.cookie), "", "no cookie");
+    assert.equal((await context.cookies()).length, 0, "no cookie");
+    // The demo page keeps its own banner choice; the tracker writes nothing.
+    const keys = await page.evaluate(() => Object.keys(localStorage));
+    assert.deepEqual(keys, ["edgetrack-demo-consent"], "only the demo banner's own key");
+    await context.close();
+  }
+  seen = await seenIds();
+  {
+    const { context, page } = await humanPage(browser);
+    await page.goto(url);
+    await sleep(1500);
+    await page.click("#consent-accept");
+    const rows = await newRows(seen, (r) => r.length >= 1);
+    assert.equal(rows.length, 1, `the waiting pageview once: ${JSON.stringify(rows)}`);
+    assert.equal(rows[0].event, "$pageview");
+    assert.equal(rows[0].url, url);
+    const cookies = (await context.cookies(worker.base)).filter((c) => c.name === COOKIE);
+    assert.equal(cookies.length, 1, "the device cookie after Accept");
+    assert.equal(rows[0].device_id, cookies[0].value);
+    await context.close();
+  }
+});
+
+test("bots: an automated browser sends nothing; a crawler's POST stores nothing and counts once", async () => {
+  let seen = await seenIds();
+  const robot = await launchBrowser({ automation: true });
+  try {
+    const { page } = await humanPage(robot);
+    const requests = [];
+    page.on("request", (r) => r.url().endsWith("/collect") && requests.push(r.url()));
+    await page.goto(`${worker.base}/`);
+    assert.equal(await page.evaluate(() => navigator.webdriver), true);
+    await page.click("#signup-pro");
+    await settle();
+    assert.deepEqual(requests, [], "no request to /collect");
+    assert.equal(fresh(seen)(await exportEvents(worker.base)).length, 0);
+  } finally {
+    await robot.close();
+  }
+
+  const botCount = async () =>
+    (await stats(worker.base)).bots.find((b) => b.reason === "user_agent_pattern")?.requests ?? 0;
+  const before = await botCount();
+  seen = await seenIds();
+  const r = await collect(worker.base, [{ n: "$pageview", i: "tracker-bot-1", d: "bot", ts: Date.now(), u: `${worker.base}/` }],
+    { userAgent: GOOGLEBOT });
+  assert.equal(r.status, 202);
+  await settle();
+  assert.equal(fresh(seen)(await exportEvents(worker.base)).length, 0);
+  assert.equal(await botCount(), before + 1);
+});
+
+test("offline: events tracked while /collect is unreachable arrive exactly once on the next page", {
+  todo: "tracker bug: a batch navigator.sendBeacon accepted counts as delivered (delivery.rs flush keeps only refused beacons); the beacon then fails (net::ERR_INTERNET_DISCONNECTED), nothing reaches et_q in localStorage, and the three events are lost",
+}, async () => {
+  let seen = await seenIds();
+  const { context, page } = await humanPage(browser);
+  await page.goto(`${worker.base}/`);
+  const first = await newRows(seen, (r) => r.length >= 1);
+  assert.equal(first.length, 1);
+
+  await context.route("**/collect", (r) => r.abort("internetdisconnected"));
+  await page.evaluate(() => {
+    for (const n of [1, 2, 3]) edgetrack("track", `offline-${n}`);
+  });
+  // The page is left: the tracker sends everything now (README: pagehide).
+  const failed = [];
+  page.on("requestfailed", (r) => r.url().endsWith("/collect") && failed.push(r.postData()));
+  await page.evaluate(() => window.dispatchEvent(new Event("pagehide")));
+  await sleep(1500);
+  assert.ok(failed.some((b) => b.includes("offline-3")), "the batch was tried and failed");
+  await context.unroute("**/collect");
+
+  seen = new Set([...seen, ...first.map((e) => e.insert_id)]);
+  await page.goto(`${worker.base}/article.html`);
+  let rows;
+  try {
+    rows = await newRows(seen, (r) => r.filter((e) => e.event.startsWith("offline-")).length >= 3);
+  } finally {
+    await context.close();
+  }
+  const offline = rows.filter((e) => e.event.startsWith("offline-"));
+  assert.deepEqual(offline.map((e) => e.event).sort(), ["offline-1", "offline-2", "offline-3"]);
+  assert.equal(rows.filter((e) => e.event === "$pageview").length, 1, "the second page's pageview");
+  assert.equal(rows.length, 4);
+});
