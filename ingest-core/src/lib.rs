@@ -13,6 +13,7 @@ pub mod dialect;
 pub mod error;
 pub mod event;
 pub mod export;
+pub mod fuzzing;
 pub mod limits;
 pub mod payload;
 pub mod profile;
