@@ -252,7 +252,7 @@ test("bots: an automated browser sends nothing; a crawler's POST stores nothing 
 });
 
 test("offline: events tracked while /collect is unreachable arrive exactly once on the next page", {
-  todo: "tracker bug: a batch navigator.sendBeacon accepted counts as delivered (delivery.rs flush keeps only refused beacons); the beacon then fails (net::ERR_INTERNET_DISCONNECTED), nothing reaches et_q in localStorage, and the three events are lost",
+  todo: "tracker: batches now leave by a keepalive fetch whose failure keeps them in the backlog (unit-tested in delivery/tests.rs), but in Chromium the next page does not resend the stored backlog; open in issue 6",
 }, async () => {
   let seen = await seenIds();
   const { context, page } = await humanPage(browser);
@@ -264,11 +264,12 @@ test("offline: events tracked while /collect is unreachable arrive exactly once 
   await page.evaluate(() => {
     for (const n of [1, 2, 3]) edgetrack("track", `offline-${n}`);
   });
-  // The page is left: the tracker sends everything now (README: pagehide).
+  // The person stays on the page a moment: the batch leaves by fetch and
+  // fails. (A batch beaconed at the very moment the page is left, offline,
+  // is still lost: a beacon's outcome is never known.)
   const failed = [];
   page.on("requestfailed", (r) => r.url().endsWith("/collect") && failed.push(r.postData()));
-  await page.evaluate(() => window.dispatchEvent(new Event("pagehide")));
-  await sleep(1500);
+  await sleep(2500);
   assert.ok(failed.some((b) => b.includes("offline-3")), "the batch was tried and failed");
   await context.unroute("**/collect");
 

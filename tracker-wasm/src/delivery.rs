@@ -5,8 +5,10 @@
 //! batch, which leaves [`FLUSH_DELAY_MS`] after its first event, or at once
 //! when it holds [`MAX_BATCH_EVENTS`] or another event would take it past
 //! [`MAX_BATCH_BYTES`], or when the page is hidden or left. It goes by
-//! `sendBeacon` (text/plain, so no CORS preflight, and it survives the page
-//! closing). A batch the browser refuses to beacon joins the backlog.
+//! the backlog's `fetch` while the page stays (its answer is known, unlike a
+//! beacon's), and by `sendBeacon` when the page goes away (text/plain either
+//! way, so no CORS preflight). A batch the browser refuses to beacon joins
+//! the backlog.
 //!
 //! The backlog is sent by `fetch`, one body at a time and oldest first, so
 //! that each answer is known: 2xx delivered, 4xx refused for good (never
@@ -175,7 +177,11 @@ impl Delivery {
             let body = body(&self.token, &self.open);
             self.open.clear();
             self.open_events = 0;
-            if !host.beacon(&self.endpoint, &body) {
+            // While the page stays, a batch goes by the backlog's fetch,
+            // whose answer is known: a beacon's `true` only means "queued",
+            // and a beacon that then fails offline would be lost. Only a
+            // page going away relies on a beacon.
+            if !hiding || !host.beacon(&self.endpoint, &body) {
                 self.queue(&body);
             }
         }

@@ -54,27 +54,47 @@ fn body_shape_and_token_escaping() {
 }
 
 #[wasm_bindgen_test(unsupported = test)]
-fn events_wait_then_leave_in_one_beacon() {
+fn events_wait_then_leave_in_one_fetch_whose_answer_is_known() {
     let host = Fake::new();
     let mut d = delivery();
     d.push(&host, &event(1));
     host.advance(10.0);
     d.push(&host, &event(2));
-    assert_eq!(host.beacons().len(), 0, "nothing leaves before the delay");
+    assert_eq!(host.bodies().len(), 0, "nothing leaves before the delay");
     assert_eq!(
         host.last_wake(),
         Some(FLUSH_DELAY_MS - 10.0),
         "the timer aims at the first event's deadline"
     );
     d.flush(&host, Flush::Due);
-    assert_eq!(host.beacons().len(), 0, "a timer that fires early sends nothing");
+    assert_eq!(host.bodies().len(), 0, "a timer that fires early sends nothing");
     host.advance(FLUSH_DELAY_MS);
     d.flush(&host, Flush::Due);
-    let beacons = host.beacons();
-    assert_eq!(beacons.len(), 1);
-    assert_eq!(beacons[0].0, URL);
-    assert_eq!(names(&beacons[0].1), ["e1", "e2"]);
+    assert_eq!(host.beacons().len(), 0, "no beacon while the page stays");
+    let posts = host.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].0, URL);
+    assert!(posts[0].2, "keepalive, so it survives a navigation");
+    assert_eq!(names(&posts[0].1), ["e1", "e2"]);
+    assert_eq!(d.waiting(), (0, 1, true), "kept until the answer comes");
+    d.done(&host, posts[0].3, 202);
     assert_eq!(d.waiting(), (0, 0, false));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_failed_send_while_visible_is_kept_not_lost() {
+    // What a beacon cannot do: its `true` means queued, not delivered.
+    let host = Fake::new();
+    let mut d = delivery();
+    d.push(&host, &event(1));
+    d.flush(&host, Flush::Now);
+    let first = host.posts()[0].3;
+    d.done(&host, first, 0);
+    assert_eq!(
+        d.waiting(),
+        (0, 1, false),
+        "a network failure keeps the batch for a retry"
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -84,11 +104,15 @@ fn a_full_batch_leaves_at_once_and_the_next_starts() {
     for i in 0..MAX_BATCH_EVENTS + 1 {
         d.push(&host, &event(i));
     }
-    assert_eq!(host.beacons().len(), 1);
-    assert_eq!(names(&host.beacons()[0].1).len(), MAX_BATCH_EVENTS);
+    assert_eq!(host.posts().len(), 1);
+    assert_eq!(names(&host.posts()[0].1).len(), MAX_BATCH_EVENTS);
     assert_eq!(d.waiting().0, 1);
     d.flush(&host, Flush::Hiding);
-    assert_eq!(names(&host.beacons()[1].1), ["e50"]);
+    assert_eq!(
+        names(&host.beacons()[0].1),
+        ["e50"],
+        "on hide the open batch goes by beacon"
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -100,12 +124,12 @@ fn batches_stay_within_bytes_and_huge_events_are_dropped() {
         assert!(d.push(&host, &big(i)));
     }
     assert_eq!(
-        host.beacons().len(),
+        host.posts().len(),
         1,
         "a third 25 KB event would pass 60 KB: the first two leave"
     );
-    assert!(host.beacons()[0].1.len() <= MAX_BATCH_BYTES);
-    assert_eq!(names(&host.beacons()[0].1), ["b0", "b1"]);
+    assert!(host.posts()[0].1.len() <= MAX_BATCH_BYTES);
+    assert_eq!(names(&host.posts()[0].1), ["b0", "b1"]);
     assert!(!d.push(&host, &"x".repeat(MAX_EVENT_BYTES + 1)));
     assert_eq!(d.waiting().0, 1);
 }
