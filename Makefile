@@ -15,7 +15,7 @@ export WASM_BINDGEN_BIN = $(shell command -v wasm-bindgen)
 export WASM_OPT_BIN := $(NODE_BIN)/wasm-opt
 export ESBUILD_BIN := $(NODE_BIN)/esbuild
 
-.PHONY: dev test setup setup-test build tracker worker site migrate size clean \
+.PHONY: dev test setup setup-test build tracker worker site migrate size fuzz clean \
         test-native test-wasm test-e2e test-clients test-deploy lint
 
 setup:
@@ -101,6 +101,12 @@ lint:
 
 size: tracker
 	@scripts/size.sh
+
+FUZZ_SECONDS ?= 60
+## Fuzzes every ingest-core decoder for FUZZ_SECONDS each (nightly Rust;
+## see ingest-core/fuzz/README.md). `make test` replays the kept corpus.
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf target edge-worker/build $(PUBLIC) $(TRACKER_PKG) .wrangler

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every route: bodies with a size cap, the request
 //! facts the core needs, CORS, and turning a core [`Reply`] into a Response.
 
+use futures_util::StreamExt;
 use ingest_core::dialect::Reply;
 use ingest_core::limits::MAX_BODY_BYTES;
 use ingest_core::{IngestError, RequestContext};
@@ -17,11 +18,25 @@ pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, Ingest
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES });
     }
-    let body = req
-        .bytes()
-        .await
-        .map_err(|_| IngestError::BadEncoding("request body"))?;
-    if body.len() > MAX_BODY_BYTES {
+    // Read as a stream: a chunked body has no Content-Length, and reading
+    // it whole could exhaust the isolate. Past the limit the rest is read
+    // and dropped, so memory stays bounded and the client, still uploading,
+    // gets its 413 instead of a broken connection.
+    // A request without a body has no stream: that is an empty body.
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new());
+    };
+    let mut body = Vec::new();
+    let mut too_large = false;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| IngestError::BadEncoding("request body"))?;
+        if too_large || body.len() + chunk.len() > MAX_BODY_BYTES {
+            too_large = true;
+            continue;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if too_large {
         return Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES });
     }
     Ok(body)

@@ -36,11 +36,21 @@ fn browser_bot(ctx: &RequestContext) -> Option<bots::BotReason> {
     }
 }
 
+/// The reply shape (verbose, JSONP, pixel) the query asks for, when the
+/// body could not even be read.
+fn query_params(req: &Request) -> TrackParams {
+    let query = req
+        .url()
+        .map(|u| u.query().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    TrackParams::parse(&query, b"").unwrap_or_default()
+}
+
 pub async fn track(mut req: Request, env: &Env) -> Reply {
     let ctx = request_context(&req);
     let (query, body) = match transport(&mut req).await {
         Ok(parts) => parts,
-        Err(e) => return mixpanel::track_error(&TrackParams::default(), &e, &[]),
+        Err(e) => return mixpanel::track_error(&query_params(&req), &e, &[]),
     };
     let params = TrackParams::parse(&query, &body).unwrap_or_default();
     handle_track(&query, &body, &ctx, env)
@@ -91,7 +101,7 @@ pub async fn engage(mut req: Request, env: &Env) -> Reply {
     let ctx = request_context(&req);
     let (query, body) = match transport(&mut req).await {
         Ok(parts) => parts,
-        Err(e) => return mixpanel::track_error(&TrackParams::default(), &e, &[]),
+        Err(e) => return mixpanel::track_error(&query_params(&req), &e, &[]),
     };
     let params = TrackParams::parse(&query, &body).unwrap_or_default();
     handle_engage(&query, &body, &ctx, env)
@@ -180,4 +190,8 @@ pub fn decide() -> Reply {
         200,
         &json!({"config": {"enable_collect_everything": false}, "notifications": [], "feature_flags": []}),
     )
+}
+
+pub fn import_method_not_allowed() -> Reply {
+    mixpanel::import_error(&ImportParams::default(), &IngestError::MethodNotAllowed).with_header("Allow", "POST")
 }

@@ -41,7 +41,8 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         (Method::Post, "/import") => mixpanel::import(req, &env).await,
         (Method::Get | Method::Post, "/decide") => mixpanel::decide(),
         (Method::Get | Method::Post, "/flags") => mixpanel::flags(),
-        (_, "/track" | "/engage" | "/import") => Reply::text(405, "0").with_header("Allow", "GET, POST"),
+        (_, "/import") => mixpanel::import_method_not_allowed(),
+        (_, "/track" | "/engage") => Reply::text(405, "0").with_header("Allow", "GET, POST"),
 
         (Method::Post, "/e") => vemetric::handle(req, &env, vemetric::Call::Event).await,
         (Method::Post, "/i") => vemetric::handle(req, &env, vemetric::Call::Identify).await,
@@ -62,6 +63,13 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         (Method::Post, "/api/users/delete") => api::delete_user(req, &env).await,
         (Method::Post, "/api/dead-letters/replay") => api::replay_dead_letters(req, &env).await,
         (Method::Get, "/api/2.0/export" | "/api/export") => api::export(req, &env).await,
+
+        (_, "/api/stats" | "/api/profile" | "/api/2.0/export" | "/api/export") => {
+            api::error(&IngestError::MethodNotAllowed).with_header("Allow", "GET")
+        }
+        (_, "/api/users/delete" | "/api/dead-letters/replay") => {
+            api::error(&IngestError::MethodNotAllowed).with_header("Allow", "POST")
+        }
 
         (Method::Get, "/health") => Reply::json(200, &serde_json::json!({"ok": true})),
         _ => Reply::json(404, &serde_json::json!({"error": "no such endpoint"})),
