@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# make bench: measures edgetrack beside the trackers and parsers it competes
+# with, in one run, and writes BENCHMARKS.md (figures in bench/results/).
+#   1 tracker bytes        bench/size.mjs     4 worker throughput  bench/worker.mjs
+#   2 tracker page cost    bench/page.mjs     5 cost by batch size bench/worker.mjs
+#   3 decode + validate    bench/decode.mjs   (criterion + callgrind in ingest-core/benches)
+# Usage: scripts/bench.sh [--smoke]
+#   --smoke: one tiny iteration of each, results in target/bench-smoke/,
+#   BENCHMARKS.md untouched; exits non-zero when any step fails.
+# Needs the built tracker and worker (`make site worker`). Everything it
+# starts listens on loopback, and every loop is bounded in count and time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=full
+case "${1:-}" in
+  "") ;;
+  --smoke) MODE=smoke ;;
+  *) echo "usage: scripts/bench.sh [--smoke]" >&2; exit 2 ;;
+esac
+# A hung step is stopped and counted as failed (seconds).
+if [ "$MODE" = smoke ]; then STEP_LIMIT=240; else STEP_LIMIT=900; fi
+
+say() { printf '[bench] %s\n' "$*"; }
+
+for f in node_modules/.bin/wrangler node_modules/.bin/esbuild node_modules/playwright-core/package.json; do
+  if [ ! -e "$f" ]; then
+    echo "bench: $f is missing; run 'make setup' first" >&2
+    exit 2
+  fi
+done
+for f in edge-worker/build/index.js edge-worker/public/t.js edge-worker/public/t.wasm; do
+  if [ ! -f "$f" ]; then
+    echo "bench: $f is missing; run 'make site worker' first" >&2
+    exit 2
+  fi
+done
+
+# Debian packages, installed only when missing.
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v valgrind >/dev/null || missing+=(valgrind)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The trackers we compare against, pinned by bench/package-lock.json, kept in
+# bench/node_modules apart from the project's own; reinstalled only when the
+# lock changes. None needs an install script.
+stamp=bench/node_modules/.edgetrack-lock
+if [ ! -f "$stamp" ] || ! cmp -s bench/package-lock.json "$stamp"; then
+  say "installing the trackers to compare against (bench/package.json)"
+  npm ci --prefix bench --no-audit --no-fund --ignore-scripts --loglevel=error
+  cp bench/package-lock.json "$stamp"
+fi
+
+# The tracker and worker as they are now: other people's rebuilds during the
+# run must not reload wrangler dev or change the tracker between sections.
+snapshot=target/bench-work/edge-worker
+rm -rf "$snapshot"
+mkdir -p "$snapshot"
+cp -Rp edge-worker/wrangler.toml edge-worker/migrations edge-worker/build edge-worker/public "$snapshot/"
+export BENCH_WORKER_DIR="$PWD/$snapshot"
+
+export WRANGLER_SEND_METRICS=false
+args=()
+if [ "$MODE" = smoke ]; then
+  args=(--smoke)
+  export BENCH_OUT="$PWD/target/bench-smoke"
+  rm -rf "$BENCH_OUT"
+fi
+
+passed=0
+failed=0
+failures=()
+for step in size page decode worker report; do
+  say "$step"
+  started=$SECONDS
+  if timeout --kill-after=10 "$STEP_LIMIT" node "bench/$step.mjs" "${args[@]}"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("$step")
+  fi
+  say "$step took $((SECONDS - started)) s"
+done
+
+[ "$failed" -gt 0 ] && echo "bench: failed: ${failures[*]}" >&2
+if [ "$MODE" = smoke ]; then
+  echo "bench smoke: $passed passed, $failed failed"
+else
+  echo "bench: $passed passed, $failed failed (BENCHMARKS.md, bench/results/)"
+fi
+[ "$failed" -eq 0 ]
