@@ -90,11 +90,26 @@ mod tests {
     #[test]
     fn keys_open_only_their_endpoints() {
         let p = projects();
-        assert_eq!(p.authorize(Some("demo-token"), KeyKind::Public).map(|p| p.id.as_str()), Ok("demo"));
-        assert_eq!(p.authorize(Some("s2"), KeyKind::Secret).map(|p| p.id.as_str()), Ok("other"));
-        assert_eq!(p.authorize(Some("demo-token"), KeyKind::Secret), Err(IngestError::Forbidden));
-        assert_eq!(p.authorize(Some("demo-secret"), KeyKind::Public), Err(IngestError::Forbidden));
-        assert_eq!(p.authorize(Some("demo-secre"), KeyKind::Secret), Err(IngestError::Unauthorized));
+        assert_eq!(
+            p.authorize(Some("demo-token"), KeyKind::Public).map(|p| p.id.as_str()),
+            Ok("demo")
+        );
+        assert_eq!(
+            p.authorize(Some("s2"), KeyKind::Secret).map(|p| p.id.as_str()),
+            Ok("other")
+        );
+        assert_eq!(
+            p.authorize(Some("demo-token"), KeyKind::Secret),
+            Err(IngestError::Forbidden)
+        );
+        assert_eq!(
+            p.authorize(Some("demo-secret"), KeyKind::Public),
+            Err(IngestError::Forbidden)
+        );
+        assert_eq!(
+            p.authorize(Some("demo-secre"), KeyKind::Secret),
+            Err(IngestError::Unauthorized)
+        );
         assert_eq!(p.authorize(Some(""), KeyKind::Public), Err(IngestError::Unauthorized));
         assert_eq!(p.authorize(None, KeyKind::Public), Err(IngestError::Unauthorized));
         assert_eq!(p.by_id("demo").map(|p| p.redirect_hosts.len()), Some(1));

@@ -49,7 +49,8 @@ pub fn classify(user_agent: Option<&str>, verified_bot: bool) -> Option<BotReaso
 mod tests {
     use super::*;
 
-    const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
+    const CHROME: &str =
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
 
     #[test]
     fn browsers_pass() {

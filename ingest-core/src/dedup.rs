@@ -7,9 +7,7 @@ use sha2::{Digest, Sha256};
 
 /// Whether a client-made insert_id has the accepted form.
 pub fn is_valid_insert_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_INSERT_ID_CHARS
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    !id.is_empty() && id.len() <= MAX_INSERT_ID_CHARS && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// A stable insert_id for an event that came without one: the same content
@@ -78,7 +76,10 @@ mod tests {
         let one = derive_insert_id("p", "e", "u", Some(&time), &props);
         assert_eq!(one, derive_insert_id("p", "e", "u", Some(&time), &same));
         assert!(is_valid_insert_id(&one));
-        assert_ne!(one, derive_insert_id("p", "e", "u", Some(&json!(1_700_000_001)), &props));
+        assert_ne!(
+            one,
+            derive_insert_id("p", "e", "u", Some(&json!(1_700_000_001)), &props)
+        );
         assert_ne!(one, derive_insert_id("q", "e", "u", Some(&time), &props));
         assert_ne!(one, derive_insert_id("p", "e", "u", None, &props));
         // Field boundaries matter: ("ab","c") is not ("a","bc").

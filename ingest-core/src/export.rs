@@ -20,13 +20,18 @@ impl Page {
     /// is an error, not silently cut, so a client never believes it has
     /// everything when it does not.
     pub fn from_query(query: &str) -> Result<Page, IngestError> {
-        let mut page = Page { limit: EXPORT_DEFAULT_LIMIT, page: 1 };
+        let mut page = Page {
+            limit: EXPORT_DEFAULT_LIMIT,
+            page: 1,
+        };
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             match key.as_ref() {
                 "limit" => {
                     page.limit = positive(&value, "limit")?;
                     if page.limit > EXPORT_MAX_LIMIT {
-                        return Err(IngestError::BadRequest(format!("limit must be at most {EXPORT_MAX_LIMIT}")));
+                        return Err(IngestError::BadRequest(format!(
+                            "limit must be at most {EXPORT_MAX_LIMIT}"
+                        )));
                     }
                 }
                 "page" => page.page = positive(&value, "page")?,
@@ -40,7 +45,9 @@ impl Page {
 fn positive(value: &str, name: &str) -> Result<u32, IngestError> {
     match value.trim().parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(IngestError::BadRequest(format!("{name} must be a whole number of at least 1"))),
+        _ => Err(IngestError::BadRequest(format!(
+            "{name} must be a whole number of at least 1"
+        ))),
     }
 }
 
@@ -85,7 +92,9 @@ impl DateRange {
             return Err(IngestError::BadRequest("from must not be after to".into()));
         }
         if (to - from) / DAY_MS + 1 > MAX_RANGE_DAYS {
-            return Err(IngestError::BadRequest(format!("a range covers at most {MAX_RANGE_DAYS} days")));
+            return Err(IngestError::BadRequest(format!(
+                "a range covers at most {MAX_RANGE_DAYS} days"
+            )));
         }
         Ok(DateRange {
             from: crate::time::utc_day(from),
@@ -103,7 +112,12 @@ impl DateRange {
 
 /// Milliseconds at the start of a `YYYY-MM-DD` UTC day.
 fn day_start(text: &str) -> Result<i64, IngestError> {
-    let bad = || IngestError::BadRequest(format!("dates are YYYY-MM-DD, not {:?}", text.chars().take(20).collect::<String>()));
+    let bad = || {
+        IngestError::BadRequest(format!(
+            "dates are YYYY-MM-DD, not {:?}",
+            text.chars().take(20).collect::<String>()
+        ))
+    };
     let parts: Vec<&str> = text.trim().split('-').collect();
     let [y, m, d] = parts.as_slice() else { return Err(bad()) };
     if y.len() != 4 || m.len() != 2 || d.len() != 2 {
@@ -158,13 +172,26 @@ mod tests {
 
     #[test]
     fn range_length_at_and_past_limit() {
-        assert!(DateRange::from_query("from=2025-01-01&to=2026-01-01", NOW).is_ok(), "366 days");
-        assert!(DateRange::from_query("from=2025-01-01&to=2026-01-02", NOW).is_err(), "367 days");
+        assert!(
+            DateRange::from_query("from=2025-01-01&to=2026-01-01", NOW).is_ok(),
+            "366 days"
+        );
+        assert!(
+            DateRange::from_query("from=2025-01-01&to=2026-01-02", NOW).is_err(),
+            "367 days"
+        );
     }
 
     #[test]
     fn bad_dates_are_refused() {
-        for q in ["from=2023-02-31", "from=23-01-01", "from=2023-1-1", "from=x", "from=2026-11-20&to=2026-11-19", "to=1970-01-01"] {
+        for q in [
+            "from=2023-02-31",
+            "from=23-01-01",
+            "from=2023-1-1",
+            "from=x",
+            "from=2026-11-20&to=2026-11-19",
+            "to=1970-01-01",
+        ] {
             assert!(DateRange::from_query(q, NOW).is_err(), "{q}");
         }
     }

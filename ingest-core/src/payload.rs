@@ -82,8 +82,14 @@ fn decode_base64_text(text: &str) -> Result<Vec<u8>, IngestError> {
         .filter(|c| *c != '\n' && *c != '\r')
         .map(|c| if c == ' ' { '+' } else { c })
         .collect();
-    let engine = if cleaned.contains(['-', '_']) { &URL_SAFE_LENIENT } else { &STANDARD_LENIENT };
-    engine.decode(cleaned.as_bytes()).map_err(|_| IngestError::BadEncoding("base64"))
+    let engine = if cleaned.contains(['-', '_']) {
+        &URL_SAFE_LENIENT
+    } else {
+        &STANDARD_LENIENT
+    };
+    engine
+        .decode(cleaned.as_bytes())
+        .map_err(|_| IngestError::BadEncoding("base64"))
 }
 
 /// The first value of `name` in a `application/x-www-form-urlencoded` body or
@@ -134,7 +140,9 @@ fn check_containers(bytes: &[u8]) -> Result<(), IngestError> {
         } else if b == b'{' || b == b'[' {
             count += 1;
             if count > MAX_JSON_CONTAINERS {
-                return Err(IngestError::TooComplex { limit: MAX_JSON_CONTAINERS });
+                return Err(IngestError::TooComplex {
+                    limit: MAX_JSON_CONTAINERS,
+                });
             }
         }
     }
@@ -160,9 +168,8 @@ pub fn parse_json_or_ndjson(bytes: &[u8], content_type: Option<&str>) -> Result<
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let value = serde_json::from_slice(line).map_err(|e| {
-                    IngestError::InvalidJson(format!("line {}: {}", line_no + 1, json_error_text(&e)))
-                })?;
+                let value = serde_json::from_slice(line)
+                    .map_err(|e| IngestError::InvalidJson(format!("line {}: {}", line_no + 1, json_error_text(&e))))?;
                 items.push(value);
             }
             Ok(items)
@@ -199,7 +206,10 @@ mod tests {
         let at = vec![b' '; MAX_BODY_BYTES];
         assert_eq!(decode_body(&at, None).map(|b| b.len()), Ok(MAX_BODY_BYTES));
         let past = vec![b' '; MAX_BODY_BYTES + 1];
-        assert_eq!(decode_body(&past, None), Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES }));
+        assert_eq!(
+            decode_body(&past, None),
+            Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES })
+        );
     }
 
     #[test]
@@ -208,8 +218,14 @@ mod tests {
         assert_eq!(decode_body(&packed, Some("gzip")).ok(), Some(br#"{"a":1}"#.to_vec()));
         assert_eq!(decode_body(&packed, None).ok(), Some(br#"{"a":1}"#.to_vec()));
         assert_eq!(decode_body(b"{}", Some("br")), Err(IngestError::UnsupportedMediaType));
-        assert_eq!(decode_body(&packed[..packed.len() / 2], Some("gzip")), Err(IngestError::BadEncoding("gzip")));
-        assert_eq!(decode_body(b"plain", Some("gzip")), Err(IngestError::BadEncoding("gzip")));
+        assert_eq!(
+            decode_body(&packed[..packed.len() / 2], Some("gzip")),
+            Err(IngestError::BadEncoding("gzip"))
+        );
+        assert_eq!(
+            decode_body(b"plain", Some("gzip")),
+            Err(IngestError::BadEncoding("gzip"))
+        );
     }
 
     #[test]
@@ -223,8 +239,14 @@ mod tests {
                 b'a' + (seed >> 16) as u8 % 26
             })
             .collect();
-        assert_eq!(gunzip(&gzip(&text[..MAX_BODY_BYTES]), MAX_BODY_BYTES).map(|b| b.len()), Ok(MAX_BODY_BYTES));
-        assert_eq!(gunzip(&gzip(&text), MAX_BODY_BYTES), Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES }));
+        assert_eq!(
+            gunzip(&gzip(&text[..MAX_BODY_BYTES]), MAX_BODY_BYTES).map(|b| b.len()),
+            Ok(MAX_BODY_BYTES)
+        );
+        assert_eq!(
+            gunzip(&gzip(&text), MAX_BODY_BYTES),
+            Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES })
+        );
     }
 
     #[test]
@@ -232,7 +254,10 @@ mod tests {
         let zeros = vec![0u8; 1024 * 1024];
         let bomb = gzip(&zeros);
         assert!(zeros.len() / bomb.len() > MAX_GZIP_RATIO);
-        assert_eq!(decode_body(&bomb, Some("gzip")), Err(IngestError::CompressionRatio { ratio: MAX_GZIP_RATIO }));
+        assert_eq!(
+            decode_body(&bomb, Some("gzip")),
+            Err(IngestError::CompressionRatio { ratio: MAX_GZIP_RATIO })
+        );
     }
 
     #[test]
@@ -244,8 +269,14 @@ mod tests {
         assert!(std_text.contains('+') || std_text.contains('/') || url_text.contains('-') || url_text.contains('_'));
         assert_eq!(decode_base64(&std_text).ok().as_deref(), Some(&json[..]));
         assert_eq!(decode_base64(&url_text).ok().as_deref(), Some(&json[..]));
-        assert_eq!(decode_base64(std_text.trim_end_matches('=')).ok().as_deref(), Some(&json[..]));
-        assert_eq!(decode_base64(&std_text.replace('+', " ")).ok().as_deref(), Some(&json[..]));
+        assert_eq!(
+            decode_base64(std_text.trim_end_matches('=')).ok().as_deref(),
+            Some(&json[..])
+        );
+        assert_eq!(
+            decode_base64(&std_text.replace('+', " ")).ok().as_deref(),
+            Some(&json[..])
+        );
         assert_eq!(decode_base64("!!!"), Err(IngestError::BadEncoding("base64")));
     }
 
@@ -258,7 +289,11 @@ mod tests {
         let text = STANDARD.encode(bytes);
         assert!(text.ends_with('+'));
         assert_eq!(decode_base64(&text.replace('+', " ")).as_deref(), Ok(&bytes[..]));
-        assert_eq!(decode_base64(" /+8").as_deref(), Ok(&[0xfb, 0xff, 0xbc][..]), "and a leading one");
+        assert_eq!(
+            decode_base64(" /+8").as_deref(),
+            Ok(&[0xfb, 0xff, 0xbc][..]),
+            "and a leading one"
+        );
         // Blanks around a padded value are still only blanks.
         assert_eq!(decode_base64(" eyJhIjoxfQ== \r\n").as_deref(), Ok(&br#"{"a":1}"#[..]));
         assert_eq!(decode_base64("\teyJhIjoxfQ\n").as_deref(), Ok(&br#"{"a":1}"#[..]));
@@ -278,15 +313,34 @@ mod tests {
         // Regression: 2 MiB of small objects took ~170 MiB to parse.
         let array = |n: usize| format!("[{}]", vec![r#"{"a":"[{\\"}"#; n].join(","));
         let at = array(MAX_JSON_CONTAINERS - 1);
-        assert_eq!(parse_json(at.as_bytes()).map(|v| v.as_array().map(Vec::len)), Ok(Some(MAX_JSON_CONTAINERS - 1)));
+        assert_eq!(
+            parse_json(at.as_bytes()).map(|v| v.as_array().map(Vec::len)),
+            Ok(Some(MAX_JSON_CONTAINERS - 1))
+        );
         let past = array(MAX_JSON_CONTAINERS);
-        assert_eq!(parse_json(past.as_bytes()), Err(IngestError::TooComplex { limit: MAX_JSON_CONTAINERS }));
-        assert_eq!(IngestError::TooComplex { limit: MAX_JSON_CONTAINERS }.status(), 413);
+        assert_eq!(
+            parse_json(past.as_bytes()),
+            Err(IngestError::TooComplex {
+                limit: MAX_JSON_CONTAINERS
+            })
+        );
+        assert_eq!(
+            IngestError::TooComplex {
+                limit: MAX_JSON_CONTAINERS
+            }
+            .status(),
+            413
+        );
         let lines = |n: usize| vec![r#"{"a":["{"]}"#; n].join("\n");
-        assert_eq!(parse_json_or_ndjson(lines(MAX_JSON_CONTAINERS / 2).as_bytes(), None).map(|v| v.len()), Ok(MAX_JSON_CONTAINERS / 2));
+        assert_eq!(
+            parse_json_or_ndjson(lines(MAX_JSON_CONTAINERS / 2).as_bytes(), None).map(|v| v.len()),
+            Ok(MAX_JSON_CONTAINERS / 2)
+        );
         assert_eq!(
             parse_json_or_ndjson(lines(MAX_JSON_CONTAINERS / 2 + 1).as_bytes(), None),
-            Err(IngestError::TooComplex { limit: MAX_JSON_CONTAINERS })
+            Err(IngestError::TooComplex {
+                limit: MAX_JSON_CONTAINERS
+            })
         );
         // Brackets inside strings, escaped quotes included, do not count.
         let text = format!(r#"{{"s":"{}\"{}"}}"#, "[".repeat(30_000), "{".repeat(30_000));
@@ -299,9 +353,12 @@ mod tests {
         assert_eq!(form_field(b"a=1", "data"), None);
         let items = parse_json_or_ndjson(b"{\"a\":1}\n\n{\"a\":2}\n", None).unwrap_or_default();
         assert_eq!(items.len(), 2);
-        let items = parse_json_or_ndjson(b"[{\"a\":1},{\"a\":2},{\"a\":3}]", Some("application/json")).unwrap_or_default();
+        let items =
+            parse_json_or_ndjson(b"[{\"a\":1},{\"a\":2},{\"a\":3}]", Some("application/json")).unwrap_or_default();
         assert_eq!(items.len(), 3);
-        assert!(matches!(parse_json_or_ndjson(b"{\"a\":1}\n{oops", None), Err(IngestError::InvalidJson(m)) if m.starts_with("line 2")));
+        assert!(
+            matches!(parse_json_or_ndjson(b"{\"a\":1}\n{oops", None), Err(IngestError::InvalidJson(m)) if m.starts_with("line 2"))
+        );
         assert_eq!(parse_json_or_ndjson(b"  \n", None), Err(IngestError::EmptyBody));
     }
 }

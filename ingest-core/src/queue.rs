@@ -20,7 +20,12 @@ pub enum Job {
     },
     Profile(ProfileUpdate),
     /// One dropped bot request, counted per project, day and reason.
-    BotDrop { project: String, day: String, reason: BotReason, events: u32 },
+    BotDrop {
+        project: String,
+        day: String,
+        reason: BotReason,
+        events: u32,
+    },
 }
 
 /// Packs events into `Events` jobs of at most [`QUEUE_MESSAGE_MAX_BYTES`]
@@ -32,14 +37,20 @@ pub fn pack_events(events: Vec<Event>) -> Vec<Job> {
     for event in events {
         let size = serde_json::to_vec(&event).map(|v| v.len()).unwrap_or(0) + 1;
         if !current.is_empty() && bytes + size > QUEUE_MESSAGE_MAX_BYTES {
-            jobs.push(Job::Events { events: std::mem::take(&mut current), outbox: None });
+            jobs.push(Job::Events {
+                events: std::mem::take(&mut current),
+                outbox: None,
+            });
             bytes = 0;
         }
         bytes += size;
         current.push(event);
     }
     if !current.is_empty() {
-        jobs.push(Job::Events { events: current, outbox: None });
+        jobs.push(Job::Events {
+            events: current,
+            outbox: None,
+        });
     }
     jobs
 }
@@ -74,7 +85,10 @@ mod tests {
     use serde_json::{json, Map};
 
     fn event(n: usize, pad: usize) -> Job {
-        Job::Events { events: vec![plain_event(n, pad)], outbox: None }
+        Job::Events {
+            events: vec![plain_event(n, pad)],
+            outbox: None,
+        }
     }
 
     fn plain_event(n: usize, pad: usize) -> Event {
@@ -112,7 +126,10 @@ mod tests {
         let split = batches(jobs);
         assert_eq!(split.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 1]);
         for batch in &split {
-            let total: usize = batch.iter().map(|j| serde_json::to_vec(j).map(|v| v.len()).unwrap_or(0)).sum();
+            let total: usize = batch
+                .iter()
+                .map(|j| serde_json::to_vec(j).map(|v| v.len()).unwrap_or(0))
+                .sum();
             assert!(total <= QUEUE_BATCH_MAX_BYTES);
         }
     }
@@ -122,12 +139,25 @@ mod tests {
         // 40 KB events: three fit in 120 KB, the fourth starts a new message.
         let events: Vec<Event> = (0..7).map(|n| plain_event(n, 40_000)).collect();
         let jobs = pack_events(events);
-        let sizes: Vec<usize> = jobs.iter().map(|j| match j { Job::Events { events, .. } => events.len(), _ => 0 }).collect();
+        let sizes: Vec<usize> = jobs
+            .iter()
+            .map(|j| match j {
+                Job::Events { events, .. } => events.len(),
+                _ => 0,
+            })
+            .collect();
         assert_eq!(sizes, [2, 2, 2, 1]);
         for job in &jobs {
             assert!(serde_json::to_vec(job).map(|v| v.len()).unwrap_or(usize::MAX) <= QUEUE_MESSAGE_MAX_BYTES + 100);
         }
-        let ids: Vec<String> = jobs.into_iter().flat_map(|j| match j { Job::Events { events, .. } => events, _ => Vec::new() }).map(|e| e.insert_id).collect();
+        let ids: Vec<String> = jobs
+            .into_iter()
+            .flat_map(|j| match j {
+                Job::Events { events, .. } => events,
+                _ => Vec::new(),
+            })
+            .map(|e| e.insert_id)
+            .collect();
         assert_eq!(ids, (0..7).map(|n| format!("id-{n}")).collect::<Vec<_>>());
         // Small events share one message.
         assert_eq!(pack_events((0..500).map(|n| plain_event(n, 10)).collect()).len(), 1);
@@ -135,7 +165,12 @@ mod tests {
 
     #[test]
     fn jobs_round_trip_as_json() {
-        let job = Job::BotDrop { project: "p".into(), day: "2026-01-01".into(), reason: BotReason::UserAgentPattern, events: 2 };
+        let job = Job::BotDrop {
+            project: "p".into(),
+            day: "2026-01-01".into(),
+            reason: BotReason::UserAgentPattern,
+            events: 2,
+        };
         let text = serde_json::to_string(&job).unwrap_or_default();
         assert!(text.contains("\"kind\":\"bot_drop\""));
         assert_eq!(serde_json::from_str::<Job>(&text).ok(), Some(job));

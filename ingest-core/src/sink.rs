@@ -26,13 +26,19 @@ pub fn archive_objects(events: &[Event]) -> Vec<(String, String)> {
     for event in events {
         let day = crate::time::utc_day(event.time_ms);
         let hour = event.time_ms.rem_euclid(86_400_000) / 3_600_000;
-        groups.entry((event.project.clone(), day, hour)).or_default().push(event);
+        groups
+            .entry((event.project.clone(), day, hour))
+            .or_default()
+            .push(event);
     }
     groups
         .into_iter()
         .map(|((project, day, hour), events)| {
             let first = events.first().map_or("empty", |e| e.insert_id.as_str());
-            (format!("events/project={project}/dt={day}/hour={hour:02}/{first}.ndjson"), ndjson(events))
+            (
+                format!("events/project={project}/dt={day}/hour={hour:02}/{first}.ndjson"),
+                ndjson(events),
+            )
         })
         .collect()
 }

@@ -44,8 +44,13 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
     };
 
     let distinct_id = id_field(draft.distinct_id.as_ref(), "properties.distinct_id", &mut fail);
-    let device_id = id_field(draft.device_id.as_ref(), "properties.$device_id", &mut fail)
-        .or_else(|| if distinct_id.is_none() { cx.anonymous_id.map(str::to_owned) } else { None });
+    let device_id = id_field(draft.device_id.as_ref(), "properties.$device_id", &mut fail).or_else(|| {
+        if distinct_id.is_none() {
+            cx.anonymous_id.map(str::to_owned)
+        } else {
+            None
+        }
+    });
     let distinct_id = match distinct_id.or_else(|| device_id.clone()) {
         Some(id) => id,
         None => {
@@ -88,9 +93,8 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
         return Err(errors);
     }
 
-    let insert_id = insert_id.unwrap_or_else(|| {
-        derive_insert_id(cx.project, &name, &distinct_id, draft.time.as_ref(), &draft.properties)
-    });
+    let insert_id = insert_id
+        .unwrap_or_else(|| derive_insert_id(cx.project, &name, &distinct_id, draft.time.as_ref(), &draft.properties));
     let event = Event {
         project: cx.project.to_owned(),
         name,
@@ -210,7 +214,11 @@ pub fn finish_profile(draft: ProfileDraft, index: usize, cx: &Context<'_>) -> Re
                 check_map(map, index, op.key(), &mut errors);
                 for (key, value) in map {
                     if !value.is_number() {
-                        errors.push(FieldError::new(index, format!("$add.{}", short(key)), "must be a number"));
+                        errors.push(FieldError::new(
+                            index,
+                            format!("$add.{}", short(key)),
+                            "must be a number",
+                        ));
                     }
                 }
             }
@@ -236,7 +244,11 @@ pub fn finish_profile(draft: ProfileDraft, index: usize, cx: &Context<'_>) -> Re
     };
     let size = serde_json::to_vec(&update).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_EVENT_BYTES {
-        return Err(vec![FieldError::new(index, "ops", "profile update is larger than 65536 bytes")]);
+        return Err(vec![FieldError::new(
+            index,
+            "ops",
+            "profile update is larger than 65536 bytes",
+        )]);
     }
     Ok(update)
 }
@@ -437,7 +449,10 @@ mod tests {
         d.distinct_id = None;
         d.device_id = Some(json!("dev-1"));
         let e = run(d.clone()).expect("device id is enough");
-        assert_eq!((e.distinct_id.as_str(), e.device_id.as_deref()), ("dev-1", Some("dev-1")));
+        assert_eq!(
+            (e.distinct_id.as_str(), e.device_id.as_deref()),
+            ("dev-1", Some("dev-1"))
+        );
 
         d.device_id = None;
         assert_eq!(fields(run(d.clone())), ["properties.distinct_id"]);
@@ -507,7 +522,10 @@ mod tests {
         assert_eq!(errors[0].field, "properties.$insert_id");
         assert_eq!(errors[0].insert_id.as_deref(), Some("bad id!"));
         // Identical content without an id derives the same id.
-        assert_eq!(run(draft()).map(|e| e.insert_id).ok(), run(draft()).map(|e| e.insert_id).ok());
+        assert_eq!(
+            run(draft()).map(|e| e.insert_id).ok(),
+            run(draft()).map(|e| e.insert_id).ok()
+        );
     }
 
     #[test]
@@ -526,7 +544,9 @@ mod tests {
         };
         let errors = errors_for("x".repeat(MAX_ID_CHARS));
         assert_eq!(errors.len(), 21, "the id and each property");
-        assert!(errors.iter().all(|e| e.insert_id.as_ref().map(String::len) == Some(MAX_ID_CHARS)));
+        assert!(errors
+            .iter()
+            .all(|e| e.insert_id.as_ref().map(String::len) == Some(MAX_ID_CHARS)));
         let errors = errors_for("x".repeat(1_000_000));
         assert_eq!(errors.len(), 21);
         assert!(errors.iter().all(|e| e.insert_id.is_none()));
@@ -542,7 +562,8 @@ mod tests {
         // Many properties of the largest string push the event past 64 KiB.
         let mut d = draft();
         for i in 0..7 {
-            d.properties.insert(format!("s{i}"), json!("x".repeat(MAX_STRING_CHARS)));
+            d.properties
+                .insert(format!("s{i}"), json!("x".repeat(MAX_STRING_CHARS)));
         }
         assert!(run(d.clone()).is_ok(), "7 x 8192 chars fit");
         d.properties.insert("s7".into(), json!("x".repeat(MAX_STRING_CHARS)));
@@ -580,7 +601,10 @@ mod tests {
         ];
         let (events, errors) = finish_each(items, &cx(&req), |i, _| {
             if i == 2 || i == 3 {
-                vec![FieldError::new(i, "event", "is required"), FieldError::new(i, "x", "rule")]
+                vec![
+                    FieldError::new(i, "event", "is required"),
+                    FieldError::new(i, "x", "rule"),
+                ]
             } else {
                 Vec::new()
             }
@@ -608,13 +632,24 @@ mod tests {
     fn profile_updates_are_checked_like_properties() {
         let req = request();
         let ok = finish_profile(profile(vec![ProfileOp::Set(map(json!({"a": 1})))]), 0, &cx(&req)).expect("valid");
-        assert_eq!((ok.distinct_id.as_str(), ok.time_ms, ok.project.as_str()), ("u1", NOW, "p"));
+        assert_eq!(
+            (ok.distinct_id.as_str(), ok.time_ms, ok.project.as_str()),
+            ("u1", NOW, "p")
+        );
 
         let fields = |d: ProfileDraft| -> Vec<String> {
-            finish_profile(d, 0, &cx(&req)).err().unwrap_or_default().into_iter().map(|e| e.field).collect()
+            finish_profile(d, 0, &cx(&req))
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
         };
         assert_eq!(fields(profile(Vec::new())), ["ops"]);
-        assert_eq!(fields(profile(vec![ProfileOp::Add(map(json!({"n": "1"})))])), ["$add.n"]);
+        assert_eq!(
+            fields(profile(vec![ProfileOp::Add(map(json!({"n": "1"})))])),
+            ["$add.n"]
+        );
         let mut d = profile(vec![ProfileOp::Delete]);
         d.distinct_id = Some(json!(""));
         d.time = Some(json!("soon"));
@@ -622,17 +657,25 @@ mod tests {
 
         let keys = |n: usize| (0..n).map(|i| format!("k{i}")).collect::<Vec<_>>();
         assert!(fields(profile(vec![ProfileOp::Unset(keys(MAX_PROPERTIES))])).is_empty());
-        assert_eq!(fields(profile(vec![ProfileOp::Unset(keys(MAX_PROPERTIES + 1))])), ["$unset"]);
+        assert_eq!(
+            fields(profile(vec![ProfileOp::Unset(keys(MAX_PROPERTIES + 1))])),
+            ["$unset"]
+        );
         let wide = |n: usize| map(Value::Object((0..n).map(|i| (format!("k{i}"), json!(i))).collect()));
         assert!(fields(profile(vec![ProfileOp::SetOnce(wide(MAX_PROPERTIES))])).is_empty());
-        assert_eq!(fields(profile(vec![ProfileOp::SetOnce(wide(MAX_PROPERTIES + 1))])), ["$set_once"]);
+        assert_eq!(
+            fields(profile(vec![ProfileOp::SetOnce(wide(MAX_PROPERTIES + 1))])),
+            ["$set_once"]
+        );
     }
 
     #[test]
     fn profile_update_size_at_and_past_limit() {
         let req = request();
         let big = |n: usize| {
-            let values = (0..n).map(|i| (format!("s{i}"), json!("x".repeat(MAX_STRING_CHARS)))).collect();
+            let values = (0..n)
+                .map(|i| (format!("s{i}"), json!("x".repeat(MAX_STRING_CHARS))))
+                .collect();
             profile(vec![ProfileOp::Set(values)])
         };
         assert!(finish_profile(big(7), 0, &cx(&req)).is_ok());

@@ -36,7 +36,10 @@ pub fn decode(body: &[u8]) -> Result<BrowserBatch, IngestError> {
         return Err(IngestError::BadRequest("'e' must hold at least one event".into()));
     }
     if items.len() > MAX_BROWSER_BATCH_EVENTS {
-        return Err(IngestError::TooManyEvents { count: items.len(), limit: MAX_BROWSER_BATCH_EVENTS });
+        return Err(IngestError::TooManyEvents {
+            count: items.len(),
+            limit: MAX_BROWSER_BATCH_EVENTS,
+        });
     }
     let drafts = items.into_iter().map(draft).collect::<Result<_, _>>()?;
     Ok(BrowserBatch { token, drafts })
@@ -107,7 +110,12 @@ mod tests {
     fn batch_size_at_and_past_limit() {
         let one = r#"{"n":"x","d":"dev"}"#;
         let body = |n: usize| format!(r#"{{"t":"tok","e":[{}]}}"#, vec![one; n].join(","));
-        assert_eq!(decode(body(MAX_BROWSER_BATCH_EVENTS).as_bytes()).map(|b| b.drafts.len()).ok(), Some(50));
+        assert_eq!(
+            decode(body(MAX_BROWSER_BATCH_EVENTS).as_bytes())
+                .map(|b| b.drafts.len())
+                .ok(),
+            Some(50)
+        );
         assert!(matches!(
             decode(body(MAX_BROWSER_BATCH_EVENTS + 1).as_bytes()),
             Err(IngestError::TooManyEvents { count: 51, limit: 50 })
@@ -116,7 +124,14 @@ mod tests {
 
     #[test]
     fn wrong_shapes_are_bad_requests() {
-        for body in [&b"[]"[..], b"{\"t\":\"x\"}", b"{\"e\":[]}", b"{\"e\":[1]}", b"{\"e\":[{\"p\":[]}]}", b"nope"] {
+        for body in [
+            &b"[]"[..],
+            b"{\"t\":\"x\"}",
+            b"{\"e\":[]}",
+            b"{\"e\":[1]}",
+            b"{\"e\":[{\"p\":[]}]}",
+            b"nope",
+        ] {
             let err = decode(body).err().map(|e| e.status());
             assert_eq!(err, Some(400), "{}", String::from_utf8_lossy(body));
         }

@@ -153,10 +153,7 @@ pub fn decode(body: &[u8]) -> Result<CrmRequest, IngestError> {
 /// Validates the event (and the profile update) and gives confirmations
 /// and email opens their dedup ids. Events carry no time of their own here,
 /// so they are stamped with the arrival time.
-pub fn finish(
-    request: CrmRequest,
-    cx: &Context<'_>,
-) -> Result<(Event, Option<ProfileUpdate>), Vec<FieldError>> {
+pub fn finish(request: CrmRequest, cx: &Context<'_>) -> Result<(Event, Option<ProfileUpdate>), Vec<FieldError>> {
     let cx = Context {
         project: cx.project,
         dialect: Dialect::Crm,
@@ -169,23 +166,12 @@ pub fn finish(
     let mut own = Vec::new();
     match request.kind {
         Kind::Confirmation => match order_id(draft.properties.get("orderId")) {
-            Some(order) => {
-                draft.insert_id = Some(json!(keyed_id(&[cx.project, "confirmation", &order])))
-            }
-            None => own.push(FieldError::new(
-                0,
-                "event.confirmation.orderId",
-                "is required",
-            )),
+            Some(order) => draft.insert_id = Some(json!(keyed_id(&[cx.project, "confirmation", &order]))),
+            None => own.push(FieldError::new(0, "event.confirmation.orderId", "is required")),
         },
         Kind::EmailOpen => {
             let window = now_ms.div_euclid(EMAIL_OPEN_WINDOW_MS).to_string();
-            draft.insert_id = Some(json!(keyed_id(&[
-                cx.project,
-                "email_open",
-                &request.user,
-                &window
-            ])));
+            draft.insert_id = Some(json!(keyed_id(&[cx.project, "email_open", &request.user, &window])));
         }
         _ => {}
     }
@@ -208,9 +194,7 @@ pub fn finish(
 pub fn api_key(authorization: Option<&str>, x_api_key: Option<&str>) -> Option<String> {
     let bearer = authorization.and_then(|value| {
         let (scheme, key) = value.trim().split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| key.trim().to_owned())
+        scheme.eq_ignore_ascii_case("bearer").then(|| key.trim().to_owned())
     });
     bearer
         .or_else(|| x_api_key.map(|k| k.trim().to_owned()))
@@ -257,19 +241,11 @@ pub fn error(err: &IngestError) -> Reply {
             )]
         }
         IngestError::BadRequest(message) if message == ONE_EVENT => {
-            vec![error_entry(
-                ONE_EVENT,
-                "Send one event type in the event object",
-            )]
+            vec![error_entry(ONE_EVENT, "Send one event type in the event object")]
         }
         IngestError::Invalid(fields) => fields
             .iter()
-            .map(|f| {
-                error_entry(
-                    "Invalid event information",
-                    &format!("'{}' {}", f.field, f.message),
-                )
-            })
+            .map(|f| error_entry("Invalid event information", &format!("'{}' {}", f.field, f.message)))
             .collect(),
         IngestError::Unauthorized => {
             vec![error_entry("Unauthorized", "Missing or invalid API key")]
@@ -374,8 +350,7 @@ mod tests {
 
     fn run(body: &str, at: i64) -> Result<(Event, Option<ProfileUpdate>), Vec<FieldError>> {
         let req = request_at(at);
-        let decoded =
-            decode(body.as_bytes()).map_err(|e| vec![FieldError::new(0, "decode", e.message())])?;
+        let decoded = decode(body.as_bytes()).map_err(|e| vec![FieldError::new(0, "decode", e.message())])?;
         finish(decoded, &cx(&req))
     }
 
@@ -406,19 +381,12 @@ mod tests {
         for body in [twice, once] {
             let (event, profile) = run(body, NOW).expect("valid");
             assert_eq!(event.name, "my_event");
-            assert_eq!(
-                Value::Object(event.properties),
-                json!({"firstname": "alexandru"})
-            );
+            assert_eq!(Value::Object(event.properties), json!({"firstname": "alexandru"}));
             assert_eq!(profile, None);
         }
-        let nameless =
-            r#"{"user": {"email": "a@b.c"}, "event": {"generic": {"generic": {"x": 1}}}}"#;
+        let nameless = r#"{"user": {"email": "a@b.c"}, "event": {"generic": {"generic": {"x": 1}}}}"#;
         assert_eq!(
-            run(nameless, NOW)
-                .err()
-                .map(|e| e[0].field.clone())
-                .as_deref(),
+            run(nameless, NOW).err().map(|e| e[0].field.clone()).as_deref(),
             Some("event")
         );
     }
@@ -433,13 +401,9 @@ mod tests {
         let applied = profile
             .and_then(|p| crate::profile::apply(None, &p.ops))
             .map(Value::Object);
-        assert_eq!(
-            applied,
-            Some(json!({"firstname": "Ann", "$email": "ann@example.com"}))
-        );
+        assert_eq!(applied, Some(json!({"firstname": "Ann", "$email": "ann@example.com"})));
         // With only an _id and nothing to set, the profile is still created.
-        let (_, profile) =
-            run(r#"{"user": {"_id": 42}, "event": {"login": {}}}"#, NOW).expect("valid");
+        let (_, profile) = run(r#"{"user": {"_id": 42}, "event": {"login": {}}}"#, NOW).expect("valid");
         let profile = profile.expect("login always updates");
         assert_eq!(profile.distinct_id, "42");
         assert_eq!(crate::profile::apply(None, &profile.ops), Some(Map::new()));
@@ -454,10 +418,7 @@ mod tests {
         };
         let first = insert_id(&confirm("a@b.c", "\"A-1\""), NOW);
         assert!(first.as_deref().is_some_and(is_valid_insert_id));
-        assert_eq!(
-            first,
-            insert_id(&confirm("a@b.c", "\"A-1\""), NOW + 86_400_000)
-        );
+        assert_eq!(first, insert_id(&confirm("a@b.c", "\"A-1\""), NOW + 86_400_000));
         assert_eq!(
             first,
             insert_id(&confirm("other@b.c", "\"A-1\""), NOW),
@@ -479,9 +440,7 @@ mod tests {
     #[test]
     fn email_open_window_at_and_past_limit() {
         let open = |user: &str| {
-            format!(
-                r#"{{"user": {{"email": "{user}"}}, "event": {{"email_open": {{"campaign": "c1"}}}}}}"#
-            )
+            format!(r#"{{"user": {{"email": "{user}"}}, "event": {{"email_open": {{"campaign": "c1"}}}}}}"#)
         };
         let start = (NOW / EMAIL_OPEN_WINDOW_MS) * EMAIL_OPEN_WINDOW_MS;
         let first = insert_id(&open("a@b.c"), start);
@@ -496,12 +455,8 @@ mod tests {
             "next window: a new open"
         );
         assert_ne!(first, insert_id(&open("z@b.c"), start));
-        let (event, _) =
-            run(&open("a@b.c").replace("email_open", "emailOpen"), start).expect("valid");
-        assert_eq!(
-            (event.name.as_str(), Some(event.insert_id)),
-            ("email_open", first)
-        );
+        let (event, _) = run(&open("a@b.c").replace("email_open", "emailOpen"), start).expect("valid");
+        assert_eq!((event.name.as_str(), Some(event.insert_id)), ("email_open", first));
         assert_eq!(EMAIL_OPEN_WINDOW_MS, 1_200_000);
     }
 
@@ -526,10 +481,7 @@ mod tests {
             Err(e) => error(&e),
             Ok(_) => created(),
         };
-        (
-            reply.status,
-            serde_json::from_slice(&reply.body).unwrap_or_default(),
-        )
+        (reply.status, serde_json::from_slice(&reply.body).unwrap_or_default())
     }
 
     #[test]
@@ -544,10 +496,7 @@ mod tests {
             r#"{"user": {"email": "a@b.c"}, "event": {}}"#,
             r#"{"user": {"email": "a@b.c"}, "event": 5}"#,
         ] {
-            assert_eq!(
-                error_body(no_event).1["errors"][0]["message"],
-                MISSING_EVENT
-            );
+            assert_eq!(error_body(no_event).1["errors"][0]["message"], MISSING_EVENT);
         }
         for no_user in [
             r#"{"event": {"update": {}}}"#,
@@ -573,8 +522,7 @@ mod tests {
 
     #[test]
     fn id_length_at_and_past_limit() {
-        let with_id =
-            |id: String| format!(r#"{{"user": {{"_id": "{id}"}}, "event": {{"login": {{}}}}}}"#);
+        let with_id = |id: String| format!(r#"{{"user": {{"_id": "{id}"}}, "event": {{"login": {{}}}}}}"#);
         assert!(decode(with_id("u".repeat(MAX_ID_CHARS)).as_bytes()).is_ok());
         assert!(
             matches!(decode(with_id("u".repeat(MAX_ID_CHARS + 1)).as_bytes()), Err(IngestError::BadRequest(m)) if m == INVALID_USER)
@@ -614,16 +562,9 @@ mod tests {
             let reply = error(&err);
             let body: Value = serde_json::from_slice(&reply.body).unwrap_or_default();
             assert_eq!(reply.status, status);
-            assert!(
-                body["errors"][0]["message"].is_string()
-                    && body["errors"][0]["description"].is_string()
-            );
+            assert!(body["errors"][0]["message"].is_string() && body["errors"][0]["description"].is_string());
         }
-        let invalid = error(&IngestError::Invalid(vec![FieldError::new(
-            0,
-            "event",
-            "is required",
-        )]));
+        let invalid = error(&IngestError::Invalid(vec![FieldError::new(0, "event", "is required")]));
         let body: Value = serde_json::from_slice(&invalid.body).unwrap_or_default();
         assert_eq!(
             body["errors"][0],
@@ -633,10 +574,7 @@ mod tests {
 
     #[test]
     fn api_keys_from_either_header() {
-        assert_eq!(
-            api_key(Some("Bearer s3cret"), None).as_deref(),
-            Some("s3cret")
-        );
+        assert_eq!(api_key(Some("Bearer s3cret"), None).as_deref(), Some("s3cret"));
         assert_eq!(
             api_key(Some("bearer  s3cret "), Some("other")).as_deref(),
             Some("s3cret")

@@ -20,7 +20,10 @@ pub fn decode_track(body: &[u8]) -> Result<EmpMixRequest, IngestError> {
     let mut root = object(parse_json(body)?)?;
     let api_key = take_key(&mut root);
     let draft = draft(root)?;
-    Ok(EmpMixRequest { api_key, drafts: vec![draft] })
+    Ok(EmpMixRequest {
+        api_key,
+        drafts: vec![draft],
+    })
 }
 
 pub fn decode_bulk(body: &[u8]) -> Result<EmpMixRequest, IngestError> {
@@ -34,9 +37,15 @@ pub fn decode_bulk(body: &[u8]) -> Result<EmpMixRequest, IngestError> {
         return Err(IngestError::BadRequest("events must hold at least one event".into()));
     }
     if events.len() > MAX_BULK_EVENTS {
-        return Err(IngestError::TooManyEvents { count: events.len(), limit: MAX_BULK_EVENTS });
+        return Err(IngestError::TooManyEvents {
+            count: events.len(),
+            limit: MAX_BULK_EVENTS,
+        });
     }
-    let drafts = events.into_iter().map(|e| object(e).and_then(draft)).collect::<Result<_, _>>()?;
+    let drafts = events
+        .into_iter()
+        .map(|e| object(e).and_then(draft))
+        .collect::<Result<_, _>>()?;
     Ok(EmpMixRequest { api_key, drafts })
 }
 
@@ -63,7 +72,10 @@ fn draft(mut e: Map<String, Value>) -> Result<EventDraft, IngestError> {
         Some(_) => return Err(IngestError::BadRequest("properties must be an object".into())),
     };
     let distinct_id = e.remove("distinct_id");
-    if distinct_id.as_ref().is_none_or(|v| v.is_null() || v.as_str() == Some("")) {
+    if distinct_id
+        .as_ref()
+        .is_none_or(|v| v.is_null() || v.as_str() == Some(""))
+    {
         return Err(IngestError::BadRequest("distinct_id is required".into()));
     }
     let insert_id = e.remove("insert_id").or_else(|| properties.get("$insert_id").cloned());
@@ -120,16 +132,27 @@ mod tests {
     fn bulk_count_at_and_past_limit() {
         let one = r#"{"event":"e","distinct_id":"u"}"#;
         let body = |n: usize| format!(r#"{{"apiKey":"k","events":[{}]}}"#, vec![one; n].join(","));
-        assert_eq!(decode_bulk(body(MAX_BULK_EVENTS).as_bytes()).map(|r| r.drafts.len()).ok(), Some(1000));
+        assert_eq!(
+            decode_bulk(body(MAX_BULK_EVENTS).as_bytes())
+                .map(|r| r.drafts.len())
+                .ok(),
+            Some(1000)
+        );
         assert!(matches!(
             decode_bulk(body(MAX_BULK_EVENTS + 1).as_bytes()),
-            Err(IngestError::TooManyEvents { count: 1001, limit: 1000 })
+            Err(IngestError::TooManyEvents {
+                count: 1001,
+                limit: 1000
+            })
         ));
     }
 
     #[test]
     fn distinct_id_is_required() {
-        for body in [&br#"{"apiKey":"k","event":"e"}"#[..], br#"{"apiKey":"k","event":"e","distinct_id":""}"#] {
+        for body in [
+            &br#"{"apiKey":"k","event":"e"}"#[..],
+            br#"{"apiKey":"k","event":"e","distinct_id":""}"#,
+        ] {
             assert!(matches!(decode_track(body), Err(IngestError::BadRequest(_))));
         }
     }

@@ -19,8 +19,7 @@ use crate::auth::{KeyKind, Project, Projects};
 use crate::error::{FieldError, IngestError};
 use crate::event::{Dialect, Event, EventDraft, PageContext, RequestContext};
 use crate::limits::{
-    MAX_BROWSER_BATCH_EVENTS, MAX_CALLBACK_CHARS, MAX_IMPORT_EVENTS, MAX_REDIRECT_URL_CHARS,
-    MAX_TRACK_AGE_MS,
+    MAX_BROWSER_BATCH_EVENTS, MAX_CALLBACK_CHARS, MAX_IMPORT_EVENTS, MAX_REDIRECT_URL_CHARS, MAX_TRACK_AGE_MS,
 };
 use crate::payload::{data_param_json, decode_base64, parse_json, parse_json_or_ndjson};
 use crate::profile::{ProfileDraft, ProfileOp, ProfileUpdate};
@@ -139,11 +138,7 @@ pub fn decode_track(query: &str, body: &[u8]) -> Result<TrackRequest, IngestErro
     let transport = Transport::new(query, body);
     let params = transport.params()?;
     let values = batch(transport.data()?, MAX_BROWSER_BATCH_EVENTS)?;
-    let (items, tokens): (Vec<_>, Vec<_>) = values
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| read_event(i, v))
-        .unzip();
+    let (items, tokens): (Vec<_>, Vec<_>) = values.into_iter().enumerate().map(|(i, v)| read_event(i, v)).unzip();
     Ok(TrackRequest {
         params,
         token: one_token(tokens)?,
@@ -155,11 +150,7 @@ pub fn decode_engage(query: &str, body: &[u8]) -> Result<EngageRequest, IngestEr
     let transport = Transport::new(query, body);
     let params = transport.params()?;
     let values = batch(transport.data()?, MAX_BROWSER_BATCH_EVENTS)?;
-    let (items, tokens): (Vec<_>, Vec<_>) = values
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| read_update(i, v))
-        .unzip();
+    let (items, tokens): (Vec<_>, Vec<_>) = values.into_iter().enumerate().map(|(i, v)| read_update(i, v)).unzip();
     Ok(EngageRequest {
         params,
         token: one_token(tokens)?,
@@ -168,11 +159,7 @@ pub fn decode_engage(query: &str, body: &[u8]) -> Result<EngageRequest, IngestEr
 }
 
 /// `body` is already inflated ([`crate::payload::decode_body`]).
-pub fn decode_import(
-    query: &str,
-    body: &[u8],
-    content_type: Option<&str>,
-) -> Result<ImportRequest, IngestError> {
+pub fn decode_import(query: &str, body: &[u8], content_type: Option<&str>) -> Result<ImportRequest, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::EmptyBody);
     }
@@ -208,11 +195,7 @@ pub fn decode_import(
 /// cookieless visitor hash: with `ip=1` that is what the seed asks for (the
 /// address standing in for the id, never stored), and without it Mixpanel
 /// still accepts anonymous events, which need some identity here.
-pub fn finish_track(
-    items: Vec<EventItem>,
-    params: &TrackParams,
-    cx: &Context<'_>,
-) -> (Vec<Event>, Vec<FieldError>) {
+pub fn finish_track(items: Vec<EventItem>, params: &TrackParams, cx: &Context<'_>) -> (Vec<Event>, Vec<FieldError>) {
     let request = RequestContext {
         country: cx.request.country.clone().filter(|_| params.geolocate),
         ..cx.request.clone()
@@ -248,10 +231,7 @@ pub fn finish_import(items: Vec<EventItem>, cx: &Context<'_>) -> (Vec<Event>, Ve
     })
 }
 
-pub fn finish_engage(
-    items: Vec<ProfileItem>,
-    cx: &Context<'_>,
-) -> (Vec<ProfileUpdate>, Vec<FieldError>) {
+pub fn finish_engage(items: Vec<ProfileItem>, cx: &Context<'_>) -> (Vec<ProfileUpdate>, Vec<FieldError>) {
     let cx = Context {
         project: cx.project,
         dialect: Dialect::MixpanelEngage,
@@ -279,10 +259,7 @@ pub fn basic_auth_candidates(authorization: &str) -> Vec<String> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return Vec::new();
     }
-    let Some(text) = decode_base64(encoded)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-    else {
+    let Some(text) = decode_base64(encoded).ok().and_then(|b| String::from_utf8(b).ok()) else {
         return Vec::new();
     };
     let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
@@ -320,17 +297,12 @@ pub fn authorize_import<'p>(
 /// user info, and a host equal to an allowed host or below one.
 pub fn redirect_allowed(url: &str, allowed_hosts: &[String]) -> bool {
     if url.chars().count() > MAX_REDIRECT_URL_CHARS
-        || url
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        || url.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
     {
         return false;
     }
     let lower = url.to_ascii_lowercase();
-    let Some(rest) = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"))
-    else {
+    let Some(rest) = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://")) else {
         return false;
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -339,11 +311,7 @@ pub fn redirect_allowed(url: &str, allowed_hosts: &[String]) -> bool {
         return false;
     }
     let host = match authority.rsplit_once(':') {
-        Some((host, port))
-            if port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok() =>
-        {
-            host
-        }
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok() => host,
         Some(_) => return false,
         None => authority,
     };
@@ -367,20 +335,11 @@ pub fn redirect_allowed(url: &str, allowed_hosts: &[String]) -> bool {
 
 /// The answer to a validated `/track` or `/engage` request. Mixpanel
 /// answers success when at least one item was valid.
-pub fn track_reply(
-    params: &TrackParams,
-    accepted: usize,
-    errors: &[FieldError],
-    redirect_hosts: &[String],
-) -> Reply {
+pub fn track_reply(params: &TrackParams, accepted: usize, errors: &[FieldError], redirect_hosts: &[String]) -> Reply {
     if accepted > 0 || errors.is_empty() {
         track_ok(params, redirect_hosts)
     } else {
-        track_error(
-            params,
-            &IngestError::Invalid(errors.to_vec()),
-            redirect_hosts,
-        )
+        track_error(params, &IngestError::Invalid(errors.to_vec()), redirect_hosts)
     }
 }
 
@@ -399,13 +358,7 @@ pub fn track_error(params: &TrackParams, err: &IngestError, redirect_hosts: &[St
     respond(params, status, 0, Some(err.message()), redirect_hosts).retry_after_for(err)
 }
 
-fn respond(
-    params: &TrackParams,
-    status: u16,
-    outcome: u8,
-    error: Option<String>,
-    redirect_hosts: &[String],
-) -> Reply {
+fn respond(params: &TrackParams, status: u16, outcome: u8, error: Option<String>, redirect_hosts: &[String]) -> Reply {
     // GET is allowed, so no cache may answer in our place.
     let no_store = |reply: Reply| reply.with_header("Cache-Control", "no-store");
     if let Some(target) = params
@@ -466,16 +419,8 @@ pub fn import_error(params: &ImportParams, err: &IngestError) -> Reply {
         return failed_validation(params, 0, errors);
     }
     let code = err.status();
-    let status = if params.verbose {
-        json!(0)
-    } else {
-        json!(reason(code))
-    };
-    Reply::json(
-        code,
-        &json!({"code": code, "error": err.message(), "status": status}),
-    )
-    .retry_after_for(err)
+    let status = if params.verbose { json!(0) } else { json!(reason(code)) };
+    Reply::json(code, &json!({"code": code, "error": err.message(), "status": status})).retry_after_for(err)
 }
 
 /// Mixpanel lists one row per failed event: its first problem.
@@ -493,11 +438,7 @@ fn failed_validation(params: &ImportParams, imported: usize, errors: &[FieldErro
         }
         rows.push(row);
     }
-    let status = if params.verbose {
-        json!(0)
-    } else {
-        json!("Bad Request")
-    };
+    let status = if params.verbose { json!(0) } else { json!("Bad Request") };
     Reply::json(
         400,
         &json!({
@@ -561,10 +502,11 @@ impl<'a> Transport<'a> {
     fn params(&self) -> Result<TrackParams, IngestError> {
         let callback = match self.get("callback").filter(|c| !c.is_empty()) {
             Some(name) if is_callback_name(name) => Some(name.to_owned()),
-            Some(_) => return Err(IngestError::BadRequest(
-                "callback must be a JavaScript name or dotted path of names, at most 64 characters"
-                    .into(),
-            )),
+            Some(_) => {
+                return Err(IngestError::BadRequest(
+                    "callback must be a JavaScript name or dotted path of names, at most 64 characters".into(),
+                ))
+            }
             None => None,
         };
         Ok(TrackParams {
@@ -573,10 +515,7 @@ impl<'a> Transport<'a> {
             verbose: self.get("verbose").is_some_and(flag),
             img: self.get("img").is_some_and(flag),
             callback,
-            redirect: self
-                .get("redirect")
-                .filter(|r| !r.is_empty())
-                .map(str::to_owned),
+            redirect: self.get("redirect").filter(|r| !r.is_empty()).map(str::to_owned),
             test: self.get("test").is_some_and(flag),
         })
     }
@@ -619,10 +558,7 @@ fn known_pairs(encoded: &[u8]) -> Vec<(String, String)> {
 }
 
 fn find_pair<'p>(pairs: &'p [(String, String)], name: &str) -> Option<&'p str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 fn flag(value: &str) -> bool {
@@ -657,9 +593,7 @@ fn batch(data: Value, limit: usize) -> Result<Vec<Value>, IngestError> {
 
 fn check_count(count: usize, limit: usize) -> Result<(), IngestError> {
     if count == 0 {
-        return Err(IngestError::BadRequest(
-            "the request holds no events".into(),
-        ));
+        return Err(IngestError::BadRequest("the request holds no events".into()));
     }
     if count > limit {
         return Err(IngestError::TooManyEvents { count, limit });
@@ -705,11 +639,7 @@ fn read_event(index: usize, item: Value) -> (EventItem, Option<String>) {
         Some(Value::Object(p)) => p,
         Some(_) => {
             return (
-                Err(vec![FieldError::new(
-                    index,
-                    "properties",
-                    "must be an object",
-                )]),
+                Err(vec![FieldError::new(index, "properties", "must be an object")]),
                 None,
             )
         }
@@ -787,10 +717,7 @@ fn read_update(index: usize, item: Value) -> (ProfileItem, Option<String>) {
         let op = match (key, value) {
             ("$delete", _) => Some(ProfileOp::Delete),
             ("$unset", Value::Array(names)) => {
-                let names: Option<Vec<String>> = names
-                    .into_iter()
-                    .map(|n| n.as_str().map(str::to_owned))
-                    .collect();
+                let names: Option<Vec<String>> = names.into_iter().map(|n| n.as_str().map(str::to_owned)).collect();
                 names.map(ProfileOp::Unset)
             }
             ("$unset", _) => None,
@@ -806,11 +733,7 @@ fn read_update(index: usize, item: Value) -> (ProfileItem, Option<String>) {
         };
         match op {
             Some(op) => ops.push(op),
-            None if key == "$unset" => errors.push(FieldError::new(
-                index,
-                key,
-                "must be an array of property names",
-            )),
+            None if key == "$unset" => errors.push(FieldError::new(index, key, "must be an array of property names")),
             None => errors.push(FieldError::new(index, key, "must be an object")),
         }
     }
@@ -847,9 +770,7 @@ fn funnel_rules(index: usize, draft: &EventDraft) -> Vec<FieldError> {
     let props = &draft.properties;
     match props.get("step") {
         Some(step) if step.as_u64().is_some_and(|s| s >= 1) => {}
-        None | Some(Value::Null) => {
-            errors.push(FieldError::new(index, "properties.step", "is required"))
-        }
+        None | Some(Value::Null) => errors.push(FieldError::new(index, "properties.step", "is required")),
         Some(_) => errors.push(FieldError::new(
             index,
             "properties.step",
@@ -904,10 +825,7 @@ fn import_rules(index: usize, draft: &EventDraft) -> Vec<FieldError> {
         };
         match text.as_deref() {
             None | Some("") => errors.push(FieldError::new(index, field, "is required")),
-            Some(id)
-                if field != "properties.time"
-                    && PLACEHOLDER_IDS.iter().any(|p| p.eq_ignore_ascii_case(id)) =>
-            {
+            Some(id) if field != "properties.time" && PLACEHOLDER_IDS.iter().any(|p| p.eq_ignore_ascii_case(id)) => {
                 errors.push(FieldError::new(index, field, "is a placeholder, not an id"))
             }
             Some(_) => {}
@@ -962,10 +880,7 @@ mod tests {
     #[test]
     fn seed_track_example_decodes_and_is_too_old_for_track() {
         let req = decode_track(SEED_QUERY, b"").expect("decodes");
-        assert_eq!(
-            req.token.as_deref(),
-            Some("e3bb4100330c35722740fb8c6f5abddc")
-        );
+        assert_eq!(req.token.as_deref(), Some("e3bb4100330c35722740fb8c6f5abddc"));
         assert!(req.params.ip && req.params.geolocate && !req.params.verbose);
         let d = drafts(&req.items)[0].clone();
         assert_eq!(d.name, Some(json!("game")));
@@ -989,10 +904,7 @@ mod tests {
         };
         let (events, errors) = finish_track(req.items, &req.params, &cx(&then, Some("cl-x")));
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(
-            events[0].distinct_id, "cl-x",
-            "ip=1 lets the visitor hash stand in"
-        );
+        assert_eq!(events[0].distinct_id, "cl-x", "ip=1 lets the visitor hash stand in");
         assert_eq!(events[0].source, Dialect::MixpanelTrack);
     }
 
@@ -1001,8 +913,7 @@ mod tests {
         let event = json!({"event": "Signed Up", "properties": {"token": "TOKEN123", "distinct_id": "u-42",
             "time": 1_795_424_001.152_876_6_f64, "$insert_id": "0f8fad5bd9cb469fa16570867728950e",
             "mp_lib": "python", "$lib_version": "5.4.1", "plan": "pro"}});
-        let encoded: String =
-            form_urlencoded::byte_serialize(event.to_string().as_bytes()).collect();
+        let encoded: String = form_urlencoded::byte_serialize(event.to_string().as_bytes()).collect();
         format!("data={encoded}&verbose=1&ip=0")
     }
 
@@ -1024,10 +935,7 @@ mod tests {
             events[0].time_ms, 1_795_424_001_153,
             "float seconds keep their milliseconds"
         );
-        assert_eq!(
-            events[0].country, None,
-            "ip=0: not placed by the request's address"
-        );
+        assert_eq!(events[0].country, None, "ip=0: not placed by the request's address");
         assert_eq!(events[0].distinct_id, "u-42");
     }
 
@@ -1035,19 +943,11 @@ mod tests {
     fn only_the_first_of_each_known_parameter_is_kept() {
         // Regression: every pair of a form body was kept as owned strings,
         // about 50 MiB for a 2 MiB body of `a&a&…`.
-        let body = format!(
-            "{}&{}&data=second&verbose=0",
-            "a&".repeat(100_000),
-            python_track_body()
-        );
+        let body = format!("{}&{}&data=second&verbose=0", "a&".repeat(100_000), python_track_body());
         let transport = Transport::new("?verbose=0&img=1&x=1", body.as_bytes());
         assert_eq!(transport.form.len(), 3, "data, verbose, ip");
         assert_eq!(transport.query.len(), 2, "verbose, img");
-        assert_eq!(
-            transport.get("verbose"),
-            Some("1"),
-            "the body's first value wins"
-        );
+        assert_eq!(transport.get("verbose"), Some("1"), "the body's first value wins");
         assert_eq!(transport.get("img"), Some("1"), "the query fills in");
         let req = decode_track("", body.as_bytes()).expect("decodes");
         assert_eq!(req.token.as_deref(), Some("TOKEN123"));
@@ -1070,21 +970,15 @@ mod tests {
 
     #[test]
     fn browser_batch_in_base64_form_body() {
-        let data: String = form_urlencoded::byte_serialize(
-            STANDARD.encode(browser_batch().to_string()).as_bytes(),
-        )
-        .collect();
+        let data: String =
+            form_urlencoded::byte_serialize(STANDARD.encode(browser_batch().to_string()).as_bytes()).collect();
         let body = format!("data={data}");
-        let req =
-            decode_track("?verbose=1&ip=1&_=1795424070930", body.as_bytes()).expect("decodes");
+        let req = decode_track("?verbose=1&ip=1&_=1795424070930", body.as_bytes()).expect("decodes");
         assert!(req.params.verbose && req.params.ip);
         assert_eq!(req.token.as_deref(), Some("demo-token"));
         let d = drafts(&req.items);
         assert_eq!(d.len(), 2);
-        assert_eq!(
-            d[0].page.url.as_deref(),
-            Some("https://shop.example.com/p?q=1")
-        );
+        assert_eq!(d[0].page.url.as_deref(), Some("https://shop.example.com/p?q=1"));
         assert_eq!(d[0].page.referrer.as_deref(), Some("https://google.com/"));
         assert_eq!(d[0].page.screen.as_deref(), Some("1920x1080"));
         assert_eq!(d[0].device_id, Some(json!("18c2f")));
@@ -1117,10 +1011,7 @@ mod tests {
             (String::new(), format!("data={}", urlencode(&text))),
             // raw JSON body, parameters in the query
             ("verbose=1".to_owned(), text.clone()),
-            (
-                format!("data={}", urlencode(std.trim_end_matches('='))),
-                String::new(),
-            ),
+            (format!("data={}", urlencode(std.trim_end_matches('='))), String::new()),
         ];
         for (query, body) in bodies {
             let got = decode_track(&query, body.as_bytes()).map(|r| r.items);
@@ -1135,20 +1026,12 @@ mod tests {
     #[test]
     fn batch_size_at_and_past_limit() {
         let one = json!({"event": "e", "properties": {"token": "t", "distinct_id": "u"}});
-        let body = |n: usize| {
-            format!(
-                "data={}",
-                urlencode(&Value::Array(vec![one.clone(); n]).to_string())
-            )
-        };
+        let body = |n: usize| format!("data={}", urlencode(&Value::Array(vec![one.clone(); n]).to_string()));
         let at = decode_track("", body(MAX_BROWSER_BATCH_EVENTS).as_bytes()).map(|r| r.items.len());
         assert_eq!(at.ok(), Some(MAX_BROWSER_BATCH_EVENTS));
         assert!(matches!(
             decode_track("", body(MAX_BROWSER_BATCH_EVENTS + 1).as_bytes()),
-            Err(IngestError::TooManyEvents {
-                count: 51,
-                limit: 50
-            })
+            Err(IngestError::TooManyEvents { count: 51, limit: 50 })
         ));
         assert!(matches!(
             decode_engage("", body(MAX_BROWSER_BATCH_EVENTS + 1).as_bytes()),
@@ -1168,29 +1051,15 @@ mod tests {
             ("", b"{oops"),
         ] {
             let status = decode_track(query, body).err().map(|e| e.status());
-            assert_eq!(
-                status,
-                Some(400),
-                "{query} | {}",
-                String::from_utf8_lossy(body)
-            );
+            assert_eq!(status, Some(400), "{query} | {}", String::from_utf8_lossy(body));
         }
         let mixed = br#"[{"event":"a","properties":{"token":"t1"}},{"event":"b","properties":{"token":"t2"}}]"#;
-        assert!(matches!(
-            decode_track("", mixed),
-            Err(IngestError::BadRequest(_))
-        ));
+        assert!(matches!(decode_track("", mixed), Err(IngestError::BadRequest(_))));
         // One bad item keeps its place; the others still decode.
-        let partly =
-            br#"[{"event":"a","properties":{"token":"t"}}, 7, {"event":"c","properties":[]}]"#;
+        let partly = br#"[{"event":"a","properties":{"token":"t"}}, 7, {"event":"c","properties":[]}]"#;
         let req = decode_track("", partly).expect("decodes");
         assert_eq!(req.items.len(), 3);
-        let errors: Vec<FieldError> = req
-            .items
-            .iter()
-            .filter_map(|i| i.clone().err())
-            .flatten()
-            .collect();
+        let errors: Vec<FieldError> = req.items.iter().filter_map(|i| i.clone().err()).flatten().collect();
         assert_eq!(fields(&errors), [(1, "event"), (2, "properties")]);
         assert_eq!(req.token.as_deref(), Some("t"));
     }
@@ -1204,10 +1073,7 @@ mod tests {
             finish_track(req.items, &req.params, &cx(&r, None)).1
         };
         assert!(at(NOW - MAX_TRACK_AGE_MS).is_empty());
-        assert_eq!(
-            fields(&at(NOW - MAX_TRACK_AGE_MS - 1)),
-            [(0, "properties.time")]
-        );
+        assert_eq!(fields(&at(NOW - MAX_TRACK_AGE_MS - 1)), [(0, "properties.time")]);
     }
 
     #[test]
@@ -1234,11 +1100,7 @@ mod tests {
         let (_, errors) = run(props(json!({"step": 0, "funnel": "", "goal": null})));
         assert_eq!(
             fields(&errors),
-            [
-                (0, "properties.step"),
-                (0, "properties.funnel"),
-                (0, "properties.goal")
-            ]
+            [(0, "properties.step"), (0, "properties.funnel"), (0, "properties.goal")]
         );
         let (_, errors) = run(props(json!({"step": 1.5})));
         assert_eq!(fields(&errors), [(0, "properties.step")]);
@@ -1253,36 +1115,20 @@ mod tests {
         let at = "a".repeat(MAX_CALLBACK_CHARS);
         assert!(TrackParams::parse(&format!("callback={at}"), b"").is_ok());
         let past = "a".repeat(MAX_CALLBACK_CHARS + 1);
-        for bad in [
-            past.as_str(),
-            "alert(1)",
-            "a..b",
-            "1a",
-            "a-b",
-            ".a",
-            "a.",
-            "x;y",
-            "é",
-        ] {
+        for bad in [past.as_str(), "alert(1)", "a..b", "1a", "a-b", ".a", "a.", "x;y", "é"] {
             let err = TrackParams::parse(&format!("callback={}", urlencode(bad)), b"").err();
             let message = err.as_ref().map(IngestError::message).unwrap_or_default();
             assert!(matches!(err, Some(IngestError::BadRequest(_))), "{bad}");
             assert!(!message.contains(bad), "never reflected");
         }
-        assert_eq!(
-            TrackParams::parse("callback=", b"").map(|p| p.callback),
-            Ok(None)
-        );
+        assert_eq!(TrackParams::parse("callback=", b"").map(|p| p.callback), Ok(None));
     }
 
     #[test]
     fn track_replies_in_every_shape() {
         let plain = TrackParams::default();
         let ok = track_ok(&plain, &[]);
-        assert_eq!(
-            (ok.status, ok.body.as_slice(), ok.content_type),
-            (200, &b"1"[..], TEXT)
-        );
+        assert_eq!((ok.status, ok.body.as_slice(), ok.content_type), (200, &b"1"[..], TEXT));
         let invalid = IngestError::Invalid(vec![FieldError::new(0, "event", "is required")]);
         let no = track_error(&plain, &invalid, &[]);
         assert_eq!((no.status, no.body.as_slice()), (200, &b"0"[..]));
@@ -1291,10 +1137,7 @@ mod tests {
             verbose: true,
             ..TrackParams::default()
         };
-        assert_eq!(
-            body_json(&track_ok(&verbose, &[])),
-            json!({"status": 1, "error": null})
-        );
+        assert_eq!(body_json(&track_ok(&verbose, &[])), json!({"status": 1, "error": null}));
         let reply = track_error(&verbose, &invalid, &[]);
         assert_eq!(
             body_json(&reply),
@@ -1305,36 +1148,19 @@ mod tests {
         // Statuses that make mixpanel-browser retry or split are kept.
         let busy = track_error(&verbose, &IngestError::Unavailable, &[]);
         assert_eq!(busy.status, 503);
-        assert!(busy
-            .headers
-            .iter()
-            .any(|(k, v)| *k == "Retry-After" && v == "5"));
+        assert!(busy.headers.iter().any(|(k, v)| *k == "Retry-After" && v == "5"));
         assert_eq!(
-            track_error(
-                &plain,
-                &IngestError::TooManyEvents {
-                    count: 51,
-                    limit: 50
-                },
-                &[]
-            )
-            .status,
+            track_error(&plain, &IngestError::TooManyEvents { count: 51, limit: 50 }, &[]).status,
             413
         );
-        assert_eq!(
-            track_error(&plain, &IngestError::Unauthorized, &[]).status,
-            401
-        );
+        assert_eq!(track_error(&plain, &IngestError::Unauthorized, &[]).status, 401);
 
         let img = TrackParams {
             img: true,
             ..TrackParams::default()
         };
         let pixel = track_ok(&img, &[]);
-        assert_eq!(
-            (pixel.content_type, pixel.body.as_slice()),
-            (GIF, &PIXEL_GIF[..])
-        );
+        assert_eq!((pixel.content_type, pixel.body.as_slice()), (GIF, &PIXEL_GIF[..]));
 
         let jsonp = TrackParams {
             callback: Some("mp.cb".into()),
@@ -1345,10 +1171,7 @@ mod tests {
             (reply.content_type, reply.body.as_slice()),
             (JAVASCRIPT, &b"mp.cb(1)"[..])
         );
-        let jsonp_verbose = TrackParams {
-            verbose: true,
-            ..jsonp
-        };
+        let jsonp_verbose = TrackParams { verbose: true, ..jsonp };
         assert_eq!(
             track_ok(&jsonp_verbose, &[]).body,
             br#"mp.cb({"error":null,"status":1})"#.to_vec()
@@ -1549,8 +1372,7 @@ mod tests {
             .filter(|l| l.contains("event"))
             .map(|l| format!("{}\n", l.trim().trim_end_matches(',')))
             .collect();
-        let req =
-            decode_import("", ndjson.as_bytes(), Some("application/x-ndjson")).expect("decodes");
+        let req = decode_import("", ndjson.as_bytes(), Some("application/x-ndjson")).expect("decodes");
         assert_eq!(req.items.len(), 2);
     }
 
@@ -1558,10 +1380,7 @@ mod tests {
     fn import_from_the_python_client_form() {
         let event = json!({"event": "SA Event", "properties": {"token": "TOKEN123", "distinct_id": "u",
             "time": 1_700_000_000, "$insert_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "mp_lib": "python"}});
-        let body = format!(
-            "data={}&verbose=1&ip=0&api_key=legacy",
-            urlencode(&event.to_string())
-        );
+        let body = format!("data={}&verbose=1&ip=0&api_key=legacy", urlencode(&event.to_string()));
         let req = decode_import(
             "project_id=12345",
             body.as_bytes(),
@@ -1594,11 +1413,7 @@ mod tests {
         let req = decode_import("strict=1", body.to_string().as_bytes(), None).expect("decodes");
         let r = request();
         let (events, errors) = finish_import(req.items, &cx(&r, Some("cl-x")));
-        assert_eq!(
-            events.len(),
-            1,
-            "the cookieless id never stands in for imports"
-        );
+        assert_eq!(events.len(), 1, "the cookieless id never stands in for imports");
         assert_eq!(
             fields(&errors),
             [
@@ -1617,19 +1432,13 @@ mod tests {
         let reply = import_reply(&req.params, events.len(), &errors);
         assert_eq!(reply.status, 400);
         let body = body_json(&reply);
-        assert_eq!(
-            body["error"],
-            "some data points in the request failed validation"
-        );
+        assert_eq!(body["error"], "some data points in the request failed validation");
         assert_eq!(
             (body["code"].clone(), body["status"].clone()),
             (json!(400), json!("Bad Request"))
         );
         assert_eq!(body["num_records_imported"], 1);
-        let rows = body["failed_records"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let rows = body["failed_records"].as_array().cloned().unwrap_or_default();
         assert_eq!(rows.len(), 7, "one row per failed event");
         assert_eq!(
             rows[0],
@@ -1648,8 +1457,7 @@ mod tests {
 
     #[test]
     fn import_count_at_and_past_limit() {
-        let one =
-            r#"{"event":"e","properties":{"time":1700000000,"distinct_id":"u","$insert_id":"x"}}"#;
+        let one = r#"{"event":"e","properties":{"time":1700000000,"distinct_id":"u","$insert_id":"x"}}"#;
         let body = |n: usize| format!("[{}]", vec![one; n].join(","));
         let at = decode_import("", body(MAX_IMPORT_EVENTS).as_bytes(), None).map(|r| r.items.len());
         assert_eq!(at.ok(), Some(MAX_IMPORT_EVENTS));
@@ -1687,24 +1495,13 @@ mod tests {
             "request exceeds max limit of 2097152 bytes"
         );
         assert_eq!(body_json(&too_big)["status"], "Request Entity Too Large");
-        let limited = import_error(
-            &plain,
-            &IngestError::RateLimited {
-                retry_after_seconds: 7,
-            },
-        );
-        assert!(limited
-            .headers
-            .iter()
-            .any(|(k, v)| *k == "Retry-After" && v == "7"));
+        let limited = import_error(&plain, &IngestError::RateLimited { retry_after_seconds: 7 });
+        assert!(limited.headers.iter().any(|(k, v)| *k == "Retry-After" && v == "7"));
         let verbose = ImportParams {
             verbose: true,
             ..ImportParams::default()
         };
-        assert_eq!(
-            body_json(&import_error(&verbose, &IngestError::Forbidden))["status"],
-            0
-        );
+        assert_eq!(body_json(&import_error(&verbose, &IngestError::Forbidden))["status"], 0);
     }
 
     fn basic(user_pass: &str) -> String {
@@ -1713,10 +1510,7 @@ mod tests {
 
     #[test]
     fn basic_auth_offers_password_then_username() {
-        assert_eq!(
-            basic_auth_candidates(&basic("legacy-secret:")),
-            ["legacy-secret"]
-        );
+        assert_eq!(basic_auth_candidates(&basic("legacy-secret:")), ["legacy-secret"]);
         // The capture of the Python client with a service account.
         assert_eq!(
             basic_auth_candidates("Basic c2EudXNlcjpzYXNlY3JldA=="),
@@ -1741,11 +1535,7 @@ mod tests {
         .expect("config");
         let id = |r: Result<&Project, IngestError>| r.map(|p| p.id.clone());
         assert_eq!(
-            id(authorize_import(
-                &projects,
-                Some(&basic("demo-secret:")),
-                None
-            )),
+            id(authorize_import(&projects, Some(&basic("demo-secret:")), None)),
             Ok("12345".into())
         );
         assert_eq!(
@@ -1765,19 +1555,11 @@ mod tests {
             Ok("12345".into())
         );
         assert_eq!(
-            id(authorize_import(
-                &projects,
-                Some(&basic("demo-secret:")),
-                Some("other")
-            )),
+            id(authorize_import(&projects, Some(&basic("demo-secret:")), Some("other"))),
             Err(IngestError::Unauthorized)
         );
         assert_eq!(
-            id(authorize_import(
-                &projects,
-                Some(&basic("demo-token:")),
-                None
-            )),
+            id(authorize_import(&projects, Some(&basic("demo-token:")), None)),
             Err(IngestError::Forbidden)
         );
         assert_eq!(

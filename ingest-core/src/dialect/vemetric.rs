@@ -86,10 +86,7 @@ pub fn decode_event(body: &[u8], headers: &Headers<'_>) -> Result<TrackRequest, 
     };
     let page = PageContext {
         url: text(&mut root, "url"),
-        referrer: headers
-            .referrer
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned),
+        referrer: headers.referrer.filter(|r| !r.is_empty()).map(str::to_owned),
         ..PageContext::default()
     };
 
@@ -141,10 +138,7 @@ pub fn decode_update(body: &[u8], headers: &Headers<'_>) -> Result<UserRequest, 
 /// `/l` and `/r`: only the token matters (the body may be empty or not
 /// JSON at all, as `/r` sends none).
 pub fn decode_no_op(body: &[u8], headers: &Headers<'_>) -> Option<String> {
-    let mut root = parse_json(body)
-        .ok()
-        .and_then(|v| object(v).ok())
-        .unwrap_or_default();
+    let mut root = parse_json(body).ok().and_then(|v| object(v).ok()).unwrap_or_default();
     credentials(&mut root, headers).0
 }
 
@@ -184,10 +178,7 @@ pub fn finish_event(
 }
 
 /// Validates an `/i` or `/u`.
-pub fn finish_user(
-    request: UserRequest,
-    cx: &Context<'_>,
-) -> Result<ProfileUpdate, Vec<FieldError>> {
+pub fn finish_user(request: UserRequest, cx: &Context<'_>) -> Result<ProfileUpdate, Vec<FieldError>> {
     let cx = Context {
         project: cx.project,
         dialect: Dialect::Vemetric,
@@ -326,10 +317,7 @@ fn user_ops(data: Option<Value>, field: &str) -> Result<Vec<ProfileOp>, IngestEr
     match data.remove("unset") {
         None | Some(Value::Null) => {}
         Some(Value::Array(names)) => {
-            let names: Option<Vec<String>> = names
-                .into_iter()
-                .map(|n| n.as_str().map(str::to_owned))
-                .collect();
+            let names: Option<Vec<String>> = names.into_iter().map(|n| n.as_str().map(str::to_owned)).collect();
             match names {
                 Some(names) => ops.push(ProfileOp::Unset(names)),
                 None => return Err(invalid(&format!("{field}.unset must be a list of names"))),
@@ -411,10 +399,7 @@ mod tests {
         assert!(!req.allow_cookies);
         let r = request();
         let (event, profile) = finish_event(req, &cx(&r)).expect("valid");
-        assert_eq!(
-            (event.name.as_str(), event.distinct_id.as_str()),
-            ("Signup", "u1")
-        );
+        assert_eq!((event.name.as_str(), event.distinct_id.as_str()), ("Signup", "u1"));
         assert_eq!(event.properties["plan"], "pro");
         assert_eq!(event.source, Dialect::Vemetric);
         assert_eq!(event.time_ms, NOW);
@@ -435,10 +420,7 @@ mod tests {
             device_id: Some("cookie-device"),
         };
         let req = decode_event(body, &headers).expect("decodes");
-        assert_eq!(
-            req.draft.device_id, None,
-            "no cookie consent: no persistent id"
-        );
+        assert_eq!(req.draft.device_id, None, "no cookie consent: no persistent id");
         let r = request();
         let (event, profile) = finish_event(req, &cx(&r)).expect("valid");
         assert_eq!(event.name, PAGEVIEW);
@@ -477,16 +459,9 @@ mod tests {
         let (event, _) = finish_event(req, &cx(&r)).expect("valid");
         assert_eq!(event.name, OUTBOUND_LINK);
         assert_eq!(event.properties["href"], "https://other.test/");
-        assert!(event
-            .properties
-            .keys()
-            .all(|k| !k.starts_with("V-") && k != "Token"));
+        assert!(event.properties.keys().all(|k| !k.starts_with("V-") && k != "Token"));
         // The seed's server-side form: token in the body as `token`.
-        let req = decode_event(
-            br#"{"token":"pubTOKEN","name":"signup"}"#,
-            &Headers::default(),
-        )
-        .expect("decodes");
+        let req = decode_event(br#"{"token":"pubTOKEN","name":"signup"}"#, &Headers::default()).expect("decodes");
         assert_eq!(req.token.as_deref(), Some("pubTOKEN"));
     }
 
@@ -501,9 +476,7 @@ mod tests {
         assert_eq!(fields(&run(br#"{"name":"$$pageView"}"#)), ["url"]);
         assert!(run(br#"{"name":"$pageview","url":"https://a.test/"}"#).is_empty());
         assert_eq!(
-            fields(&run(
-                br#"{"name":"$outbound_link","url":"https://a.test/"}"#
-            )),
+            fields(&run(br#"{"name":"$outbound_link","url":"https://a.test/"}"#)),
             ["customData.href"]
         );
         assert_eq!(
@@ -585,8 +558,7 @@ mod tests {
         );
 
         // Node SDK update: `userIdentifier`.
-        let body =
-            br#"{"userIdentifier":"u2","displayName":"Bo","data":{"setOnce":{"first":"mon"}}}"#;
+        let body = br#"{"userIdentifier":"u2","displayName":"Bo","data":{"setOnce":{"first":"mon"}}}"#;
         let update = decode_update(body, &header_token())
             .ok()
             .and_then(|q| finish_user(q, &cx(&r)).ok());
@@ -624,16 +596,9 @@ mod tests {
 
     #[test]
     fn page_leave_and_reset_only_need_a_token() {
+        assert_eq!(decode_no_op(b"", &header_token()).as_deref(), Some("pubTOKEN"));
         assert_eq!(
-            decode_no_op(b"", &header_token()).as_deref(),
-            Some("pubTOKEN")
-        );
-        assert_eq!(
-            decode_no_op(
-                br#"{"Token":"pubTOKEN","contextId":"1"}"#,
-                &Headers::default()
-            )
-            .as_deref(),
+            decode_no_op(br#"{"Token":"pubTOKEN","contextId":"1"}"#, &Headers::default()).as_deref(),
             Some("pubTOKEN")
         );
         assert_eq!(decode_no_op(b"garbage", &Headers::default()), None);
@@ -643,22 +608,12 @@ mod tests {
     fn replies_match_the_seed() {
         assert_eq!((ok().status, ok().body.len()), (200, 0));
         assert_eq!((accepted().status, accepted().body.len()), (202, 0));
-        let invalid = error(&IngestError::Invalid(vec![FieldError::new(
-            0,
-            "url",
-            "is required",
-        )]));
-        assert_eq!(
-            (invalid.status, invalid.body.as_slice()),
-            (400, &b"Invalid!"[..])
-        );
+        let invalid = error(&IngestError::Invalid(vec![FieldError::new(0, "url", "is required")]));
+        assert_eq!((invalid.status, invalid.body.as_slice()), (400, &b"Invalid!"[..]));
         let busy = error(&IngestError::Unavailable);
         assert_eq!(busy.status, 503);
         assert!(busy.headers.iter().any(|(k, _)| *k == "Retry-After"));
         assert_eq!(error(&IngestError::Unauthorized).status, 401);
-        assert_eq!(
-            error(&IngestError::PayloadTooLarge { limit: 1 }).status,
-            413
-        );
+        assert_eq!(error(&IngestError::PayloadTooLarge { limit: 1 }).status, 413);
     }
 }
