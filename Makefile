@@ -74,7 +74,7 @@ dev: build migrate
 	cd edge-worker && $(NODE_BIN)/wrangler dev --ip 127.0.0.1 --port $(PORT) --persist-to $(PERSIST) --show-interactive-dev-session=false
 
 ## Every test. Each runner prints its own summary.
-test: setup-test site worker test-native test-wasm test-e2e test-clients test-deploy
+test: setup-test lint site worker test-deploy test-native test-wasm test-e2e test-clients
 
 test-native:
 	cargo test -p ingest-core -p tracker-wasm
