@@ -15,7 +15,7 @@ export WASM_BINDGEN_BIN = $(shell command -v wasm-bindgen)
 export WASM_OPT_BIN := $(NODE_BIN)/wasm-opt
 export ESBUILD_BIN := $(NODE_BIN)/esbuild
 
-.PHONY: dev test setup setup-test build tracker worker site migrate size fuzz clean \
+.PHONY: dev test setup setup-test build tracker worker site migrate size fuzz bench bench-smoke clean \
         test-native test-wasm test-e2e test-clients test-deploy lint
 
 setup:
@@ -74,7 +74,7 @@ dev: build migrate
 	cd edge-worker && $(NODE_BIN)/wrangler dev --ip 127.0.0.1 --port $(PORT) --persist-to $(PERSIST) --show-interactive-dev-session=false
 
 ## Every test. Each runner prints its own summary.
-test: setup-test lint site worker test-deploy test-native test-wasm test-e2e test-clients
+test: setup-test lint site worker test-deploy test-native test-wasm bench-smoke test-e2e test-clients
 
 test-native:
 	cargo test -p ingest-core -p tracker-wasm
@@ -101,6 +101,14 @@ lint:
 
 size: tracker
 	@scripts/size.sh
+
+## Benchmarks beside the alternatives; writes BENCHMARKS.md (under 15 min).
+bench: setup-test site worker
+	scripts/bench.sh
+
+## One tiny iteration of every benchmark, so the bench code cannot rot.
+bench-smoke:
+	scripts/bench.sh --smoke
 
 FUZZ_SECONDS ?= 60
 ## Fuzzes every ingest-core decoder for FUZZ_SECONDS each (nightly Rust;
