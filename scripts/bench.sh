@@ -73,6 +73,14 @@ if [ "$MODE" = smoke ]; then
   rm -rf "$BENCH_OUT"
 fi
 
+# When and on what the run started, for the report's header.
+out=${BENCH_OUT:-bench/results}
+mkdir -p "$out"
+dirty=false
+[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && dirty=true
+printf '{"started": "%s", "commit": "%s", "dirty": %s}\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+  "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$dirty" >"$out/run.json"
+
 passed=0
 failed=0
 failures=()
