@@ -7,7 +7,7 @@
 # Corpus: ingest-core/fuzz/corpus/<target>/ holds the committed seeds
 # (seed-*), regressions (regression-*) and a set cover, by edge coverage, of
 # every input found so far; the full working corpus lives in
-# ingest-core/fuzz/target/work/ and is not committed.
+# ingest-core/fuzz/target/scratch/ and is not committed.
 # A crash, timeout or out-of-memory input is copied into the target's corpus
 # folder as regression-<name>, so `cargo test -p ingest-core`
 # (tests/corpus_replay.rs) fails on it until it is fixed; the script then
@@ -47,7 +47,7 @@ status=0
 failed=()
 printf '%-16s %14s %8s  %s\n' target executions corpus result
 for t in "${targets[@]}"; do
-  work="target/work/$t"
+  work="target/scratch/$t"
   mkdir -p "$work" "corpus/$t" "artifacts/$t"
   log="target/logs/$t.log"
   before="$(ls "artifacts/$t" | sort)"
