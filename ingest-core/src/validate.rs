@@ -19,6 +19,19 @@ pub struct Context<'a> {
     pub anonymous_id: Option<&'a str>,
 }
 
+impl<'a> Context<'a> {
+    /// The same request seen through `dialect`; `keep_anonymous` says
+    /// whether the cookieless id may stand in for a missing identity there.
+    pub fn for_dialect(&self, dialect: Dialect, keep_anonymous: bool) -> Context<'a> {
+        Context {
+            project: self.project,
+            dialect,
+            request: self.request,
+            anonymous_id: self.anonymous_id.filter(|_| keep_anonymous),
+        }
+    }
+}
+
 pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut fail = |field: &str, message: &str| errors.push(FieldError::new(index, field, message));

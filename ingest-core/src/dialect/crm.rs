@@ -154,12 +154,7 @@ pub fn decode(body: &[u8]) -> Result<CrmRequest, IngestError> {
 /// and email opens their dedup ids. Events carry no time of their own here,
 /// so they are stamped with the arrival time.
 pub fn finish(request: CrmRequest, cx: &Context<'_>) -> Result<(Event, Option<ProfileUpdate>), Vec<FieldError>> {
-    let cx = Context {
-        project: cx.project,
-        dialect: Dialect::Crm,
-        request: cx.request,
-        anonymous_id: None,
-    };
+    let cx = cx.for_dialect(Dialect::Crm, false);
     let now_ms = cx.request.received_at_ms;
     let mut draft = request.draft;
     draft.time = Some(json!(now_ms));

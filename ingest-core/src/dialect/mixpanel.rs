@@ -218,12 +218,7 @@ pub fn finish_track(items: Vec<EventItem>, params: &TrackParams, cx: &Context<'_
 /// `/import` requires and Mixpanel's refusal of placeholder ids. No
 /// cookieless stand-in: imports come from servers.
 pub fn finish_import(items: Vec<EventItem>, cx: &Context<'_>) -> (Vec<Event>, Vec<FieldError>) {
-    let cx = Context {
-        project: cx.project,
-        dialect: Dialect::MixpanelImport,
-        request: cx.request,
-        anonymous_id: None,
-    };
+    let cx = cx.for_dialect(Dialect::MixpanelImport, false);
     finish_each(items, &cx, |index, draft| {
         let mut errors = import_rules(index, draft);
         errors.extend(funnel_rules(index, draft));
@@ -232,12 +227,7 @@ pub fn finish_import(items: Vec<EventItem>, cx: &Context<'_>) -> (Vec<Event>, Ve
 }
 
 pub fn finish_engage(items: Vec<ProfileItem>, cx: &Context<'_>) -> (Vec<ProfileUpdate>, Vec<FieldError>) {
-    let cx = Context {
-        project: cx.project,
-        dialect: Dialect::MixpanelEngage,
-        request: cx.request,
-        anonymous_id: None,
-    };
+    let cx = cx.for_dialect(Dialect::MixpanelEngage, false);
     let mut updates = Vec::new();
     let mut errors = Vec::new();
     for (index, item) in items.into_iter().enumerate() {

@@ -152,12 +152,7 @@ pub fn finish_event(
     request: TrackRequest,
     cx: &Context<'_>,
 ) -> Result<(Event, Option<ProfileUpdate>), Vec<FieldError>> {
-    let cx = Context {
-        project: cx.project,
-        dialect: Dialect::Vemetric,
-        request: cx.request,
-        anonymous_id: cx.anonymous_id,
-    };
+    let cx = cx.for_dialect(Dialect::Vemetric, true);
     let mut draft = request.draft;
     draft.time = Some(json!(cx.request.received_at_ms));
     let (mut events, mut errors) = finish_each([Ok(draft)], &cx, rules);
@@ -179,12 +174,7 @@ pub fn finish_event(
 
 /// Validates an `/i` or `/u`.
 pub fn finish_user(request: UserRequest, cx: &Context<'_>) -> Result<ProfileUpdate, Vec<FieldError>> {
-    let cx = Context {
-        project: cx.project,
-        dialect: Dialect::Vemetric,
-        request: cx.request,
-        anonymous_id: None,
-    };
+    let cx = cx.for_dialect(Dialect::Vemetric, false);
     finish_profile(request.profile, 0, &cx)
 }
 
