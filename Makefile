@@ -5,7 +5,6 @@ SHELL := bash
 
 NODE_BIN := $(CURDIR)/node_modules/.bin
 WASM_TARGET := wasm32-unknown-unknown
-TRACKER_PKG := tracker-wasm/pkg
 PUBLIC := edge-worker/public
 PERSIST ?= $(CURDIR)/.wrangler/state
 PORT ?= 8787
@@ -28,17 +27,15 @@ CORE_SRC := $(shell find ingest-core/src -name '*.rs') ingest-core/Cargo.toml Ca
 WORKER_SRC := $(CORE_SRC) $(shell find edge-worker/src -name '*.rs') edge-worker/Cargo.toml
 TRACKER_SRC := $(shell find tracker-wasm/src tracker-wasm/js -type f) tracker-wasm/Cargo.toml Cargo.toml Cargo.lock
 
-## The tracker: Rust -> wasm, wasm-bindgen glue, wasm-opt, one minified t.js.
+## The tracker: Rust -> wasm, wasm-opt, one minified t.js (no wasm-bindgen glue).
 ## File targets: a second `make` with nothing changed does nothing.
 tracker: $(PUBLIC)/t.js
 
 $(PUBLIC)/t.js: $(TRACKER_SRC)
 	cargo build -q -p tracker-wasm --release --target $(WASM_TARGET)
-	wasm-bindgen --target web --no-typescript --out-dir $(TRACKER_PKG) \
-	  target/$(WASM_TARGET)/release/tracker_wasm.wasm
 	mkdir -p $(PUBLIC)
 	$(NODE_BIN)/wasm-opt -Oz --strip-debug --strip-producers --strip-target-features \
-	  $(TRACKER_PKG)/tracker_wasm_bg.wasm -o $(PUBLIC)/t.wasm
+	  target/$(WASM_TARGET)/release/tracker_wasm.wasm -o $(PUBLIC)/t.wasm
 	$(NODE_BIN)/esbuild tracker-wasm/js/loader.js --bundle --minify --format=iife \
 	  --log-level=warning --log-override:empty-import-meta=silent --outfile=$(PUBLIC)/t.js
 	$(NODE_BIN)/esbuild tracker-wasm/js/esm.js --bundle --minify --format=esm \
@@ -117,4 +114,4 @@ fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
-	rm -rf target edge-worker/build $(PUBLIC) $(TRACKER_PKG) .wrangler
+	rm -rf target edge-worker/build $(PUBLIC) .wrangler

@@ -1,8 +1,7 @@
 // What the script-tag loader and the ES module share: fetching and starting
 // the wasm module, the command backlog, and the page listeners. Listeners
 // only report what happened; the module decides what it means.
-import { initSync, call, on, room } from "../pkg/tracker_wasm.js";
-import { hooks, START, bytes, encode } from "./host.js";
+import { hooks, host, START, bytes, encode } from "./host.js";
 
 // Page event codes, as src/pageview.rs `Nav` numbers them.
 const LOAD = 0;
@@ -26,6 +25,8 @@ const CONFIG = 10;
 // true once booting, false when starting failed (calls are dropped).
 let backlog = [];
 let booted;
+// The module's exports (call, on, room, memory) once it runs.
+let wasm;
 
 // Runs `f` (a call into the module) now or once the module runs; a trap
 // inside the module must not reach the page.
@@ -43,12 +44,12 @@ const later = (f) => {
 // the module makes for them.
 function send(code, ...texts) {
   const encoded = [0, 1, 2, 3].map((i) => encode(texts[i] || ""));
-  let at = room(encoded.reduce((sum, e) => sum + e.length, 0));
+  let at = wasm.room(encoded.reduce((sum, e) => sum + e.length, 0));
   for (const e of encoded) {
     bytes(at, e.length).set(e);
     at += e.length;
   }
-  call(code, ...encoded.map((e) => e.length));
+  wasm.call(code, ...encoded.map((e) => e.length));
 }
 
 // One command: ["track", name, props] | ["identify", id] | ["reset"] |
@@ -86,7 +87,7 @@ function onClick(e) {
 }
 
 function listen() {
-  const page = (code) => later(() => on(code, 0, 0));
+  const page = (code) => later(() => wasm.on(code, 0, 0));
   const when = (target, type, code) => target.addEventListener(type, () => page(code));
   for (const name of ["pushState", "replaceState"]) {
     const original = history[name];
@@ -106,13 +107,16 @@ function listen() {
   document.addEventListener("auxclick", onClick, true);
 }
 
+// The module's one import, as src/host.rs declares it.
+const imports = { e: { h: host } };
+
 // Streams the module when the server labels it application/wasm, and falls
 // back to bytes when it does not (no console noise either way).
-function compile(response) {
+function instantiate(response) {
   if (!response.ok) throw Error("HTTP " + response.status);
-  return /wasm/.test(response.headers.get("content-type")) && WebAssembly.compileStreaming
-    ? WebAssembly.compileStreaming(response)
-    : response.arrayBuffer().then((bytes) => WebAssembly.compile(bytes));
+  return /wasm/.test(response.headers.get("content-type")) && WebAssembly.instantiateStreaming
+    ? WebAssembly.instantiateStreaming(response, imports)
+    : response.arrayBuffer().then((bytes) => WebAssembly.instantiate(bytes, imports));
 }
 
 // data-api may be relative to the page (a first-party proxy path).
@@ -127,19 +131,20 @@ function absolute(url) {
 // settings: [key, value] pairs named as the data- attributes are, without
 // "data-". here: the tracker's own URL; the default endpoint and t.wasm
 // are beside it. wasm: another URL for t.wasm.
-export function boot(settings, here, wasm) {
+export function boot(settings, here, wasmUrl) {
   if (booted != null) return;
   booted = true;
-  later(() => on(LOAD, 0, 0));
+  later(() => wasm.on(LOAD, 0, 0));
   listen();
-  fetch(wasm || new URL("t.wasm", here))
-    .then(compile)
-    .then((module) => {
-      Object.assign(hooks, { memory: initSync({ module }).memory, on });
+  fetch(wasmUrl || new URL("t.wasm", here))
+    .then(instantiate)
+    .then(({ instance }) => {
+      wasm = instance.exports;
+      Object.assign(hooks, wasm);
       const config = (key, value) => KEYS.includes(key) && send(CONFIG + KEYS.indexOf(key), value);
       config("base", new URL(".", here).href);
       for (const [key, value] of settings) config(key, key == "api" ? absolute(value) : value);
-      on(START, 0, 0);
+      wasm.on(START, 0, 0);
       const queued = backlog;
       backlog = null;
       queued.forEach(later);

@@ -6,7 +6,6 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use wasm_bindgen::prelude::*;
 
 /// A fact `read` returns as text; the numbers are the indexes of the
 /// `probes` table in `js/host.js`, so the two lists must stay in step.
@@ -101,15 +100,22 @@ impl<T: Host> Host for &T {
 // TextDecoder/TextEncoder. wasm-bindgen's own string passing would put about
 // a kilobyte (gzip) of conversion glue into t.js.
 //
-// The shipped build imports `../js/host.js` relative to the generated glue
-// in `pkg/`, so that esbuild bundles the very module `js/core.js` imports
-// (one copy, one `hooks` object). wasm-bindgen-test copies the file as a
-// snippet instead.
-#[cfg_attr(test, wasm_bindgen(module = "/js/host.js"))]
-#[cfg_attr(not(test), wasm_bindgen(raw_module = "../js/host.js"))]
+// The module built for the page imports `host` as `e.h`, which `js/core.js`
+// supplies when it instantiates the module (no wasm-bindgen glue at all).
+// Tests (wasm-bindgen-test in Chromium) import the same function from
+// `js/host.js` through wasm-bindgen; native builds never call it.
+#[cfg(all(target_arch = "wasm32", not(test)))]
+#[link(wasm_import_module = "e")]
 extern "C" {
-    /// One operation (see the `Op` constants) on up to two texts at
+    /// One operation (see the `op` constants) on up to two texts at
     /// `(a, a_len)` and `(b, b_len)` and a number `x`; see js/host.js.
+    #[link_name = "h"]
+    fn host(op: u32, a: u32, a_len: u32, b: u32, b_len: u32, x: f64) -> f64;
+}
+
+#[cfg(any(not(target_arch = "wasm32"), test))]
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/js/host.js")]
+extern "C" {
     fn host(op: u32, a: u32, a_len: u32, b: u32, b_len: u32, x: f64) -> f64;
 }
 
@@ -134,8 +140,16 @@ mod op {
     pub const RANDOM: u32 = 20;
 }
 
+/// `host`, safe: it only reads and writes the ranges it is given, and
+/// catches its own errors. (The wasm-bindgen import is already safe to call.)
+#[allow(unused_unsafe)]
+fn call_host(op: u32, a: u32, a_len: u32, b: u32, b_len: u32, x: f64) -> f64 {
+    // SAFETY: see above; every caller passes ranges of live buffers.
+    unsafe { host(op, a, a_len, b, b_len, x) }
+}
+
 fn host2(op: u32, a: &str, b: &str, x: f64) -> f64 {
-    host(
+    call_host(
         op,
         a.as_ptr() as u32,
         a.len() as u32,
@@ -161,7 +175,7 @@ fn text_from(op: u32, key: &str) -> String {
     let mut room = alloc::vec![0u8; 256];
     loop {
         let offered = room.len();
-        let len = host(
+        let len = call_host(
             op,
             room.as_mut_ptr() as u32,
             offered as u32,
@@ -233,6 +247,7 @@ impl Host for JsHost {
 /// and writes texts in.
 #[cfg(test)]
 pub fn js_host() -> JsHost {
+    use wasm_bindgen::prelude::*;
     #[wasm_bindgen(module = "/js/host.js")]
     extern "C" {
         fn attach(memory: JsValue);

@@ -45,7 +45,6 @@ mod fake;
 use core::cell::RefCell;
 use host::{JsHost, Slot};
 use tracker::Tracker;
-use wasm_bindgen::prelude::*;
 
 /// A trap is all a panic can do in the shipped module; the loader catches
 /// it, and the tracker stays silent for the rest of the page.
@@ -82,8 +81,12 @@ pub const DONE: u32 = 8;
 /// (the loader writes UTF-8 there). Texts cross as bytes in linear memory:
 /// wasm-bindgen's string conversion glue would cost more than the tracker's
 /// own loader.
-#[wasm_bindgen]
-pub fn room(len: u32) -> u32 {
+///
+/// The three exports are plain C-ABI functions, instantiated by
+/// `js/core.js` itself: wasm-bindgen's generated loader and its start-up
+/// code would cost more than the exports they wrap.
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
+pub extern "C" fn room(len: u32) -> u32 {
     let Ok(mut args) = host::ARGS.0.try_borrow_mut() else {
         return 0;
     };
@@ -104,8 +107,8 @@ pub fn room(len: u32) -> u32 {
 ///   link, the parts as the browser parsed them;
 /// - [`CONFIG`] + n `value`: setting n, from the script tag's `data-`
 ///   attributes or the ESM `init` options.
-#[wasm_bindgen]
-pub fn call(code: u32, a: u32, b: u32, c: u32, d: u32) {
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
+pub extern "C" fn call(code: u32, a: u32, b: u32, c: u32, d: u32) {
     if let Ok(args) = host::ARGS.0.try_borrow() {
         let (a, b, c, d) = (a as usize, b as usize, c as usize, d as usize);
         let (a, b, c, d) = (
@@ -133,8 +136,8 @@ pub fn call(code: u32, a: u32, b: u32, c: u32, d: u32) {
 /// code), [`START`], [`TICK`] (the timer asked for by the host's `wake`),
 /// or [`DONE`] with the id and status of a fetch the host started (status
 /// 0: network error).
-#[wasm_bindgen]
-pub fn on(code: u32, a: u32, b: u32) {
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
+pub extern "C" fn on(code: u32, a: u32, b: u32) {
     with(|t| match code {
         START => t.start(),
         TICK => t.tick(),
