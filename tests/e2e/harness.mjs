@@ -101,12 +101,12 @@ export async function startWorker({ vars = {}, persistDir, port, https = false, 
     persistDir: dir,
     pid: child.pid,
     log: () => log,
-    /** Stops the worker; keeps the state folder when `keepState`. */
     /** Runs the cron handler once (needs `testScheduled`). */
     async runCron() {
       const r = await fetch(`${base}/__scheduled?cron=*+*+*+*+*`);
       if (!r.ok) throw new Error(`cron answered ${r.status}`);
     },
+    /** Stops the worker; keeps the state folder when `keepState`. */
     async stop({ keepState = false, signal = "SIGTERM" } = {}) {
       // The worker's own log, for reading after a failure.
       mkdirSync(ARTIFACTS, { recursive: true });
@@ -126,13 +126,17 @@ function stopGroup(pid, signal = "SIGTERM") {
   } catch {}
 }
 
-/** Debian's Chromium, headless; `automation` keeps navigator.webdriver true. */
+/** Debian's Chromium, headless; `automation` keeps navigator.webdriver true
+ *  and the headless user agent. Otherwise the browser itself claims an
+ *  ordinary Chrome's user agent: a page's override does not reach the
+ *  beacons Chromium sends while a page unloads, and the worker would drop
+ *  those as a headless bot. */
 export async function launchBrowser({ automation = false } = {}) {
   const { chromium } = await import("playwright-core");
   const chromiumPath = execFileSync("sh", ["-c", "command -v chromium"]).toString().trim();
   const args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-  if (!automation) args.push("--disable-blink-features=AutomationControlled");
+  if (!automation) args.push("--disable-blink-features=AutomationControlled", `--user-agent=${BROWSER_UA}`);
   return chromium.launch({ executablePath: chromiumPath, headless: true, args });
 }
 
@@ -175,11 +179,20 @@ export function wranglerCli(args, persistDir) {
   }).toString();
 }
 
-/** Runs SQL on the local D1 database and returns the rows. */
+/** Runs SQL on the local D1 database and returns the rows. A running
+ *  worker may hold SQLite's write lock at that moment (SQLITE_BUSY): the
+ *  read is tried again a little later, a few times. */
 export function d1(sql, persistDir) {
-  const out = wranglerCli(["d1", "execute", "DB", "--json", "--command", sql], persistDir);
-  const parsed = JSON.parse(out.slice(out.indexOf("[")));
-  return parsed[0].results;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const out = wranglerCli(["d1", "execute", "DB", "--json", "--command", sql], persistDir);
+      const parsed = JSON.parse(out.slice(out.indexOf("[")));
+      return parsed[0].results;
+    } catch (error) {
+      if (attempt >= 5 || !/SQLITE_BUSY|database is locked/.test(String(error))) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500 * attempt);
+    }
+  }
 }
 
 /** Sends a browser batch as the tracker would. */

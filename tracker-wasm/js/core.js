@@ -41,9 +41,9 @@ const later = (f) => {
 };
 
 // A `call` with up to four texts, written one after another into the room
-// the module makes for them.
+// the module makes for them (a length not passed arrives as 0).
 function send(code, ...texts) {
-  const encoded = [0, 1, 2, 3].map((i) => encode(texts[i] || ""));
+  const encoded = texts.map(encode);
   let at = wasm.room(encoded.reduce((sum, e) => sum + e.length, 0));
   for (const e of encoded) {
     bytes(at, e.length).set(e);
@@ -56,7 +56,8 @@ function send(code, ...texts) {
 // ["consent", "granted"|"denied"|"pending"] | ["optout", true|false].
 export function run(args) {
   const op = COMMANDS.indexOf(args[0]);
-  const arg = args[1] == null ? "" : String(args[1]);
+  // Texts arrive trimmed: " granted " is granted, "  " no name at all.
+  const arg = args[1] == null ? "" : String(args[1]).trim();
   let props = "";
   try {
     if (args[2] && typeof args[2] == "object") props = JSON.stringify(args[2]);
@@ -67,9 +68,9 @@ export function run(args) {
 function onClick(e) {
   // auxclick is any non-primary button; only the middle one opens links.
   if (e.type == "auxclick" && e.button != 1) return;
+  // A click on text has an element target; `closest` guards odd ones.
   const target = e.target;
-  if (!target || !target.closest) return;
-  const tagged = target.closest("[data-et-event]");
+  const tagged = target.closest?.("[data-et-event]");
   if (tagged) {
     const props = {};
     for (const a of tagged.attributes) {
@@ -77,11 +78,13 @@ function onClick(e) {
     }
     run(["track", tagged.getAttribute("data-et-event"), props]);
   }
-  const a = target.closest("a[href]");
+  const a = target.closest?.("a[href]");
   // SVG links have an object for href; HTML anchors give the browser's
   // own parsing of the URL.
   if (a && typeof a.href == "string") {
-    const parts = [a.href, a.protocol, a.host, a.pathname];
+    // Hosts come lower-cased from the browser's URL parser; the path is
+    // lower-cased here for the download extensions.
+    const parts = [a.href, a.protocol, a.host, a.pathname.toLowerCase()];
     later(() => send(CLICK, ...parts));
   }
 }
@@ -119,15 +122,6 @@ function instantiate(response) {
     : response.arrayBuffer().then((bytes) => WebAssembly.instantiate(bytes, imports));
 }
 
-// data-api may be relative to the page (a first-party proxy path).
-function absolute(url) {
-  try {
-    return new URL(url, location.href).href;
-  } catch (e) {
-    return "";
-  }
-}
-
 // settings: [key, value] pairs named as the data- attributes are, without
 // "data-". here: the tracker's own URL; the default endpoint and t.wasm
 // are beside it. wasm: another URL for t.wasm.
@@ -141,9 +135,11 @@ export function boot(settings, here, wasmUrl) {
     .then(({ instance }) => {
       wasm = instance.exports;
       Object.assign(hooks, wasm);
-      const config = (key, value) => KEYS.includes(key) && send(CONFIG + KEYS.indexOf(key), value);
+      const config = (key, value, i = KEYS.indexOf(key)) => i >= 0 && send(CONFIG + i, value.trim());
       config("base", new URL(".", here).href);
-      for (const [key, value] of settings) config(key, key == "api" ? absolute(value) : value);
+      // data-api may be relative to the page (a first-party proxy path); one
+      // that is no URL at all stops the tracker with the parser's message.
+      for (const [key, value] of settings) config(key, key == "api" ? new URL(value, location.href).href : value);
       wasm.on(START, 0, 0);
       const queued = backlog;
       backlog = null;
@@ -153,9 +149,8 @@ export function boot(settings, here, wasmUrl) {
       booted = false;
       backlog = [];
       console.warn(
-        /Content.Security|CSP|eval/i.test(e)
-          ? "edgetrack: analytics is off: this page's Content-Security-Policy does not allow WebAssembly; add 'wasm-unsafe-eval' to its script-src directive"
-          : "edgetrack: analytics is off: " + e,
+        "edgetrack is off: " +
+          (/Content.Security|CSP|eval/i.test(e) ? "this page's Content-Security-Policy needs 'wasm-unsafe-eval' in script-src" : e),
       );
     });
 }

@@ -24,7 +24,7 @@ export const START = 6;
 const TICK = 7;
 const DONE = 8;
 
-// Indexed by src/host.rs `Read`, then LOAD (13); keep them in step.
+// Indexed by src/host.rs `Read`, then LOAD (12); keep them in step.
 const probes = [
   () => location.href,
   () => location.host,
@@ -32,45 +32,45 @@ const probes = [
   () => document.title,
   () => screen.width + "x" + screen.height,
   () => document.cookie,
-  () => navigator.userAgent,
-  () => navigator.userAgentData.brands.map((b) => b.brand),
+  () => [navigator.userAgent, ...(navigator.userAgentData?.brands || []).map((b) => b.brand)].join().toLowerCase(),
   () => Object.keys(window).concat(Object.keys(document)),
-  () => navigator.webdriver,
-  () => document.prerendering,
+  // Flags as "1" when set.
+  () => +navigator.webdriver,
+  () => +document.prerendering,
   () => navigator.doNotTrack,
-  () => navigator.globalPrivacyControl,
+  () => +navigator.globalPrivacyControl,
   (key) => localStorage.getItem(key) || "",
 ];
 
 // op: a probe (writes the fact into the room at a/aLen if it fits, returns
-// its length), or 14 WRITE, 15 BEACON, 16 FETCH, 17 KEEPALIVE (fetch with
-// keepalive), 18 WAKE, 19 NOW, 20 RANDOM, as src/host.rs `op` numbers them.
+// its length), or 13 WRITE, 14 BEACON, 15 FETCH, 16 KEEPALIVE (fetch with
+// keepalive), 17 WAKE, 18 NOW, 19 RANDOM, as src/host.rs `op` numbers them.
 export function host(op, a, aLen, b, bLen, x) {
   try {
-    if (op < 14) {
+    if (op < 13) {
       const out = encode(String(probes[op](text(b, bLen))));
       if (out.length <= aLen) bytes(a, out.length).set(out);
       return out.length;
     }
     const first = text(a, aLen);
     const second = text(b, bLen);
-    if (op == 14) {
+    if (op == 13) {
       if (!first) document.cookie = second;
       else if (second) localStorage.setItem(first, second);
       else localStorage.removeItem(first);
     }
     // A string body makes a text/plain request: no CORS preflight.
-    if (op == 15) return navigator.sendBeacon(first, second);
-    if (op == 16 || op == 17) {
+    if (op == 14) return navigator.sendBeacon(first, second);
+    if (op == 15 || op == 16) {
       const answer = (status) => later(DONE, x, status);
-      fetch(first, { method: "POST", body: second, keepalive: op == 17 }).then((r) => answer(r.status), () => answer(0));
+      fetch(first, { method: "POST", body: second, keepalive: op == 16 }).then((r) => answer(r.status), () => answer(0));
     }
-    if (op == 18) {
+    if (op == 17) {
       clearTimeout(timer);
       timer = setTimeout(later, x, TICK, 0, 0);
     }
-    if (op == 19) return Date.now();
-    if (op == 20) return crypto.getRandomValues(new Uint32Array(1))[0];
+    if (op == 18) return Date.now();
+    if (op == 19) return crypto.getRandomValues(new Uint32Array(1))[0];
   } catch (e) {}
   return 0;
 }

@@ -14,10 +14,9 @@ use alloc::string::String;
 pub enum BotReason {
     /// `navigator.webdriver` is set (WebDriver, Puppeteer, Playwright).
     Webdriver,
-    /// The user agent names a headless browser (`HeadlessChrome`, …).
+    /// The user agent, or a `navigator.userAgentData` brand, names a
+    /// headless or scripted browser (`HeadlessChrome`, …).
     HeadlessAgent,
-    /// `navigator.userAgentData` lists a brand containing "Headless".
-    HeadlessBrand,
     /// A global that automation tools leave behind (`callPhantom`, …).
     AutomationGlobal,
     /// The page is prerendered and not shown yet: events wait, and are
@@ -32,9 +31,9 @@ impl BotReason {
     }
 }
 
-/// Words in a user agent (compared case-insensitively) of headless or
-/// scripted browsers, comma separated (one string is smaller in the module
-/// than a slice of strings).
+/// Words in a (lower-cased) user agent or brand of headless or scripted
+/// browsers, comma separated (one string is smaller in the module than a
+/// slice of strings).
 pub const HEADLESS_AGENTS: &str = "headless,phantomjs,slimerjs,lighthouse";
 
 /// Globals (on `window` or `document`) that automation tools set; a
@@ -59,9 +58,8 @@ fn matches(name: &str, pattern: &str) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct Signals {
     pub webdriver: bool,
-    pub user_agent: String,
-    /// `navigator.userAgentData.brands` names, comma separated.
-    pub brands: String,
+    /// The user agent and brand names, lower-cased ([`Read::Agent`]).
+    pub agent: String,
     /// Own enumerable property names of `window` and `document`, comma
     /// separated.
     pub globals: String,
@@ -72,29 +70,25 @@ impl Signals {
     pub fn read(host: &impl Host) -> Signals {
         Signals {
             webdriver: flag(host, Read::Webdriver),
-            user_agent: host.read(Read::UserAgent),
-            brands: host.read(Read::Brands),
+            agent: host.read(Read::Agent),
             globals: host.read(Read::Globals),
             prerendering: flag(host, Read::Prerendering),
         }
     }
 }
 
-/// Whether `haystack` contains `needle`, ignoring ASCII case.
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+/// Whether `haystack` contains `needle`.
+fn contains(haystack: &str, needle: &str) -> bool {
     let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    !n.is_empty() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    !n.is_empty() && h.windows(n.len()).any(|w| w == n)
 }
 
 pub fn classify(s: &Signals) -> Option<BotReason> {
     if s.webdriver {
         return Some(BotReason::Webdriver);
     }
-    if split(HEADLESS_AGENTS, b',').any(|word| contains_ignore_case(&s.user_agent, word)) {
+    if split(HEADLESS_AGENTS, b',').any(|word| contains(&s.agent, word)) {
         return Some(BotReason::HeadlessAgent);
-    }
-    if split(&s.brands, b',').any(|brand| contains_ignore_case(brand, "headless")) {
-        return Some(BotReason::HeadlessBrand);
     }
     if split(&s.globals, b',').any(|name| split(AUTOMATION_GLOBALS, b',').any(|pattern| matches(name, pattern))) {
         return Some(BotReason::AutomationGlobal);
@@ -111,13 +105,13 @@ mod tests {
     use crate::host::js_host;
     use wasm_bindgen_test::wasm_bindgen_test;
 
-    const CHROME: &str =
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
+    // As the host gives it: user agent and brands, lower-cased.
+    const CHROME: &str = "mozilla/5.0 (x11; linux x86_64) applewebkit/537.36 (khtml, like gecko) chrome/130.0.0.0 \
+safari/537.36,chromium,google chrome,not?a_brand";
 
     fn human() -> Signals {
         Signals {
-            user_agent: CHROME.into(),
-            brands: "Chromium,Google Chrome,Not?A_Brand".into(),
+            agent: CHROME.into(),
             globals: "dataLayer,gtag,jQuery,$,_,__NEXT_DATA__,__REACT_DEVTOOLS_GLOBAL_HOOK__".into(),
             ..Signals::default()
         }
@@ -128,10 +122,11 @@ mod tests {
         assert_eq!(classify(&human()), None);
         assert_eq!(
             classify(&Signals {
-                brands: String::new(),
+                agent: "mozilla/5.0 (macintosh; intel mac os x 14_0) version/17.0 safari/605.1.15".into(),
                 ..human()
             }),
-            None
+            None,
+            "no brands (Safari, Firefox)"
         );
     }
 
@@ -144,25 +139,26 @@ mod tests {
             }),
             Some(BotReason::Webdriver)
         );
-        let ua = CHROME.replace("Chrome/", "HeadlessChrome/");
+        let ua = CHROME.replace("chrome/", "headlesschrome/");
         assert_eq!(
-            classify(&Signals {
-                user_agent: ua,
-                ..human()
-            }),
+            classify(&Signals { agent: ua, ..human() }),
             Some(BotReason::HeadlessAgent)
         );
         let phantom =
-            "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/538.1 (KHTML, like Gecko) PhantomJS/2.1.1 Safari/538.1";
+            "mozilla/5.0 (unknown; linux x86_64) applewebkit/538.1 (khtml, like gecko) phantomjs/2.1.1 safari/538.1";
         assert_eq!(
             classify(&Signals {
-                user_agent: phantom.into(),
+                agent: phantom.into(),
                 ..human()
             }),
             Some(BotReason::HeadlessAgent)
         );
-        let brands = "HeadlessChrome,Chromium".into();
-        assert_eq!(classify(&Signals { brands, ..human() }), Some(BotReason::HeadlessBrand));
+        let agent = CHROME.replace("google chrome", "headlesschrome");
+        assert_eq!(
+            classify(&Signals { agent, ..human() }),
+            Some(BotReason::HeadlessAgent),
+            "a brand"
+        );
         assert_eq!(
             classify(&Signals {
                 prerendering: true,
@@ -213,7 +209,8 @@ mod tests {
         let s = Signals::read(&js_host());
         assert!(s.webdriver, "chromedriver sets navigator.webdriver");
         assert!(!s.prerendering);
-        assert!(s.user_agent.contains("Mozilla/5.0"));
+        assert!(s.agent.contains("mozilla/5.0"), "{}", s.agent);
+        assert_eq!(s.agent, s.agent.to_lowercase());
         assert_eq!(classify(&s), Some(BotReason::Webdriver));
         // Without the flag, the other signals still give it away.
         let rest = classify(&Signals {
@@ -221,10 +218,7 @@ mod tests {
             ..s.clone()
         });
         assert!(
-            matches!(
-                rest,
-                Some(BotReason::HeadlessAgent | BotReason::HeadlessBrand | BotReason::AutomationGlobal)
-            ),
+            matches!(rest, Some(BotReason::HeadlessAgent | BotReason::AutomationGlobal)),
             "{rest:?}"
         );
     }

@@ -100,10 +100,10 @@ pub const KEYS: [&str; 9] = [
 ];
 
 impl Config {
-    /// Applies setting number `key` (see [`KEYS`]). Unknown keys and invalid
-    /// values are ignored, so a typo leaves the default in place.
+    /// Applies setting number `key` (see [`KEYS`]) to a value the loader
+    /// trimmed. Unknown keys and invalid values are ignored, so a typo
+    /// leaves the default in place.
     pub fn set(&mut self, key: u32, value: &str) {
-        let value = value.trim_ascii();
         match key {
             0 => self.token = value.into(),
             1 => self.api = value.into(),
@@ -162,7 +162,7 @@ mod tests {
             ("respect-dnt", ""),
         ]);
         let b = config(&[
-            ("cookie-name", " sid "),
+            ("cookie-name", "sid"),
             ("cookie-domain", "example.com"),
             ("respect-dnt", "true"),
         ]);
@@ -189,7 +189,9 @@ mod tests {
         assert_eq!(c.cookie_domain, "");
         assert_eq!(c.consent, Consent::Granted);
         assert_eq!(config(&[("consent", "pending")]).consent, Consent::Pending);
-        assert_eq!(config(&[("consent", " Denied ")]).consent, Consent::Denied);
+        assert_eq!(config(&[("consent", "denied")]).consent, Consent::Denied);
+        // The loader trims values; the words themselves are exact.
+        assert_eq!(config(&[("consent", "Denied")]).consent, Consent::Granted);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -1,25 +1,28 @@
-//! Getting events to the server: batches, beacon or fetch, retries with
+//! Getting events to the server: batches, fetch or beacon, retries with
 //! backoff, and the backlog kept in localStorage across page loads.
 //!
 //! Finished events (JSON objects with their insert_id) gather in one open
 //! batch, which leaves [`FLUSH_DELAY_MS`] after its first event, or at once
 //! when it holds [`MAX_BATCH_EVENTS`] or another event would take it past
-//! [`MAX_BATCH_BYTES`], or when the page is hidden or left. It goes by
-//! the backlog's `fetch` while the page stays (its answer is known, unlike a
-//! beacon's), and by `sendBeacon` when the page goes away (text/plain either
-//! way, so no CORS preflight). A batch the browser refuses to beacon joins
-//! the backlog.
+//! [`MAX_BATCH_BYTES`], or when the page is hidden or left.
 //!
-//! The backlog is sent by `fetch`, one body at a time and oldest first, so
-//! that each answer is known: 2xx delivered, 4xx refused for good (never
+//! Every batch that leaves joins the backlog, and stays there until a
+//! `fetch` answers for it: 2xx delivered, 4xx refused for good (never
 //! resent), 429, 5xx and network errors retried after an exponential
-//! backoff. One body of at most [`MAX_BATCH_BYTES`] in flight always fits
-//! the browser's 64 KB keepalive budget, so it goes with `keepalive` and
-//! survives the page closing too. The backlog is bounded
-//! ([`MAX_UNSENT_BATCHES`], [`MAX_UNSENT_BYTES`]), kept in localStorage when
-//! consent allows, and sent again by the next page load; the insert_ids make
-//! a resend harmless. When the page goes away, the backlog gets a last
-//! beacon each.
+//! backoff. The backlog goes one body at a time, oldest first, by `fetch`
+//! with `keepalive` (one body of at most [`MAX_BATCH_BYTES`] always fits the
+//! browser's 64 KB keepalive budget, so it survives the page closing too),
+//! text/plain either way, so no CORS preflight.
+//!
+//! When the page is hidden or left, each body not sent yet gets one
+//! `sendBeacon`, but stays in the backlog: a beacon's `true` only means
+//! "queued", and one sent offline is lost without a word. If the page stays
+//! (a tab switch), a fetch confirms those bodies a backoff later; if it goes,
+//! the next page load sends them again from localStorage. The insert_ids make
+//! the second copy harmless: the server stores each event once.
+//!
+//! The backlog is bounded ([`MAX_UNSENT_BATCHES`], [`MAX_UNSENT_BYTES`]) and
+//! kept in localStorage only when consent allows.
 
 use crate::host::Host;
 use crate::json::quote;
@@ -117,6 +120,9 @@ pub struct Delivery {
     unsent: String,
     /// The id of the fetch carrying the backlog's first body (0: none).
     flight: u32,
+    /// The backlog's first bodies that this page already beaconed (or had
+    /// in flight) when hidden: a second hide event does not send them again.
+    beaconed: usize,
     /// Failed fetches in a row.
     failures: u32,
     /// When the backlog may be tried again.
@@ -137,6 +143,7 @@ impl Delivery {
             flush_at: 0.0,
             unsent: String::new(),
             flight: 0,
+            beaconed: 0,
             failures: 0,
             retry_at: 0.0,
             persist: false,
@@ -177,24 +184,27 @@ impl Delivery {
             let body = body(&self.token, &self.open);
             self.open.clear();
             self.open_events = 0;
-            // While the page stays, a batch goes by the backlog's fetch,
-            // whose answer is known: a beacon's `true` only means "queued",
-            // and a beacon that then fails offline would be lost. Only a
-            // page going away relies on a beacon.
-            if !hiding || !host.beacon(&self.endpoint, &body) {
-                self.queue(&body);
+            // A full backlog takes no more; a page going away still gives
+            // the batch its one beacon.
+            if !self.queue(&body) && hiding {
+                host.beacon(&self.endpoint, &body);
             }
         }
-        if hiding && !self.unsent.is_empty() {
-            // The last chance for the backlog: whatever the browser takes
-            // as a beacon leaves it (but the body a fetch carries now).
-            let mut left = String::new();
-            for (i, line) in text::split(&self.unsent, b'\n').enumerate() {
-                if (i == 0 && self.flight != 0) || !host.beacon(&self.endpoint, line) {
-                    append(&mut left, line);
+        if hiding {
+            // One beacon for each body not beaconed yet (but the one a fetch
+            // carries now); all stay in the backlog until a fetch confirms
+            // them (see the module docs), and that fetch waits a backoff so
+            // that a page going away does not send each body twice at once.
+            let mut taken = true;
+            for (i, line) in text::split(&self.unsent, b'\n').enumerate().skip(self.beaconed) {
+                if !line.is_empty() && (i > 0 || self.flight == 0) {
+                    taken &= host.beacon(&self.endpoint, line);
                 }
             }
-            self.unsent = left;
+            self.beaconed = text::lines(&self.unsent);
+            if taken {
+                self.retry_at = self.retry_at.max(now + RETRY_BASE_MS);
+            }
         }
         self.save(host);
         // The backlog's next body, unless one is in flight or waiting out
@@ -222,12 +232,13 @@ impl Delivery {
         }
     }
 
-    /// A body for the backlog, unless it is full.
-    fn queue(&mut self, body: &str) {
-        let batches = self.unsent.bytes().filter(|&b| b == b'\n').count() + usize::from(!self.unsent.is_empty());
-        if batches < MAX_UNSENT_BATCHES && self.unsent.len() + body.len() < MAX_UNSENT_BYTES {
+    /// A body for the backlog, unless it is full (false).
+    fn queue(&mut self, body: &str) -> bool {
+        let room = text::lines(&self.unsent) < MAX_UNSENT_BATCHES && self.unsent.len() + body.len() < MAX_UNSENT_BYTES;
+        if room {
             append(&mut self.unsent, body);
         }
+        room
     }
 
     /// The backlog's fetch answered (`status` 0: it failed).
@@ -244,6 +255,7 @@ impl Delivery {
                 self.failures = 0;
             }
             self.unsent = String::from(text::after(&self.unsent, b'\n'));
+            self.beaconed = self.beaconed.saturating_sub(1);
         }
         self.flush(host, Flush::Due);
     }
@@ -285,6 +297,7 @@ impl Delivery {
         self.open.clear();
         self.open_events = 0;
         self.unsent.clear();
+        self.beaconed = 0;
         // An answer still to come is for a body no longer here.
         self.flight = 0;
     }

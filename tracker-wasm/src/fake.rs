@@ -39,8 +39,8 @@ impl Fake {
         fake.set_read(Read::Title, "Home");
         fake.set_read(Read::Screen, "1280x720");
         fake.set_read(
-            Read::UserAgent,
-            "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0.0.0 Safari/537.36",
+            Read::Agent,
+            "mozilla/5.0 (x11; linux x86_64) chrome/130.0.0.0 safari/537.36,chromium",
         );
         fake
     }

@@ -24,20 +24,19 @@ pub enum Read {
     Screen = 4,
     /// `document.cookie`
     Cookie = 5,
-    /// `navigator.userAgent`
-    UserAgent = 6,
-    /// `navigator.userAgentData.brands`, brand names joined by commas
-    Brands = 7,
+    /// `navigator.userAgent` and the `navigator.userAgentData.brands` names
+    /// (where the browser has them), joined by commas, lower-cased
+    Agent = 6,
     /// Own enumerable property names of `window` and `document`, by commas
-    Globals = 8,
-    /// `navigator.webdriver` ("true" under automation)
-    Webdriver = 9,
-    /// `document.prerendering` ("true" while prerendered and not shown)
-    Prerendering = 10,
+    Globals = 7,
+    /// `navigator.webdriver` ("1" under automation)
+    Webdriver = 8,
+    /// `document.prerendering` ("1" while prerendered and not shown)
+    Prerendering = 9,
     /// `navigator.doNotTrack` ("1" when the user asks not to be tracked)
-    DoNotTrack = 11,
-    /// `navigator.globalPrivacyControl` ("true" when set)
-    PrivacyControl = 12,
+    DoNotTrack = 10,
+    /// `navigator.globalPrivacyControl` ("1" when set)
+    PrivacyControl = 11,
 }
 
 pub trait Host {
@@ -119,25 +118,25 @@ extern "C" {
     fn host(op: u32, a: u32, a_len: u32, b: u32, b_len: u32, x: f64) -> f64;
 }
 
-/// `host` operations after the [`Read`] facts (0 to 12), which, like
+/// `host` operations after the [`Read`] facts (0 to 11), which, like
 /// `LOAD`, write their text's UTF-8 into the room at `a` (`a_len` bytes)
 /// when it fits and return its length either way.
 mod op {
     /// localStorage item `b`.
-    pub const LOAD: u32 = 13;
+    pub const LOAD: u32 = 12;
     /// localStorage `a` = `b` ("" removes); an empty `a` sets the cookie `b`.
-    pub const WRITE: u32 = 14;
+    pub const WRITE: u32 = 13;
     /// `sendBeacon(a, b)`: 1 if the browser took it.
-    pub const BEACON: u32 = 15;
+    pub const BEACON: u32 = 14;
     /// `fetch(a, {method: "POST", body: b})`, answered by `on(DONE, x, status)`.
-    pub const FETCH: u32 = 16;
+    pub const FETCH: u32 = 15;
     /// The same with `keepalive`.
-    pub const KEEPALIVE: u32 = 17;
+    pub const KEEPALIVE: u32 = 16;
     /// `on(TICK)` after `x` milliseconds (one timer, replaced).
-    pub const WAKE: u32 = 18;
-    pub const NOW: u32 = 19;
+    pub const WAKE: u32 = 17;
+    pub const NOW: u32 = 18;
     /// 32 bits from `crypto.getRandomValues`.
-    pub const RANDOM: u32 = 20;
+    pub const RANDOM: u32 = 19;
 }
 
 /// `host`, safe: it only reads and writes the ranges it is given, and
@@ -256,7 +255,7 @@ pub fn js_host() -> JsHost {
     JsHost
 }
 
-/// `read` for facts that are flags: "true" (or DNT's "1") means set.
+/// `read` for facts that are flags: "1" means set.
 pub fn flag(host: &impl Host, what: Read) -> bool {
-    matches!(host.read(what).as_str(), "true" | "1")
+    host.read(what) == "1"
 }

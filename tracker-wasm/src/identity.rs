@@ -31,11 +31,12 @@ pub enum Consent {
 }
 
 impl Consent {
+    /// The mode's word, exactly (the loader trims what the page gives).
     pub fn parse(text: &str) -> Option<Consent> {
-        match text.trim_ascii() {
-            t if t.eq_ignore_ascii_case("granted") => Some(Consent::Granted),
-            t if t.eq_ignore_ascii_case("denied") => Some(Consent::Denied),
-            t if t.eq_ignore_ascii_case("pending") => Some(Consent::Pending),
+        match text {
+            "granted" => Some(Consent::Granted),
+            "denied" => Some(Consent::Denied),
+            "pending" => Some(Consent::Pending),
             _ => None,
         }
     }
@@ -45,15 +46,18 @@ impl Consent {
 /// insert_ids (the server accepts `[A-Za-z0-9-]{1,36}`).
 pub fn random_id(host: &impl Host) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(32);
-    for _ in 0..4 {
-        let mut word = host.random();
-        for _ in 0..8 {
-            id.push(HEX[(word & 15) as usize] as char);
-            word >>= 4;
+    let mut id = [0u8; 32];
+    let mut word = 0;
+    for (i, digit) in id.iter_mut().enumerate() {
+        if i % 8 == 0 {
+            word = host.random();
         }
+        *digit = HEX[(word & 15) as usize];
+        word >>= 4;
     }
-    id
+    // SAFETY: hex digits are ASCII. (Bytes, not `String::push`: a char's
+    // UTF-8 encoding is code the module does not need.)
+    String::from(unsafe { core::str::from_utf8_unchecked(&id) })
 }
 
 /// Whether a cookie value looks like an id we wrote.
@@ -63,8 +67,9 @@ pub fn is_device_id(id: &str) -> bool {
 
 /// The value of cookie `name` in a `document.cookie` string, if it is an id.
 pub fn cookie_value<'a>(cookies: &'a str, name: &str) -> Option<&'a str> {
+    // document.cookie joins its pairs with "; ".
     text::split(cookies, b';')
-        .map(str::trim_ascii)
+        .map(|pair| pair.strip_prefix(" ").unwrap_or(pair))
         .find(|pair| text::before(pair, b'=') == name)
         .map(|pair| text::after(pair, b'='))
         .filter(|value| is_device_id(value))
@@ -90,9 +95,10 @@ pub fn cookie_string(name: &str, value: &str, max_age: u64, secure: bool, domain
     c
 }
 
-/// A usable user id: not blank and not longer than the server allows.
+/// A usable user id: not empty (the loader trims it) and not longer than
+/// the server allows.
 pub fn is_user_id(id: &str) -> bool {
-    !id.trim_ascii().is_empty() && text::chars(id) <= MAX_USER_ID_CHARS
+    !id.is_empty() && text::chars(id) <= MAX_USER_ID_CHARS
 }
 
 /// The device id from the cookie, or a new one; either way the cookie is
@@ -125,8 +131,9 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn consent_words() {
         assert_eq!(Consent::parse("granted"), Some(Consent::Granted));
-        assert_eq!(Consent::parse("DENIED"), Some(Consent::Denied));
-        assert_eq!(Consent::parse(" pending "), Some(Consent::Pending));
+        assert_eq!(Consent::parse("denied"), Some(Consent::Denied));
+        assert_eq!(Consent::parse("pending"), Some(Consent::Pending));
+        assert_eq!(Consent::parse("Granted"), None, "the words are exact");
         assert_eq!(Consent::parse("yes"), None);
         assert_eq!(Consent::parse(""), None);
     }
@@ -168,7 +175,7 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn user_ids() {
         assert!(is_user_id("user-42"));
-        assert!(!is_user_id("  "));
+        assert!(!is_user_id(""));
         assert!(is_user_id(&"é".repeat(MAX_USER_ID_CHARS)));
         assert!(!is_user_id(&"é".repeat(MAX_USER_ID_CHARS + 1)));
     }

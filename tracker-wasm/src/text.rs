@@ -13,73 +13,71 @@ pub fn add(out: &mut String, s: &str) {
     out.push_str(s);
 }
 
-/// Index of the last byte equal to `byte`.
-pub fn rfind(s: &str, byte: u8) -> Option<usize> {
-    s.bytes().rposition(|b| b == byte)
-}
-
 /// `s` from `from` on, or "" when out of range.
 pub fn from(s: &str, from: usize) -> &str {
     s.get(from..).unwrap_or("")
 }
 
+/// `s` up to its first `a` or `b` byte (or all of it), and the rest after
+/// that byte (None when there is none). Both are whole `str`s: the
+/// separators are ASCII. The one search behind [`before`], [`after`] and
+/// [`Split`], so that the module has one copy of it.
+fn cut(s: &str, a: u8, b: u8) -> (&str, Option<&str>) {
+    match s.bytes().position(|c| c == a || c == b) {
+        Some(at) => (s.get(..at).unwrap_or(""), Some(from(s, at + 1))),
+        None => (s, None),
+    }
+}
+
 /// `s` up to its first `sep`, or all of it.
 pub fn before(s: &str, sep: u8) -> &str {
-    let end = s.bytes().position(|b| b == sep).unwrap_or(s.len());
-    s.get(..end).unwrap_or(s)
+    cut(s, sep, sep).0
 }
 
 /// `s` after its first `sep`, or "" when there is none.
 pub fn after(s: &str, sep: u8) -> &str {
-    s.bytes().position(|b| b == sep).map_or("", |at| from(s, at + 1))
+    cut(s, sep, sep).1.unwrap_or("")
 }
 
 /// Pieces of `s` between `sep` bytes (empty pieces too).
 pub fn split(s: &str, sep: u8) -> Split<'_> {
     Split {
-        rest: s,
+        rest: Some(s),
         a: sep,
         b: sep,
-        done: false,
     }
 }
 
 /// Words separated by spaces or commas, as settings list them.
 pub fn words(s: &str) -> Split<'_> {
     Split {
-        rest: s,
+        rest: Some(s),
         a: b' ',
         b: b',',
-        done: false,
     }
 }
 
+/// See [`split`] and [`words`]; like `str::split`, but smaller in the module.
 pub struct Split<'a> {
-    rest: &'a str,
+    /// What is left; None once the last piece was given.
+    rest: Option<&'a str>,
     a: u8,
     b: u8,
-    done: bool,
 }
 
 impl<'a> Iterator for Split<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        if self.done {
-            return None;
-        }
-        let rest = self.rest;
-        match rest.bytes().position(|c| c == self.a || c == self.b) {
-            Some(at) => {
-                self.rest = from(rest, at + 1);
-                rest.get(..at)
-            }
-            None => {
-                self.done = true;
-                Some(rest)
-            }
-        }
+        let (piece, rest) = cut(self.rest?, self.a, self.b);
+        self.rest = rest;
+        Some(piece)
     }
+}
+
+/// Lines in newline-separated text ("" has none).
+pub fn lines(s: &str) -> usize {
+    s.bytes().filter(|&b| b == b'\n').count() + usize::from(!s.is_empty())
 }
 
 /// Characters in `s`: bytes that do not continue a UTF-8 sequence.
@@ -94,8 +92,6 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn finding_and_splitting() {
-        assert_eq!(rfind("a=b=c", b'='), Some(3));
-        assert_eq!(rfind("abc", b'='), None);
         assert_eq!(before("k=v=w", b'='), "k");
         assert_eq!(after("k=v=w", b'='), "v=w");
         assert_eq!(before("kv", b'='), "kv");
@@ -121,5 +117,8 @@ mod tests {
         assert_eq!(chars(""), 0);
         assert_eq!(chars("abc"), 3);
         assert_eq!(chars("é😀x"), 3);
+        assert_eq!(lines(""), 0);
+        assert_eq!(lines("a"), 1);
+        assert_eq!(lines("\na\nb"), 3);
     }
 }

@@ -284,7 +284,7 @@ impl<H: Host> Tracker<H> {
     /// `props` is a JSON object or empty; one the server would refuse is
     /// left out.
     fn record(&mut self, name: &str, props: &str, pageview: bool) -> bool {
-        if self.ignored().is_some() || name.trim_ascii().is_empty() || text::chars(name) > MAX_EVENT_NAME_CHARS {
+        if self.ignored().is_some() || name.is_empty() || text::chars(name) > MAX_EVENT_NAME_CHARS {
             return false;
         }
         let href = self.host.read(Read::Href);
@@ -314,7 +314,8 @@ impl<H: Host> Tracker<H> {
         if self.consent != Consent::Pending && self.bot.is_none() {
             return self.finish(&event);
         }
-        if text::split(&self.waiting, b'\n').count() > MAX_WAITING_EVENTS {
+        // One line per event, after a leading newline.
+        if text::lines(&self.waiting) > MAX_WAITING_EVENTS {
             return false;
         }
         add(&mut self.waiting, "\n");

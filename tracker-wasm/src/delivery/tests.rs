@@ -255,7 +255,7 @@ fn the_backlog_is_stored_only_when_allowed_and_sent_by_the_next_page() {
 }
 
 #[wasm_bindgen_test(unsupported = test)]
-fn hiding_beacons_the_backlog_and_forget_and_clear_drop_it() {
+fn hiding_beacons_each_body_once_and_keeps_it_until_a_fetch_confirms() {
     let host = Fake::new();
     host.refuse_beacons();
     let mut d = delivery();
@@ -269,10 +269,86 @@ fn hiding_beacons_the_backlog_and_forget_and_clear_drop_it() {
     host.accept_beacons();
     d.flush(&host, Flush::Hiding);
     assert_eq!(host.beacons().len(), 2, "each waiting body gets a beacon");
-    assert_eq!(host.stored(QUEUE_KEY), None);
-    host.refuse_beacons();
+    let stored = host.stored(QUEUE_KEY).unwrap_or_default();
+    assert_eq!(
+        stored.lines().map(names).collect::<Vec<_>>(),
+        [["e1"], ["e2"]],
+        "beaconed bodies stay stored"
+    );
+    assert_eq!(d.waiting(), (0, 2, false));
+    let posts = host.posts().len();
+    // pagehide after visibilitychange: nothing is sent twice.
+    d.flush(&host, Flush::Hiding);
+    assert_eq!(host.beacons().len(), 2);
+    assert_eq!(host.posts().len(), posts, "no fetch right after the beacons");
+
+    // A new event on the page again, hidden again: only it is beaconed.
     d.push(&host, &event(3));
     d.flush(&host, Flush::Hiding);
+    let beacons = host.beacons();
+    assert_eq!(beacons.len(), 3);
+    assert_eq!(names(&beacons[2].1), ["e3"]);
+
+    // The page stayed: a backoff later, fetches confirm the bodies one by
+    // one, and each confirmed one leaves the backlog and storage.
+    host.advance(RETRY_MAX_MS);
+    d.flush(&host, Flush::Due);
+    for expected in ["e1", "e2", "e3"] {
+        let post = host.posts().last().cloned().unwrap_or_default();
+        assert_eq!(names(&post.1), [expected]);
+        d.done(&host, post.3, 202);
+    }
+    assert_eq!(d.waiting(), (0, 0, false));
+    assert_eq!(host.stored(QUEUE_KEY), None);
+    assert_eq!(host.beacons().len(), 3, "confirmed by fetch, never beaconed again");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_batch_beaconed_as_the_page_goes_is_sent_again_by_the_next_page() {
+    // Offline at exit: the beacon is taken (queued) and then lost.
+    let host = Fake::new();
+    let mut d = delivery();
+    d.keep(&host);
+    for i in 1..=3 {
+        d.push(&host, &event(i));
+    }
+    d.flush(&host, Flush::Hiding);
+    assert_eq!(host.beacons().len(), 1);
+    assert!(host.posts().is_empty());
+    let stored = host.stored(QUEUE_KEY).unwrap_or_default();
+    assert_eq!(names(&stored), ["e1", "e2", "e3"]);
+
+    let next = Fake::new();
+    next.set_stored(QUEUE_KEY, &stored);
+    let mut later = delivery();
+    later.keep(&next);
+    let resent = next.posts();
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0].1, stored, "the same body: the same insert_ids");
+    later.done(&next, resent[0].3, 202);
+    assert_eq!(next.stored(QUEUE_KEY), None);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_full_backlog_still_beacons_the_last_batch_and_forget_and_clear_drop_it() {
+    let host = Fake::new();
+    host.refuse_beacons();
+    let mut d = delivery();
+    d.keep(&host);
+    for i in 0..MAX_UNSENT_BATCHES {
+        d.push(&host, &event(i));
+        d.flush(&host, Flush::Now);
+    }
+    assert_eq!(d.waiting().1, MAX_UNSENT_BATCHES);
+    host.accept_beacons();
+    d.push(&host, &event(99));
+    d.flush(&host, Flush::Hiding);
+    let beacons = host.beacons();
+    assert!(
+        beacons.iter().any(|(_, body)| names(body) == ["e99"]),
+        "the batch the full backlog refused still gets its beacon"
+    );
+    assert_eq!(d.waiting().1, MAX_UNSENT_BATCHES);
     assert!(host.stored(QUEUE_KEY).is_some());
     d.forget(&host);
     assert_eq!(host.stored(QUEUE_KEY), None);
