@@ -76,7 +76,7 @@ dev: build migrate
 	cd edge-worker && $(NODE_BIN)/wrangler dev --ip 127.0.0.1 --port $(PORT) --persist-to $(PERSIST) --show-interactive-dev-session=false
 
 ## Every test. Each runner prints its own summary.
-test: setup-test lint site worker test-deploy test-native test-wasm bench-smoke test-e2e test-clients
+test: setup-test lint site size worker test-deploy test-native test-wasm bench-smoke test-e2e test-clients
 
 test-native:
 	cargo test -p ingest-core -p tracker-wasm
