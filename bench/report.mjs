@@ -166,7 +166,7 @@ if (page) {
         fixed(r.scriptMs, 1), fixed(r.addedScriptVsOurs), int(r.heapKB), int(r.addedHeapKB), fixed(r.addedHeapVsOurs),
         fixed(r.requests, 0), `${r.pageviewsSent}/${r.runs}`])),
     "", "Read the page-view column with each tracker's design in mind: ours waits `FLUSH_DELAY_MS` (1 s) to batch the " +
-    "first events and then sends a beacon; mixpanel-browser batches on a timer by default (`batch_flush_interval_ms`, " +
+    "first events and then sends them by keepalive fetch; mixpanel-browser batches on a timer by default (`batch_flush_interval_ms`, " +
     "5 s); posthog-js asks its host for configuration and queues; Plausible and Vemetric send at once. Requests counts " +
     "everything after the document: script files, t.wasm, configuration calls, preflights and the events.", "");
 }
