@@ -122,13 +122,34 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
         user_agent: cx.request.user_agent.clone(),
         country: cx.request.country.clone(),
     };
-    let size = serde_json::to_vec(&event).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serialized_len(&event);
     if size > MAX_EVENT_BYTES {
         let mut e = FieldError::new(index, "properties", "event is larger than 65536 bytes");
         e.insert_id = Some(event.insert_id);
         return Err(vec![e]);
     }
     Ok(event)
+}
+
+/// Bytes of `value` as JSON, counted as serde_json writes them instead of
+/// kept: the size cap needs the length, not a second copy of every event.
+/// A value serde_json cannot write counts as too large.
+fn serialized_len(value: &impl serde::Serialize) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// Validates every draft of a request: the good events and all field errors,
@@ -255,7 +276,7 @@ pub fn finish_profile(draft: ProfileDraft, index: usize, cx: &Context<'_>) -> Re
         ops: draft.ops,
         time_ms,
     };
-    let size = serde_json::to_vec(&update).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serialized_len(&update);
     if size > MAX_EVENT_BYTES {
         return Err(vec![FieldError::new(
             index,
