@@ -361,3 +361,26 @@ test("commands arrive trimmed: ' Signup ' is Signup, a blank name is nothing, ' 
     await context.close();
   }
 });
+
+test("t.wasm served without the wasm MIME type still runs (the loader falls back to bytes), silently", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser);
+  try {
+    const served = [];
+    await context.route("**/t.wasm", async (route) => {
+      const response = await route.fetch();
+      served.push(response.headers()["content-type"]);
+      await route.fulfill({ response, headers: { ...response.headers(), "content-type": "application/octet-stream" } });
+    });
+    const warnings = [];
+    page.on("console", (m) => (m.type() === "warning" || m.type() === "error") && warnings.push(m.text()));
+    await page.goto(`${worker.base}/`);
+    const rows = await newRows(seen, (r) => r.length >= 1);
+    assert.equal(served.length, 1);
+    assert.match(served[0], /wasm/, "the worker itself labels it application/wasm");
+    assert.deepEqual(rows.map((r) => r.event), ["$pageview"]);
+    assert.deepEqual(warnings.filter((w) => /edgetrack|wasm|WebAssembly/i.test(w)), []);
+  } finally {
+    await context.close();
+  }
+});
