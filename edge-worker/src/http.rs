@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use ingest_core::dialect::Reply;
 use ingest_core::limits::MAX_BODY_BYTES;
 use ingest_core::{IngestError, RequestContext};
-use worker::{Headers, Request, Response, Result};
+use worker::{D1Database, Env, Headers, Request, Response, Result};
 
 pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
@@ -44,6 +44,17 @@ pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, Ingest
 
 pub fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
+}
+
+/// The request URL's query string ("" when it has none).
+pub fn query(req: &Request) -> std::result::Result<String, IngestError> {
+    let url = req.url().map_err(|_| IngestError::BadRequest("bad URL".into()))?;
+    Ok(url.query().unwrap_or("").to_owned())
+}
+
+/// The D1 database for a request's handler: missing is a 503, not a 500.
+pub fn database(env: &Env) -> std::result::Result<D1Database, IngestError> {
+    env.d1(crate::bindings::DB).map_err(|_| IngestError::Unavailable)
 }
 
 /// The facts about a request that validation, bots and identity use.

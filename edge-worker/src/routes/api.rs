@@ -2,10 +2,9 @@
 //! dashboard and `GET /api/2.0/export` (Mixpanel's raw export shape: NDJSON
 //! of `{"event", "properties": {time (s), distinct_id, $insert_id, …}}`).
 
-use crate::bindings::DB;
-use crate::http::{header, now_ms};
+use crate::http::{database, header, now_ms, query};
 use crate::{config, stats, storage};
-use ingest_core::auth::KeyKind;
+use ingest_core::auth::{KeyKind, Project};
 use ingest_core::dialect::Reply;
 use ingest_core::export::{DateRange, EXPORT_NDJSON_MAX_ROWS};
 use ingest_core::payload::decode_base64;
@@ -32,6 +31,14 @@ fn secret_from(req: &Request) -> Option<String> {
     None
 }
 
+/// The project whose secret key the request carries (see [`secret_from`]).
+fn secret_project(req: &Request, env: &Env) -> Result<Project, IngestError> {
+    let projects = config::projects(env)?;
+    Ok(projects
+        .authorize(secret_from(req).as_deref(), KeyKind::Secret)?
+        .clone())
+}
+
 pub fn error(err: &IngestError) -> Reply {
     Reply::json(err.status(), &json!({"error": err.message()})).retry_after_for(err)
 }
@@ -41,11 +48,10 @@ pub async fn stats(req: Request, env: &Env) -> Reply {
 }
 
 async fn stats_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
-    let projects = config::projects(env)?;
-    let project = projects.authorize(secret_from(req).as_deref(), KeyKind::Secret)?;
-    let url = req.url().map_err(|_| IngestError::BadRequest("bad URL".into()))?;
-    let range = DateRange::from_query(url.query().unwrap_or(""), now_ms())?;
-    let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+    let project = secret_project(req, env)?;
+    let query = query(req)?;
+    let range = DateRange::from_query(&query, now_ms())?;
+    let db = database(env)?;
     let body = stats::stats(&db, &project.id, &range, now_ms())
         .await
         .map_err(|_| IngestError::Unavailable)?;
@@ -57,11 +63,9 @@ pub async fn export(req: Request, env: &Env) -> Reply {
 }
 
 async fn export_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
-    let projects = config::projects(env)?;
-    let project = projects.authorize(secret_from(req).as_deref(), KeyKind::Secret)?;
-    let url = req.url().map_err(|_| IngestError::BadRequest("bad URL".into()))?;
-    let query = url.query().unwrap_or("");
-    let range = DateRange::from_query(query, now_ms())?;
+    let project = secret_project(req, env)?;
+    let query = query(req)?;
+    let range = DateRange::from_query(&query, now_ms())?;
     let limit = match ingest_core::payload::form_field(query.as_bytes(), "limit") {
         None => EXPORT_NDJSON_MAX_ROWS,
         Some(text) => match text.parse::<u32>() {
@@ -73,7 +77,7 @@ async fn export_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
             }
         },
     };
-    let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+    let db = database(env)?;
     let rows = storage::export_range(&db, &project.id, range.start_ms, range.end_ms, limit)
         .await
         .map_err(|_| IngestError::Unavailable)?;
@@ -115,13 +119,12 @@ pub async fn profile(req: Request, env: &Env) -> Reply {
 }
 
 async fn profile_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
-    let projects = config::projects(env)?;
-    let project = projects.authorize(secret_from(req).as_deref(), KeyKind::Secret)?;
-    let url = req.url().map_err(|_| IngestError::BadRequest("bad URL".into()))?;
-    let distinct_id = ingest_core::payload::form_field(url.query().unwrap_or("").as_bytes(), "distinct_id")
+    let project = secret_project(req, env)?;
+    let query = query(req)?;
+    let distinct_id = ingest_core::payload::form_field(query.as_bytes(), "distinct_id")
         .filter(|id| !id.is_empty())
         .ok_or_else(|| IngestError::BadRequest("distinct_id is required".into()))?;
-    let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+    let db = database(env)?;
     match storage::load_profile(&db, &project.id, &distinct_id)
         .await
         .map_err(|_| IngestError::Unavailable)?
@@ -147,8 +150,7 @@ pub async fn delete_user(mut req: Request, env: &Env) -> Reply {
 }
 
 async fn delete_reply(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
-    let projects = config::projects(env)?;
-    let project = projects.authorize(secret_from(req).as_deref(), KeyKind::Secret)?;
+    let project = secret_project(req, env)?;
     let body = crate::http::read_body(req).await?;
     let distinct_id = match ingest_core::payload::parse_json(&body)? {
         Value::Object(map) => match map.get("distinct_id") {
@@ -157,7 +159,7 @@ async fn delete_reply(req: &mut Request, env: &Env) -> Result<Reply, IngestError
         },
         _ => return Err(IngestError::BadRequest("body must be a JSON object".into())),
     };
-    let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+    let db = database(env)?;
     let deleted = storage::delete_user(&db, &project.id, &distinct_id)
         .await
         .map_err(|_| IngestError::Unavailable)?;
@@ -184,9 +186,8 @@ pub async fn replay_dead_letters(req: Request, env: &Env) -> Reply {
 }
 
 async fn replay_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
-    let projects = config::projects(env)?;
-    let project = projects.authorize(secret_from(req).as_deref(), KeyKind::Secret)?;
-    let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+    let project = secret_project(req, env)?;
+    let db = database(env)?;
     let letters = storage::dead_letters(&db, &project.id, REPLAY_MAX_LETTERS)
         .await
         .map_err(|_| IngestError::Unavailable)?;

@@ -2,8 +2,7 @@
 //! authorised with the project's secret key (`Authorization: Bearer` or
 //! `x-api-key`), since it writes to user profiles.
 
-use crate::bindings::DB;
-use crate::http::{header, read_body, request_context};
+use crate::http::{database, header, read_body, request_context};
 use crate::{config, pipeline, storage};
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::crm;
@@ -34,7 +33,7 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
         return Ok(crm::created());
     }
     if request.requires_existing_user {
-        let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+        let db = database(env)?;
         let known = storage::load_profile(&db, &project.id, &request.user)
             .await
             .map_err(|_| IngestError::Unavailable)?;

@@ -1,8 +1,7 @@
 //! Emp-Mix: `POST /public/track`, `POST /public/track/bulk`,
 //! `GET /public/events`.
 
-use crate::bindings::DB;
-use crate::http::{header, read_body, request_context};
+use crate::http::{database, header, query, read_body, request_context};
 use crate::{config, pipeline, storage};
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::empmix::{self, EmpMixRequest};
@@ -57,9 +56,8 @@ pub async fn events(req: Request, env: &Env) -> Reply {
 async fn export(req: &Request, env: &Env) -> Result<Reply, IngestError> {
     let projects = config::projects(env)?;
     let project = projects.authorize(header(req, "x-api-key").as_deref(), KeyKind::Secret)?;
-    let url = req.url().map_err(|_| IngestError::BadRequest("bad URL".into()))?;
-    let page = Page::from_query(url.query().unwrap_or(""))?;
-    let db = env.d1(DB).map_err(|_| IngestError::Unavailable)?;
+    let page = Page::from_query(&query(req)?)?;
+    let db = database(env)?;
     let (rows, total) = storage::events_page(&db, &project.id, page)
         .await
         .map_err(|_| IngestError::Unavailable)?;
