@@ -169,7 +169,7 @@ const OUTBOX_SWEEP_ROWS: u32 = 100;
 /// The cron sweep: event messages recorded in the outbox but not stored
 /// after the grace period (lost by a crashed local queue, say) are queued
 /// again under the same outbox id. Storing twice is harmless: D1 ignores
-/// repeated insert_ids.
+/// events it already has (same dedup key).
 pub async fn sweep_outbox(env: &Env) -> worker::Result<usize> {
     let db = env.d1(DB)?;
     let now = now_ms();

@@ -4,7 +4,7 @@
 
 use crate::bindings::{DEDUP_KV, EVENTS_QUEUE};
 use ingest_core::bots::BotReason;
-use ingest_core::dedup::kv_key;
+use ingest_core::dedup::{dedup_key, kv_key};
 use ingest_core::limits::{KV_DEDUP_MAX_KEYS, KV_DEDUP_TTL_SECONDS};
 use ingest_core::profile::ProfileUpdate;
 use ingest_core::queue::{batches, pack_events, Job};
@@ -31,33 +31,40 @@ pub struct Outcome {
     pub duplicates: usize,
 }
 
-/// Drops events already seen (in this request, or by KV) and queues the rest.
+/// Drops events already seen (in this request, or by KV) and queues the
+/// rest. Both checks use the same key as D1 ([`dedup_key`]).
 pub async fn enqueue_events(env: &Env, events: Vec<Event>) -> Result<Outcome, IngestError> {
     if let Some(first) = events.first() {
         crate::ratelimit::per_project(env, &first.project).await?;
     }
     let total = events.len();
     let mut seen_here = HashSet::new();
-    let mut fresh: Vec<Event> = events
+    let (mut fresh, mut marks): (Vec<Event>, Vec<String>) = events
         .into_iter()
-        .filter(|e| seen_here.insert((e.project.clone(), e.insert_id.clone())))
-        .collect();
+        .map(|e| {
+            let key = kv_key(&e.project, &dedup_key(&e));
+            (e, key)
+        })
+        .filter(|(_, key)| seen_here.insert(key.clone()))
+        .unzip();
 
     let kv = env.kv(DEDUP_KV).ok();
     let use_kv = kv.is_some() && fresh.len() <= KV_DEDUP_MAX_KEYS;
     if let (true, Some(kv)) = (use_kv, kv.as_ref()) {
-        let keys: Vec<String> = fresh.iter().map(|e| kv_key(&e.project, &e.insert_id)).collect();
         // A KV failure only costs the fast path; D1's unique key still holds.
-        if let Ok(found) = kv.get_bulk(&keys).text().await {
-            fresh.retain(|e| !matches!(found.get(&kv_key(&e.project, &e.insert_id)), Some(Some(_))));
+        if let Ok(found) = kv.get_bulk(&marks).text().await {
+            let (kept, kept_marks): (Vec<Event>, Vec<String>) = fresh
+                .into_iter()
+                .zip(marks)
+                .filter(|(_, key)| !matches!(found.get(key), Some(Some(_))))
+                .unzip();
+            fresh = kept;
+            marks = kept_marks;
         }
     }
-
-    let marks: Vec<String> = if use_kv {
-        fresh.iter().map(|e| kv_key(&e.project, &e.insert_id)).collect()
-    } else {
-        Vec::new()
-    };
+    if !use_kv {
+        marks.clear();
+    }
     let queued = fresh.len();
     send(env, pack_events(fresh)).await?;
 

@@ -1,8 +1,10 @@
 //! D1: every statement binds its inputs as parameters. Events go in as one
 //! JSON array parameter per statement (D1 allows 100 bound parameters; one
 //! JSON parameter carries a whole chunk) with `INSERT OR IGNORE` on the
-//! primary key `(project, insert_id)`, the authoritative dedup.
+//! primary key `(project, dedup_key)`, the authoritative dedup
+//! ([`ingest_core::dedup::dedup_key`]).
 
+use ingest_core::dedup::dedup_key;
 use ingest_core::export::Page;
 use ingest_core::limits::D1_JSON_CHUNK_MAX_BYTES;
 use ingest_core::Event;
@@ -12,20 +14,34 @@ use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Result};
 
 const INSERT_EVENTS: &str = "INSERT OR IGNORE INTO events \
- (project, insert_id, event, distinct_id, device_id, time_ms, received_at_ms, url, referrer, title, screen, properties, source, user_agent, country) \
- SELECT json_extract(value, '$.project'), json_extract(value, '$.insert_id'), json_extract(value, '$.name'), \
+ (project, dedup_key, insert_id, event, distinct_id, device_id, time_ms, received_at_ms, url, referrer, title, screen, properties, source, user_agent, country) \
+ SELECT json_extract(value, '$.project'), json_extract(value, '$.dedup_key'), json_extract(value, '$.insert_id'), json_extract(value, '$.name'), \
  json_extract(value, '$.distinct_id'), json_extract(value, '$.device_id'), json_extract(value, '$.time_ms'), \
  json_extract(value, '$.received_at_ms'), json_extract(value, '$.page.url'), json_extract(value, '$.page.referrer'), \
  json_extract(value, '$.page.title'), json_extract(value, '$.page.screen'), json(json_extract(value, '$.properties')), \
  json_extract(value, '$.source'), json_extract(value, '$.user_agent'), json_extract(value, '$.country') \
  FROM json_each(?1)";
 
+/// An event as the insert statement reads it: the event's own fields and
+/// its dedup key, computed here so queued messages (and dead letters from
+/// before the key existed) need not carry it.
+#[derive(serde::Serialize)]
+struct Row<'a> {
+    #[serde(flatten)]
+    event: &'a Event,
+    dedup_key: String,
+}
+
 /// Cuts events into JSON arrays no larger than the chunk cap.
 pub fn event_chunks(events: &[Event]) -> Vec<String> {
     let mut chunks = Vec::new();
     let mut current = String::from("[");
     for event in events {
-        let Ok(text) = serde_json::to_string(event) else {
+        let row = Row {
+            event,
+            dedup_key: dedup_key(event),
+        };
+        let Ok(text) = serde_json::to_string(&row) else {
             continue;
         };
         if current.len() > 1 && current.len() + text.len() + 2 > D1_JSON_CHUNK_MAX_BYTES {
@@ -158,7 +174,7 @@ const EVENT_COLUMNS: &str = "insert_id, event, distinct_id, device_id, time_ms, 
 pub async fn events_page(db: &D1Database, project: &str, page: Page) -> Result<(Vec<EventRow>, u64)> {
     let rows = db
         .prepare(format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE project = ?1 ORDER BY time_ms, insert_id LIMIT ?2 OFFSET ?3"
+            "SELECT {EVENT_COLUMNS} FROM events WHERE project = ?1 ORDER BY time_ms, insert_id, dedup_key LIMIT ?2 OFFSET ?3"
         ))
         .bind(&[
             project.into(),
@@ -190,7 +206,7 @@ pub async fn export_range(
 ) -> Result<Vec<EventRow>> {
     db.prepare(format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE project = ?1 AND time_ms >= ?2 AND time_ms < ?3 \
-         ORDER BY time_ms, insert_id LIMIT ?4"
+         ORDER BY time_ms, insert_id, dedup_key LIMIT ?4"
     ))
     .bind(&[
         project.into(),
@@ -209,9 +225,9 @@ pub struct Deleted {
     pub events: usize,
     pub profiles: usize,
     pub dead_letters: usize,
-    /// insert_ids whose KV dedup marks the caller should drop.
+    /// Dedup keys whose KV marks the caller should drop.
     #[serde(skip)]
-    pub insert_ids: Vec<String>,
+    pub dedup_keys: Vec<String>,
 }
 
 /// Deletes everything stored about one person: events under their
@@ -219,19 +235,19 @@ pub struct Deleted {
 /// letters that mention them. One D1 batch, so it is all or nothing.
 pub async fn delete_user(db: &D1Database, project: &str, distinct_id: &str) -> Result<Deleted> {
     #[derive(Deserialize)]
-    struct Id {
-        insert_id: String,
+    struct Key {
+        dedup_key: String,
     }
     // Devices the person used, so the anonymous events before they were
     // identified go too.
     let scope = "project = ?1 AND (distinct_id = ?2 OR device_id = ?2 OR device_id IN \
         (SELECT device_id FROM events WHERE project = ?1 AND distinct_id = ?2 AND device_id IS NOT NULL))";
     let ids = db
-        .prepare(format!("SELECT insert_id FROM events WHERE {scope}"))
+        .prepare(format!("SELECT dedup_key FROM events WHERE {scope}"))
         .bind(&[project.into(), distinct_id.into()])?
         .all()
         .await?
-        .results::<Id>()?;
+        .results::<Key>()?;
     let quoted = Value::String(distinct_id.to_owned()).to_string();
     let results = db
         .batch(vec![
@@ -254,7 +270,7 @@ pub async fn delete_user(db: &D1Database, project: &str, distinct_id: &str) -> R
         events: changes(0),
         profiles: changes(1),
         dead_letters: changes(2),
-        insert_ids: ids.into_iter().map(|i| i.insert_id).collect(),
+        dedup_keys: ids.into_iter().map(|k| k.dedup_key).collect(),
     })
 }
 

@@ -3,6 +3,7 @@
 // Debian's Chromium driven by playwright-core. Everything started here is
 // stopped by PID.
 import { spawn, execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -223,3 +224,18 @@ export async function serveOrigin(files) {
   await new Promise((r) => server.listen(port, "127.0.0.1", r));
   return { base: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
 }
+
+/** The worker's dedup key of a stored event (ingest-core's `dedup_key`,
+ *  recomputed from its documented preimage): each field length-prefixed,
+ *  SHA-256, the first 16 bytes in hex. CRM events key on name and id only. */
+export function dedupKey({ event, distinct_id, time_ms, timestamp, insert_id, source }) {
+  time_ms ??= timestamp;
+  const fields = source === "crm"
+    ? ["business-v1", event, insert_id]
+    : ["occurrence-v1", event, distinct_id, String(Math.floor(time_ms / 1000)), insert_id];
+  const preimage = fields.map((f) => `${Buffer.byteLength(f)}:${f}`).join("");
+  return createHash("sha256").update(preimage).digest("hex").slice(0, 32);
+}
+
+/** The KV mark of a stored event row (as `/public/events` lists it). */
+export const kvMark = (row, project = "demo") => `seen:${project}:${dedupKey(row)}`;

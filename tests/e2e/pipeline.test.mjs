@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, request as httpRequest } from "node:http";
 import { gzipSync } from "node:zlib";
-import { startWorker, collect, exportEvents, waitForEvents, settle, stats, d1, wranglerCli, freePort, sleep, BROWSER_UA } from "./harness.mjs";
+import { startWorker, collect, exportEvents, waitForEvents, settle, stats, d1, wranglerCli, freePort, sleep, kvMark, BROWSER_UA, SECRET } from "./harness.mjs";
 
 let worker, sink;
 const sinkBodies = [];
@@ -45,14 +45,61 @@ test("a duplicate is stored once, within the KV TTL and after KV forgot it", asy
   const event = { n: "signup", i: "dup-1", d: "dev-dup", ts: now(), p: { plan: "pro", seats: 3, tags: ["a"] } };
   assert.equal((await collect(worker.base, [event])).status, 202);
   assert.equal((await collect(worker.base, [event])).status, 202, "a retry is a success");
-  await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "dup-1"));
+  const [stored] = (await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "dup-1"))).filter((x) => x.insert_id === "dup-1");
   // Make KV forget, as its TTL would: now only D1's unique key can catch it.
-  wranglerCli(["kv", "key", "delete", "--binding", "DEDUP", "seen:demo:dup-1"], worker.persistDir);
+  forgetMarks([stored]);
   assert.equal((await collect(worker.base, [event])).status, 202);
   await settle();
   const rows = (await exportEvents(worker.base)).filter((x) => x.insert_id === "dup-1");
   assert.equal(rows.length, 1);
   assert.deepEqual(rows[0].properties, { plan: "pro", seats: 3, tags: ["a"] }, "properties survive queue and D1");
+});
+
+/** Deletes the KV marks of stored rows, as the marks' TTL would. */
+function forgetMarks(rows) {
+  for (const row of rows) {
+    const before = wranglerCli(["kv", "key", "get", "--binding", "DEDUP", kvMark(row)], worker.persistDir);
+    assert.equal(before.trim(), "1", `the mark of ${row.event} exists before it is forgotten`);
+    wranglerCli(["kv", "key", "delete", "--binding", "DEDUP", kvMark(row)], worker.persistDir);
+  }
+}
+
+// Issue 13 part 2: Mixpanel deduplicates on event name, distinct_id, time
+// to the second and $insert_id together; a page's token must not be able to
+// silence a server's import by sending its $insert_id first.
+test("an $insert_id claimed by /collect does not silence a different /import event; exact resends of either store nothing", async () => {
+  const ts = now();
+  const browserEvent = { n: "$pageview", i: "order-1001", d: "dev-preclaim", ts };
+  const imported = [{ event: "Purchase", properties: { time: Math.floor(ts / 1000) - 60, distinct_id: "buyer-1001", $insert_id: "order-1001", amount: 42 } }];
+  const auth = { authorization: `Basic ${Buffer.from(`${SECRET}:`).toString("base64")}`, "content-type": "application/json" };
+  const importOnce = async () => {
+    const r = await fetch(`${worker.base}/import`, { method: "POST", headers: auth, body: JSON.stringify(imported) });
+    assert.equal(r.status, 200);
+    return r.json();
+  };
+  assert.equal((await collect(worker.base, [browserEvent])).status, 202);
+  await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "order-1001"));
+  assert.equal((await importOnce()).num_records_imported, 1);
+  const rows = (await waitForEvents(worker.base, (e) => e.filter((x) => x.insert_id === "order-1001").length === 2))
+    .filter((x) => x.insert_id === "order-1001")
+    .sort((a, b) => a.event.localeCompare(b.event));
+  assert.deepEqual(rows.map((x) => [x.event, x.distinct_id, x.source]), [
+    ["$pageview", "dev-preclaim", "browser"],
+    ["Purchase", "buyer-1001", "mixpanel_import"],
+  ]);
+  assert.deepEqual(rows[1].properties, { amount: 42 });
+
+  // Exact resends: first caught by KV's marks, then (marks forgotten) by D1.
+  assert.equal((await collect(worker.base, [browserEvent])).status, 202);
+  await importOnce();
+  forgetMarks(rows);
+  assert.equal((await collect(worker.base, [browserEvent])).status, 202);
+  await importOnce();
+  // A marker sent after the resends and seen stored: they have been handled.
+  assert.equal((await collect(worker.base, [{ n: "marker", i: "preclaim-marker", d: "dev-preclaim", ts: now() }])).status, 202);
+  await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "preclaim-marker"));
+  await settle();
+  assert.equal((await exportEvents(worker.base)).filter((x) => x.insert_id === "order-1001").length, 2);
 });
 
 test("the same insert_id twice in one batch is one row", async () => {

@@ -4,7 +4,7 @@
 // erasure, and dead-letter replay after a storage outage.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, collect, exportEvents, waitForEvents, settle, d1, wranglerCli, sleep, BROWSER_UA, SECRET, TOKEN } from "./harness.mjs";
+import { startWorker, collect, exportEvents, waitForEvents, settle, d1, wranglerCli, sleep, kvMark, BROWSER_UA, SECRET, TOKEN } from "./harness.mjs";
 
 let worker;
 before(async () => (worker = await startWorker()));
@@ -109,8 +109,14 @@ describe("GDPR erasure", () => {
     await fetch(`${worker.base}/public/track`, { method: "POST", body: JSON.stringify({ apiKey: TOKEN, event: "x", distinct_id: "gdpr-user" }) });
     const engage = Buffer.from(JSON.stringify({ $token: TOKEN, $distinct_id: "gdpr-user", $set: { email: "g@example.com" } })).toString("base64");
     await fetch(`${worker.base}/engage?data=${engage}`);
-    await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "gdpr-other") && e.some((x) => x.distinct_id === "gdpr-user" && x.event === "x"));
+    const stored = await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "gdpr-other") && e.some((x) => x.distinct_id === "gdpr-user" && x.event === "x"));
     await settle();
+    const marksOf = (rows) => rows.map((x) => kvMark(x)).sort();
+    const personMarks = marksOf(stored.filter((x) => x.distinct_id === "gdpr-user" || x.device_id === "gdpr-device"));
+    const otherMarks = marksOf(stored.filter((x) => x.insert_id === "gdpr-other"));
+    const listMarks = () => JSON.parse(wranglerCli(["kv", "key", "list", "--binding", "DEDUP", "--prefix", "seen:demo:"], worker.persistDir)).map((k) => k.name);
+    const before = listMarks();
+    assert.deepEqual([...personMarks, ...otherMarks].filter((m) => !before.includes(m)), [], "every stored event has its mark");
 
     const r = await fetch(`${worker.base}/api/users/delete`, { method: "POST", headers: { "x-api-key": SECRET }, body: JSON.stringify({ distinct_id: "gdpr-user" }) });
     assert.equal(r.status, 200);
@@ -124,8 +130,9 @@ describe("GDPR erasure", () => {
     assert.ok(left.some((x) => x.insert_id === "gdpr-other"), "other people stay");
     const profile = await fetch(`${worker.base}/api/profile?distinct_id=gdpr-user`, { headers: { "x-api-key": SECRET } });
     assert.equal(profile.status, 404);
-    const marks = wranglerCli(["kv", "key", "list", "--binding", "DEDUP", "--prefix", "seen:demo:gdpr-"], worker.persistDir);
-    assert.deepEqual(JSON.parse(marks).map((k) => k.name), ["seen:demo:gdpr-other"], "only the other person's mark is left");
+    const after = listMarks();
+    assert.deepEqual(personMarks.filter((m) => after.includes(m)), [], "the person's marks are gone");
+    assert.deepEqual(otherMarks.filter((m) => !after.includes(m)), [], "the other person's mark is left");
   });
 });
 

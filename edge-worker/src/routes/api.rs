@@ -138,7 +138,8 @@ async fn profile_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
 }
 
 /// KV marks removed by one deletion call; marks expire within a day anyway
-/// and hold only insert_ids, so a larger deletion leaves the rest to expire.
+/// and hold only dedup keys (hashes), so a larger deletion leaves the rest to
+/// expire.
 const DELETE_KV_MARKS_MAX: usize = 500;
 /// Dead letters re-queued by one replay call.
 const REPLAY_MAX_LETTERS: u32 = 100;
@@ -165,8 +166,8 @@ async fn delete_reply(req: &mut Request, env: &Env) -> Result<Reply, IngestError
         .map_err(|_| IngestError::Unavailable)?;
     let mut marks = 0;
     if let Ok(kv) = env.kv(crate::bindings::DEDUP_KV) {
-        for id in deleted.insert_ids.iter().take(DELETE_KV_MARKS_MAX) {
-            if kv.delete(&ingest_core::dedup::kv_key(&project.id, id)).await.is_ok() {
+        for key in deleted.dedup_keys.iter().take(DELETE_KV_MARKS_MAX) {
+            if kv.delete(&ingest_core::dedup::kv_key(&project.id, key)).await.is_ok() {
                 marks += 1;
             }
         }

@@ -17,8 +17,9 @@
 //! - the user must exist (except for `login`): [`CrmRequest::requires_existing_user`]
 //!   tells the worker to look the profile up and answer [`user_not_found`];
 //! - a second confirmation of an order is discarded: its `$insert_id` is
-//!   derived from (project, "confirmation", orderId), so D1's unique key
-//!   drops the repeat;
+//!   derived from (project, "confirmation", orderId), and CRM events
+//!   deduplicate on name and insert_id alone ([`crate::dedup::dedup_key`]),
+//!   so D1's unique key drops the repeat whenever it comes;
 //! - one email open per user per 20 minutes: its `$insert_id` is derived
 //!   from (project, user, 20-minute window of the arrival time). Windows are
 //!   aligned (00:00, 00:20, …), so two opens just either side of a boundary
