@@ -6,6 +6,10 @@ SHELL := bash
 NODE_BIN := $(CURDIR)/node_modules/.bin
 WASM_TARGET := wasm32-unknown-unknown
 PUBLIC := edge-worker/public
+# What `--env production` serves: the tracker and the dashboard, no demo page
+# (a demo page on the dashboard's origin is one more page to attack it from).
+PUBLIC_PRODUCTION := edge-worker/public-production
+PRODUCTION_ASSETS := t.js t.mjs t.wasm dashboard.html dashboard.js dashboard.css favicon.svg _headers
 PERSIST ?= $(CURDIR)/.wrangler/state
 PORT ?= 8787
 export WRANGLER_SEND_METRICS := false
@@ -56,9 +60,12 @@ edge-worker/build/index.js: $(WORKER_SRC)
 	  || { cat $(CURDIR)/target/worker-build.log; exit 1; }
 	@touch $@
 
-## The static site: www/ plus the tracker, served by the worker's assets.
+## The static site: www/ plus the tracker, served by the worker's assets in
+## development; production gets only PRODUCTION_ASSETS.
 site: tracker
 	cp -r www/. $(PUBLIC)/
+	rm -rf $(PUBLIC_PRODUCTION) && mkdir -p $(PUBLIC_PRODUCTION)
+	cd $(PUBLIC) && cp $(PRODUCTION_ASSETS) $(CURDIR)/$(PUBLIC_PRODUCTION)/
 
 build: setup site worker
 
@@ -119,4 +126,4 @@ fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
-	rm -rf target edge-worker/build $(PUBLIC) .wrangler
+	rm -rf target edge-worker/build $(PUBLIC) $(PUBLIC_PRODUCTION) .wrangler

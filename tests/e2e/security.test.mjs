@@ -4,7 +4,17 @@
 // erasure, and dead-letter replay after a storage outage.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, collect, exportEvents, waitForEvents, settle, d1, wranglerCli, sleep, kvMark, BROWSER_UA, SECRET, TOKEN } from "./harness.mjs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  startWorker, collect, exportEvents, waitForEvents, settle, d1, wranglerCli, sleep, launchBrowser, serveOrigin, kvMark,
+  BROWSER_UA, SECRET, TOKEN,
+} from "./harness.mjs";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 let worker;
 before(async () => (worker = await startWorker()));
@@ -165,6 +175,95 @@ describe("storage outage", () => {
     const stored = (await exportEvents(worker.base)).filter((x) => x.insert_id.startsWith("outage-"));
     assert.deepEqual(stored.map((x) => x.insert_id).sort(), [...ids].sort());
     assert.equal(rows.length >= ids.length, true);
+  });
+});
+
+describe("script injection", () => {
+  // The policy every page but the dashboard carries (www/_headers).
+  const SITE_CSP =
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; " +
+    "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+  test("cross-origin.html?worker=https://evil.example never requests the foreign host", async () => {
+    const browser = await launchBrowser();
+    const site = await serveOrigin(Object.fromEntries(["cross-origin.html", "cross-origin.js", "site.js", "site.css"].map((f) => {
+      const text = readFileSync(path.join(ROOT, "www", f), "utf8").replaceAll("http://127.0.0.1:8787", worker.base);
+      return [`/${f}`, { type: f.endsWith(".html") ? "text/html" : f.endsWith(".css") ? "text/css" : "text/javascript", body: text }];
+    })));
+    try {
+      const context = await browser.newContext({ userAgent: BROWSER_UA });
+      const foreign = [];
+      await context.route("**/*", (route) => {
+        const url = new URL(route.request().url());
+        if (url.hostname.endsWith("evil.example")) {
+          foreign.push(url.href);
+          return route.abort();
+        }
+        return route.continue();
+      });
+      const page = await context.newPage();
+      // On the worker's origin (the development bundle serves the page):
+      // the page's own script has run once it shows the worker's origin.
+      await page.goto(`${worker.base}/cross-origin.html?worker=https://evil.example`);
+      await page.waitForFunction(() => document.getElementById("worker-origin").textContent !== "");
+      assert.notEqual(await page.textContent("#worker-origin"), "https://evil.example");
+      // On a second origin, where the tracker counts the page: its pageview
+      // stored is the signal that every script of the page has run.
+      await page.goto(`${site.base}/cross-origin.html?worker=https://evil.example`);
+      await waitForEvents(worker.base, (events) => events.some((e) => e.url?.startsWith(`${site.base}/cross-origin.html`)));
+      assert.deepEqual(foreign, [], "no request to the host named in the query");
+      await context.close();
+    } finally {
+      await browser.close();
+      await site.close();
+    }
+  });
+
+  test("every HTML page the worker serves carries a CSP without inline scripts", async () => {
+    const dir = path.join(ROOT, "edge-worker/public");
+    const pages = readdirSync(dir, { recursive: true }).filter((f) => f.endsWith(".html"));
+    assert.ok(pages.length >= 5, `pages: ${pages}`);
+    for (const page of pages) {
+      const r = await fetch(`${worker.base}/${page}`); // follows /x.html -> /x
+      assert.equal(r.status, 200, page);
+      assert.match(await r.text(), /<html/i, page);
+      const csp = r.headers.get("content-security-policy") ?? "";
+      assert.match(csp, /script-src 'self'[;' ]/, `${page}: ${csp}`);
+      assert.doesNotMatch(csp, /'unsafe-inline'|'unsafe-eval'|\*/, `${page}: ${csp}`);
+      assert.match(csp, /frame-ancestors 'none'/, page);
+      if (!page.startsWith("dashboard")) assert.equal(csp, SITE_CSP, page);
+      assert.equal(r.headers.get("x-content-type-options"), "nosniff", page);
+    }
+  });
+
+  test("the production bundle (deploy dry run) ships no demo page", () => {
+    const out = mkdtempSync(path.join(tmpdir(), "edgetrack-dry-run-"));
+    try {
+      // At debug level the dry run lists every file of the assets directory.
+      const log = execFileSync(path.join(ROOT, "node_modules/.bin/wrangler"),
+        ["deploy", "--dry-run", "--env", "production", "--outdir", out], {
+          cwd: path.join(ROOT, "edge-worker"),
+          env: { ...process.env, WRANGLER_LOG: "debug", WRANGLER_SEND_METRICS: "false", CI: "true" },
+          stdio: "pipe",
+        }).toString();
+      const lines = log.split("\n");
+      const start = lines.findIndex((l) => /Read \d+ files? from the assets directory/.test(l));
+      assert.ok(start >= 0, "the dry run read an assets directory");
+      const count = Number(lines[start].match(/Read (\d+) file/)[1]);
+      const files = lines.slice(start + 1, start + 1 + count).map((l) => l.trim()).sort();
+      assert.equal(files.length, count);
+      for (const f of files) assert.match(f, /^\/\S+$/, "one file per line");
+      for (const wanted of ["/t.js", "/t.wasm", "/dashboard.html", "/dashboard.js", "/_headers"]) {
+        assert.ok(files.includes(wanted), `${wanted} ships: ${files}`);
+      }
+      const html = files.filter((f) => f.endsWith(".html"));
+      assert.deepEqual(html, ["/dashboard.html"], "the dashboard is the only page");
+      for (const demo of ["/index.html", "/cross-origin.js", "/site.js", "/spa", "/files"]) {
+        assert.ok(!files.some((f) => f.startsWith(demo)), `${demo} must not ship: ${files}`);
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });
 
