@@ -35,10 +35,14 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
     let mut event_messages: Vec<&Message<String>> = Vec::new();
     let mut events: Vec<Event> = Vec::new();
     let mut outbox_ids: Vec<String> = Vec::new();
+    // How many events each message carried, in order: the archive writes
+    // one object per message (see `archive`).
+    let mut pack_sizes: Vec<usize> = Vec::new();
     for message in &messages {
         match serde_json::from_str::<Job>(message.body()) {
             Ok(Job::Events { events: packed, outbox }) => {
                 event_messages.push(message);
+                pack_sizes.push(packed.len());
                 events.extend(packed);
                 outbox_ids.extend(outbox);
             }
@@ -73,7 +77,7 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
     }
 
     if !events.is_empty() {
-        let result = store_events(&env, &db, &events, &outbox_ids).await;
+        let result = store_events(&env, &db, &events, &outbox_ids, &pack_sizes).await;
         if let Err(e) = &result {
             console_error!("storing {} events failed: {e}", events.len());
         }
@@ -95,18 +99,37 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
     Ok(())
 }
 
-async fn store_events(env: &Env, db: &D1Database, events: &[Event], outbox_ids: &[String]) -> worker::Result<()> {
+async fn store_events(
+    env: &Env,
+    db: &D1Database,
+    events: &[Event],
+    outbox_ids: &[String],
+    pack_sizes: &[usize],
+) -> worker::Result<()> {
     storage::insert_events(db, events, outbox_ids).await?;
     // The sinks run after D1 so a retry (D1 ignores the repeats) re-sends
     // the whole batch to them: they see every event at least once.
     if config::archive_enabled(env) {
-        let bucket = env.bucket(ARCHIVE_BUCKET)?;
-        for (key, body) in archive_objects(events) {
-            bucket.put(key, body.into_bytes()).execute().await?;
-        }
+        archive(env, events, pack_sizes).await?;
     }
     if let Some(url) = config::http_sink_url(env) {
         post_ndjson(&url, ndjson(events)).await?;
+    }
+    Ok(())
+}
+
+/// Writes each message's events to R2. Object names are digests of their
+/// contents, and one message's events never change, so a message delivered
+/// again (in whatever batch) rewrites its own objects and nothing else.
+async fn archive(env: &Env, events: &[Event], pack_sizes: &[usize]) -> worker::Result<()> {
+    let bucket = env.bucket(ARCHIVE_BUCKET)?;
+    let mut rest = events;
+    for &size in pack_sizes {
+        let (pack, tail) = rest.split_at(size.min(rest.len()));
+        rest = tail;
+        for (key, body) in archive_objects(pack) {
+            bucket.put(key, body.into_bytes()).execute().await?;
+        }
     }
     Ok(())
 }

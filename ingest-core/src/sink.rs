@@ -2,6 +2,7 @@
 //! R2 archive one object per project and UTC hour of event time.
 
 use crate::event::Event;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// One JSON event per line, each line ending in `\n`.
@@ -17,10 +18,13 @@ pub fn ndjson<'a>(events: impl IntoIterator<Item = &'a Event>) -> String {
 }
 
 /// Groups events into archive objects keyed
-/// `events/project=P/dt=YYYY-MM-DD/hour=HH/<first insert_id>.ndjson`, a
-/// layout that warehouse loaders read as partitions. Naming an object after
-/// its first event makes a retried batch overwrite its own object instead of
-/// adding a second copy.
+/// `events/project=P/dt=YYYY-MM-DD/hour=HH/<digest>.ndjson`, a layout that
+/// warehouse loaders read as partitions. The name is a digest of the
+/// object's own bytes: a retried message (the same events, serialised the
+/// same way) rewrites its own object instead of adding a copy, and no other
+/// batch can ever replace it, whatever insert_ids the two share. Call it once
+/// per queue message: a message's events are fixed, while the queue may group
+/// messages differently when it delivers them again.
 pub fn archive_objects(events: &[Event]) -> Vec<(String, String)> {
     let mut groups: BTreeMap<(String, String, i64), Vec<&Event>> = BTreeMap::new();
     for event in events {
@@ -34,10 +38,11 @@ pub fn archive_objects(events: &[Event]) -> Vec<(String, String)> {
     groups
         .into_iter()
         .map(|((project, day, hour), events)| {
-            let first = events.first().map_or("empty", |e| e.insert_id.as_str());
+            let body = ndjson(events);
+            let digest = crate::dedup::hex(&Sha256::digest(body.as_bytes())[..16]);
             (
-                format!("events/project={project}/dt={day}/hour={hour:02}/{first}.ndjson"),
-                ndjson(events),
+                format!("events/project={project}/dt={day}/hour={hour:02}/{digest}.ndjson"),
+                body,
             )
         })
         .collect()
@@ -76,16 +81,38 @@ mod tests {
         ];
         let objects = archive_objects(&events);
         let keys: Vec<&str> = objects.iter().map(|(k, _)| k.as_str()).collect();
+        let prefixes: Vec<&str> = keys.iter().map(|k| &k[..k.rfind('/').unwrap_or(0) + 1]).collect();
         assert_eq!(
-            keys,
+            prefixes,
             [
-                "events/project=a/dt=2023-01-01/hour=10/1.ndjson",
-                "events/project=a/dt=2023-01-01/hour=11/3.ndjson",
-                "events/project=b/dt=2023-01-01/hour=10/4.ndjson",
+                "events/project=a/dt=2023-01-01/hour=10/",
+                "events/project=a/dt=2023-01-01/hour=11/",
+                "events/project=b/dt=2023-01-01/hour=10/",
             ]
         );
+        for key in &keys {
+            let name = &key[key.rfind('/').unwrap_or(0) + 1..];
+            assert_eq!(name.len(), 32 + ".ndjson".len(), "{name}");
+        }
         assert_eq!(objects[0].1.lines().count(), 2);
         let back: Event = serde_json::from_str(objects[1].1.trim_end()).expect("valid JSON line");
         assert_eq!(back.insert_id, "3");
+    }
+
+    #[test]
+    fn only_the_same_events_share_an_object_name() {
+        let h10 = 1_672_567_200_000;
+        let first = vec![event("a", h10, "x-1"), event("a", h10, "a-2")];
+        let second = vec![event("a", h10, "x-1"), event("a", h10, "b-2")];
+        let name = |events: &[Event]| archive_objects(events)[0].0.clone();
+        // Two batches that start with the same insert_id: two objects.
+        assert_ne!(name(&first), name(&second));
+        // A retried batch: the same object, so one copy.
+        assert_eq!(name(&first), name(&first.clone()));
+        // The same insert_ids with other content (a different event that
+        // reuses an id) do not replace the first batch either.
+        let mut other = first.clone();
+        other[1].name = "other".into();
+        assert_ne!(name(&first), name(&other));
     }
 }

@@ -180,6 +180,36 @@ export function wranglerCli(args, persistDir) {
   }).toString();
 }
 
+/**
+ * The R2 archive's objects under `prefix`, as [{key, text}], read from a
+ * worker's state folder by Miniflare (the local R2 that `wrangler dev`
+ * runs on): wrangler's command line can get an object but not list them.
+ */
+export async function archiveObjects(persistDir, prefix) {
+  const { Miniflare } = await import("miniflare");
+  const mf = new Miniflare({
+    modules: true,
+    script: "export default { fetch() { return new Response(null, { status: 204 }); } }",
+    host: "127.0.0.1",
+    port: await freePort(),
+    r2Buckets: { ARCHIVE: "edgetrack-archive" },
+    r2Persist: path.join(persistDir, "v3", "r2"),
+  });
+  try {
+    const bucket = await mf.getR2Bucket("ARCHIVE");
+    const objects = [];
+    let cursor;
+    do {
+      const page = await bucket.list({ prefix, cursor });
+      for (const { key } of page.objects) objects.push({ key, text: await (await bucket.get(key)).text() });
+      cursor = page.truncated ? page.cursor : undefined;
+    } while (cursor);
+    return objects;
+  } finally {
+    await mf.dispose();
+  }
+}
+
 /** Runs SQL on the local D1 database and returns the rows. A running
  *  worker may hold SQLite's write lock at that moment (SQLITE_BUSY): the
  *  read is tried again a little later, a few times. */

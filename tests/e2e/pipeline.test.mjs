@@ -5,10 +5,15 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, request as httpRequest } from "node:http";
 import { gzipSync } from "node:zlib";
-import { startWorker, collect, exportEvents, waitForEvents, settle, stats, d1, wranglerCli, freePort, sleep, kvMark, BROWSER_UA, SECRET } from "./harness.mjs";
+import {
+  startWorker, collect, exportEvents, waitForEvents, settle, stats, d1, wranglerCli, freePort, sleep, kvMark, archiveObjects, BROWSER_UA, SECRET,
+} from "./harness.mjs";
 
 let worker, sink;
 const sinkBodies = [];
+// Sink bodies holding one of these markers are refused once (500), so the
+// consumer retries their message after D1 and the archive have it.
+const failOnce = new Set(["r2-retry-1"]);
 
 before(async () => {
   const sinkPort = await freePort();
@@ -16,6 +21,11 @@ before(async () => {
     let body = "";
     req.on("data", (d) => (body += d));
     req.on("end", () => {
+      const marker = [...failOnce].find((m) => body.includes(`"${m}"`));
+      if (marker) {
+        failOnce.delete(marker);
+        return res.writeHead(500).end();
+      }
       sinkBodies.push({ type: req.headers["content-type"], body });
       res.writeHead(204).end();
     });
@@ -165,10 +175,60 @@ test("R2 archive and HTTP sink receive the stored batch as NDJSON", async () => 
   const line = delivered.body.split("\n").find((l) => l.includes('"sink-1"'));
   assert.equal(JSON.parse(line).name, "sinked");
 
+  const objects = await archiveObjects(worker.persistDir, hourPrefix(ts));
+  const lines = objects.flatMap((o) => o.text.trim().split("\n")).map((l) => JSON.parse(l));
+  assert.deepEqual(lines.filter((e) => e.insert_id === "sink-1").map((e) => e.name), ["sinked"]);
+  for (const { key } of objects) assert.match(key, /\/[0-9a-f]{32}\.ndjson$/, "named by a digest of its contents");
+});
+
+/** The archive's partition for a time: `events/project=demo/dt=…/hour=HH/`. */
+function hourPrefix(ts) {
   const d = new Date(ts);
-  const key = `events/project=demo/dt=${d.toISOString().slice(0, 10)}/hour=${String(d.getUTCHours()).padStart(2, "0")}/sink-1.ndjson`;
-  const object = wranglerCli(["r2", "object", "get", `edgetrack-archive/${key}`, "--pipe"], worker.persistDir);
-  assert.equal(JSON.parse(object.trim().split("\n")[0]).insert_id, "sink-1");
+  return `events/project=demo/dt=${d.toISOString().slice(0, 10)}/hour=${String(d.getUTCHours()).padStart(2, "0")}/`;
+}
+
+/** Every archived event of the hour of `ts` whose insert_id starts with `prefix`. */
+async function archived(ts, prefix) {
+  const objects = await archiveObjects(worker.persistDir, hourPrefix(ts));
+  return objects.flatMap((o) => o.text.trim().split("\n")).map((l) => JSON.parse(l)).filter((e) => e.insert_id.startsWith(prefix));
+}
+
+const importBody = (events) => JSON.stringify(events.map(([id, ts]) =>
+  ({ event: "archived", properties: { time: ts, distinct_id: "u-r2", $insert_id: id } })));
+const importAuth = { authorization: `Basic ${Buffer.from(`${SECRET}:`).toString("base64")}`, "content-type": "application/json" };
+
+test("R2: two batches that start with the same insert_id are both archived in full", async () => {
+  const ts = now();
+  // 51 events each: past the KV fast path, so the second batch reaches the
+  // consumer with its repeated first event (D1 ignores that one).
+  const batch = (tag) => [["r2-first", ts], ...Array.from({ length: 50 }, (_, i) => [`r2-${tag}-${i}`, ts])];
+  for (const tag of ["a", "b"]) {
+    const r = await fetch(`${worker.base}/import`, { method: "POST", headers: importAuth, body: importBody(batch(tag)) });
+    assert.equal(r.status, 200, await r.text());
+    await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === `r2-${tag}-49`));
+  }
+  // The sink got both batches: the archive has had its turn too.
+  const deadline = Date.now() + 10_000;
+  while (!sinkBodies.some((b) => b.body.includes('"r2-b-49"')) && Date.now() < deadline) await sleep(200);
+  const ids = (await archived(ts, "r2-")).map((e) => e.insert_id);
+  for (const tag of ["a", "b"]) {
+    for (let i = 0; i < 50; i++) assert.ok(ids.includes(`r2-${tag}-${i}`), `r2-${tag}-${i} is archived`);
+  }
+  assert.equal(ids.filter((id) => id === "r2-first").length, 2, "each batch's object keeps its own copy of the shared first event");
+});
+
+test("R2: a batch delivered again after the archive wrote it leaves one copy", async () => {
+  const ts = now();
+  const r = await fetch(`${worker.base}/import`, { method: "POST", headers: importAuth, body: importBody([["r2-retry-1", ts], ["r2-retry-2", ts]]) });
+  assert.equal(r.status, 200);
+  // The sink refuses the first delivery (after D1 and R2 took it), so the
+  // message comes again; the sink's second answer is the signal.
+  const deadline = Date.now() + 30_000;
+  while (!sinkBodies.some((b) => b.body.includes('"r2-retry-1"')) && Date.now() < deadline) await sleep(200);
+  assert.ok(sinkBodies.some((b) => b.body.includes('"r2-retry-1"')), "the retried message reached the sink");
+  assert.equal(failOnce.size, 0, "the first delivery was refused");
+  const ids = (await archived(ts, "r2-retry-")).map((e) => e.insert_id).sort();
+  assert.deepEqual(ids, ["r2-retry-1", "r2-retry-2"], "one copy of each");
 });
 
 test("when D1 writes fail the consumer retries, then dead-letters every event", async () => {
