@@ -1,12 +1,28 @@
 //! Configuration read from the environment on each request (it is small).
 
 use crate::bindings::{ARCHIVE_ENABLED_VAR, HTTP_SINK_URL_VAR, OUTBOX_REPLAY_AFTER_VAR, OUTBOX_VAR, PROJECTS_VAR};
-use ingest_core::auth::Projects;
+use ingest_core::auth::{ConfigError, Projects};
 use ingest_core::IngestError;
+use std::cell::RefCell;
+use std::rc::Rc;
 use worker::{console_error, Env};
 
+/// `PROJECTS` as last read in this isolate, and what checking it gave.
+struct Checked {
+    text: String,
+    projects: Result<Rc<Projects>, ConfigError>,
+}
+
+thread_local! {
+    /// An isolate checks `PROJECTS` when it first reads it (and again only
+    /// if the text changes), so a bad value is logged once, not per request.
+    static CHECKED: RefCell<Option<Checked>> = const { RefCell::new(None) };
+}
+
 /// The projects, from a plain var in development or a secret in production.
-pub fn projects(env: &Env) -> Result<Projects, IngestError> {
+/// An invalid value makes every request a 503; the log names the problem
+/// (never a key) once.
+pub fn projects(env: &Env) -> Result<Rc<Projects>, IngestError> {
     let text = env
         .secret(PROJECTS_VAR)
         .map(|s| s.to_string())
@@ -15,9 +31,19 @@ pub fn projects(env: &Env) -> Result<Projects, IngestError> {
             console_error!("PROJECTS is not configured");
             IngestError::Unavailable
         })?;
-    Projects::from_json(&text).map_err(|problem| {
-        console_error!("{problem}");
-        IngestError::Unavailable
+    CHECKED.with(|cell| {
+        let mut checked = cell.borrow_mut();
+        if checked.as_ref().is_none_or(|c| c.text != text) {
+            let projects = Projects::from_json(&text).map(Rc::new);
+            if let Err(problem) = &projects {
+                console_error!("PROJECTS is refused: {problem}");
+            }
+            *checked = Some(Checked { text, projects });
+        }
+        match checked.as_ref().map(|c| &c.projects) {
+            Some(Ok(projects)) => Ok(Rc::clone(projects)),
+            _ => Err(IngestError::Unavailable),
+        }
     })
 }
 

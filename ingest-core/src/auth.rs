@@ -3,20 +3,18 @@
 //! compared in constant time and never echoed.
 
 use crate::error::IngestError;
-use serde::Deserialize;
-use std::collections::BTreeMap;
+use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
+use thiserror::Error;
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
-    #[serde(skip)]
     pub id: String,
     /// Public token: safe in web pages and mobile apps.
     pub token: String,
     /// Secret key: server side only.
     pub secret: String,
     /// Hosts that Mixpanel's `redirect=` may send a browser to.
-    #[serde(default)]
     pub redirect_hosts: Vec<String>,
 }
 
@@ -32,20 +30,76 @@ pub struct Projects {
     projects: Vec<Project>,
 }
 
+/// Characters in a project id; ids name R2 partitions and KV keys.
+pub const MAX_PROJECT_ID_CHARS: usize = 64;
+/// Characters in a token or secret.
+pub const MAX_KEY_CHARS: usize = 256;
+
+/// The fields a project may have, as the configuration names them.
+const FIELDS: [&str; 3] = ["token", "secret", "redirect_hosts"];
+
+/// What is wrong with `PROJECTS`. No variant carries a key or any other
+/// value from the configuration (a message goes to logs, and a key pasted in
+/// the wrong place must not follow it there): only project ids, which are
+/// checked to be plain names first, field names and positions.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error("PROJECTS is not valid JSON (line {line}, column {column})")]
+    NotJson { line: usize, column: usize },
+    #[error("PROJECTS must be a JSON object from project id to project")]
+    NotAnObject,
+    #[error("PROJECTS has no project")]
+    NoProjects,
+    #[error("project #{position}: an id must be 1 to {MAX_PROJECT_ID_CHARS} letters, digits, '-' or '_'")]
+    BadId { position: usize },
+    #[error("project {project}: must be a JSON object")]
+    ProjectNotObject { project: String },
+    #[error("project {project}: {field} is required")]
+    Missing { project: String, field: &'static str },
+    #[error("project {project}: {field} must be {expected}")]
+    Invalid {
+        project: String,
+        field: &'static str,
+        expected: &'static str,
+    },
+    /// The field is not named: a key pasted as a field name would be shown.
+    #[error("project {project}: has a field that is none of token, secret, redirect_hosts")]
+    UnknownField { project: String },
+    #[error("project {project}'s {field} is also project {other}'s {other_field}: every key must be unique")]
+    Reused {
+        project: String,
+        field: &'static str,
+        other: String,
+        other_field: &'static str,
+    },
+}
+
+const KEY_FORM: &str = "1 to 256 printable ASCII characters without spaces";
+
 impl Projects {
-    /// Reads the `PROJECTS` configuration: a JSON object from project id to
-    /// `{"token", "secret", "redirect_hosts"}`.
-    pub fn from_json(text: &str) -> Result<Projects, String> {
-        let map: BTreeMap<String, Project> =
-            serde_json::from_str(text).map_err(|e| format!("PROJECTS is not valid: {e}"))?;
-        let mut projects = Vec::with_capacity(map.len());
-        for (id, mut project) in map {
-            if project.token.is_empty() || project.secret.is_empty() || project.token == project.secret {
-                return Err(format!("project {id}: token and secret must be set and differ"));
-            }
-            project.id = id;
-            projects.push(project);
+    /// Reads and checks the `PROJECTS` configuration: a JSON object from
+    /// project id to `{"token", "secret", "redirect_hosts"}`. Every token
+    /// and secret must be unique across all projects and both kinds, so a
+    /// key names one project and one kind, whatever endpoint it reaches.
+    pub fn from_json(text: &str) -> Result<Projects, ConfigError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::NotJson {
+            line: e.line(),
+            column: e.column(),
+        })?;
+        let Value::Object(map) = value else {
+            return Err(ConfigError::NotAnObject);
+        };
+        if map.is_empty() {
+            return Err(ConfigError::NoProjects);
         }
+        let mut projects = Vec::with_capacity(map.len());
+        for (position, (id, fields)) in map.into_iter().enumerate() {
+            if !is_project_id(&id) {
+                return Err(ConfigError::BadId { position: position + 1 });
+            }
+            projects.push(project(id, fields)?);
+        }
+        check_unique(&projects)?;
         Ok(Projects { projects })
     }
 
@@ -73,6 +127,95 @@ impl Projects {
             Some(_) => Err(IngestError::Forbidden),
         }
     }
+}
+
+fn is_project_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.chars().count() <= MAX_PROJECT_ID_CHARS
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn is_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY_CHARS && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// One project's fields, checked.
+fn project(id: String, fields: Value) -> Result<Project, ConfigError> {
+    let Value::Object(mut fields) = fields else {
+        return Err(ConfigError::ProjectNotObject { project: id });
+    };
+    if fields.keys().any(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(ConfigError::UnknownField { project: id });
+    }
+    let token = key(&id, &mut fields, "token")?;
+    let secret = key(&id, &mut fields, "secret")?;
+    let redirect_hosts = match fields.remove("redirect_hosts") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(hosts)) => hosts
+            .into_iter()
+            .map(|h| match h {
+                Value::String(h) if !h.is_empty() => Ok(h),
+                _ => Err(ConfigError::Invalid {
+                    project: id.clone(),
+                    field: "redirect_hosts",
+                    expected: "a list of host names",
+                }),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                project: id,
+                field: "redirect_hosts",
+                expected: "a list of host names",
+            })
+        }
+    };
+    Ok(Project {
+        id,
+        token,
+        secret,
+        redirect_hosts,
+    })
+}
+
+fn key(project: &str, fields: &mut Map<String, Value>, field: &'static str) -> Result<String, ConfigError> {
+    match fields.remove(field) {
+        None | Some(Value::Null) => Err(ConfigError::Missing {
+            project: project.to_owned(),
+            field,
+        }),
+        Some(Value::String(key)) if is_key(&key) => Ok(key),
+        Some(_) => Err(ConfigError::Invalid {
+            project: project.to_owned(),
+            field,
+            expected: KEY_FORM,
+        }),
+    }
+}
+
+/// Every key of every project against every other: a token that is also
+/// another project's token (or any secret) would open the wrong project.
+fn check_unique(projects: &[Project]) -> Result<(), ConfigError> {
+    let keys: Vec<(&str, &'static str, &str)> = projects
+        .iter()
+        .flat_map(|p| {
+            [
+                (p.id.as_str(), "token", p.token.as_str()),
+                (p.id.as_str(), "secret", p.secret.as_str()),
+            ]
+        })
+        .collect();
+    for (i, (project, field, key)) in keys.iter().enumerate() {
+        if let Some((other, other_field, _)) = keys[..i].iter().find(|(_, _, k)| k == key) {
+            return Err(ConfigError::Reused {
+                project: (*project).to_owned(),
+                field,
+                other: (*other).to_owned(),
+                other_field,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -115,10 +258,131 @@ mod tests {
         assert_eq!(p.by_id("demo").map(|p| p.redirect_hosts.len()), Some(1));
     }
 
+    /// Each bad configuration, the error it gets, and every key it holds:
+    /// none of those may appear in the message.
     #[test]
-    fn bad_configuration_is_refused() {
-        assert!(Projects::from_json("[]").is_err());
-        assert!(Projects::from_json(r#"{"x":{"token":"same","secret":"same"}}"#).is_err());
-        assert!(Projects::from_json(r#"{"x":{"token":"","secret":"s"}}"#).is_err());
+    fn bad_configuration_is_refused_without_echoing_keys() {
+        let cases: Vec<(&str, ConfigError)> = vec![
+            (
+                r#"{"a":{"token":"tok-1","secret":"#,
+                ConfigError::NotJson { line: 1, column: 31 },
+            ),
+            ("[]", ConfigError::NotAnObject),
+            ("{}", ConfigError::NoProjects),
+            (
+                r#"{"a b":{"token":"tok-1","secret":"sec-1"}}"#,
+                ConfigError::BadId { position: 1 },
+            ),
+            (
+                r#"{"a":"tok-1"}"#,
+                ConfigError::ProjectNotObject { project: "a".into() },
+            ),
+            (
+                r#"{"a":{"secret":"sec-1"}}"#,
+                ConfigError::Missing {
+                    project: "a".into(),
+                    field: "token",
+                },
+            ),
+            (
+                r#"{"a":{"token":"tok-1","secret":""}}"#,
+                ConfigError::Invalid {
+                    project: "a".into(),
+                    field: "secret",
+                    expected: KEY_FORM,
+                },
+            ),
+            (
+                r#"{"a":{"token":"tok 1","secret":"sec-1"}}"#,
+                ConfigError::Invalid {
+                    project: "a".into(),
+                    field: "token",
+                    expected: KEY_FORM,
+                },
+            ),
+            (
+                r#"{"a":{"token":["tok-1"],"secret":"sec-1"}}"#,
+                ConfigError::Invalid {
+                    project: "a".into(),
+                    field: "token",
+                    expected: KEY_FORM,
+                },
+            ),
+            (
+                r#"{"a":{"token":"tok-1","secret":"sec-1","sec-2":1}}"#,
+                ConfigError::UnknownField { project: "a".into() },
+            ),
+            (
+                r#"{"a":{"token":"tok-1","secret":"sec-1","redirect_hosts":"sec-2"}}"#,
+                ConfigError::Invalid {
+                    project: "a".into(),
+                    field: "redirect_hosts",
+                    expected: "a list of host names",
+                },
+            ),
+            // The same key twice: within a project, and across projects
+            // and kinds.
+            (
+                r#"{"a":{"token":"tok-1","secret":"tok-1"}}"#,
+                ConfigError::Reused {
+                    project: "a".into(),
+                    field: "secret",
+                    other: "a".into(),
+                    other_field: "token",
+                },
+            ),
+            (
+                r#"{"a":{"token":"tok-1","secret":"sec-1"},"b":{"token":"tok-1","secret":"sec-2"}}"#,
+                ConfigError::Reused {
+                    project: "b".into(),
+                    field: "token",
+                    other: "a".into(),
+                    other_field: "token",
+                },
+            ),
+            (
+                r#"{"a":{"token":"tok-1","secret":"sec-1"},"b":{"token":"tok-2","secret":"tok-1"}}"#,
+                ConfigError::Reused {
+                    project: "b".into(),
+                    field: "secret",
+                    other: "a".into(),
+                    other_field: "token",
+                },
+            ),
+            (
+                r#"{"a":{"token":"tok-1","secret":"sec-1"},"b":{"token":"sec-1","secret":"sec-2"}}"#,
+                ConfigError::Reused {
+                    project: "b".into(),
+                    field: "token",
+                    other: "a".into(),
+                    other_field: "secret",
+                },
+            ),
+        ];
+        for (config, expected) in cases {
+            let err = Projects::from_json(config).err();
+            assert_eq!(err.as_ref(), Some(&expected), "{config}");
+            let message = expected.to_string();
+            for key in ["tok-1", "tok 1", "tok-2", "sec-1", "sec-2"] {
+                assert!(!message.contains(key), "{message} shows {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn limits_of_ids_and_keys_at_and_past_their_value() {
+        let config = |id: &str, token: &str| format!(r#"{{"{id}":{{"token":"{token}","secret":"s-1"}}}}"#);
+        let id = "p".repeat(MAX_PROJECT_ID_CHARS);
+        assert!(Projects::from_json(&config(&id, "t-1")).is_ok());
+        let long_id = "p".repeat(MAX_PROJECT_ID_CHARS + 1);
+        assert_eq!(
+            Projects::from_json(&config(&long_id, "t-1")).err(),
+            Some(ConfigError::BadId { position: 1 })
+        );
+        assert!(Projects::from_json(&config("p", &"t".repeat(MAX_KEY_CHARS))).is_ok());
+        assert!(matches!(
+            Projects::from_json(&config("p", &"t".repeat(MAX_KEY_CHARS + 1))),
+            Err(ConfigError::Invalid { field: "token", .. })
+        ));
     }
 }

@@ -267,6 +267,29 @@ describe("script injection", () => {
   });
 });
 
+describe("configuration", () => {
+  test("PROJECTS with a key used twice is refused when first read: 503s, one log line that names no key", async () => {
+    const shared = "shared-key-9f2c";
+    const projects = { a: { token: shared, secret: "a-secret-71d0" }, b: { token: "b-token-33e1", secret: shared } };
+    const bad = await startWorker({ vars: { PROJECTS: JSON.stringify(projects) } });
+    try {
+      const r = await collect(bad.base, [{ n: "x", d: "d" }], { token: shared });
+      assert.equal(r.status, 503);
+      assert.equal(typeof (await r.json()).error, "string", "in /collect's own shape");
+      const again = await fetch(`${bad.base}/public/events`, { headers: { "x-api-key": "a-secret-71d0" } });
+      assert.equal(again.status, 503);
+      assert.equal((await again.json()).status, 0, "in Emp-Mix's own shape");
+      const log = bad.log();
+      const refusals = log.split("\n").filter((l) => l.includes("PROJECTS is refused"));
+      assert.equal(refusals.length, 1, `checked once, not per request:\n${refusals.join("\n")}`);
+      assert.match(refusals[0], /project b's secret is also project a's token/);
+      for (const key of [shared, "a-secret-71d0", "b-token-33e1"]) assert.ok(!log.includes(key), `the log shows ${key}`);
+    } finally {
+      await bad.stop();
+    }
+  });
+});
+
 describe("rate limits", () => {
   test("past the per-IP budget: 429 with Retry-After in the endpoint's own shape", async () => {
     const body = JSON.stringify({ t: TOKEN, e: [{ n: "burst", d: "d" }] });
