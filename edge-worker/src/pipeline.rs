@@ -34,9 +34,6 @@ pub struct Outcome {
 /// Drops events already seen (in this request, or by KV) and queues the
 /// rest. Both checks use the same key as D1 ([`dedup_key`]).
 pub async fn enqueue_events(env: &Env, events: Vec<Event>) -> Result<Outcome, IngestError> {
-    if let Some(first) = events.first() {
-        crate::ratelimit::per_project(env, &first.project).await?;
-    }
     let total = events.len();
     let mut seen_here = HashSet::new();
     let (mut fresh, mut marks): (Vec<Event>, Vec<String>) = events
@@ -82,9 +79,6 @@ pub async fn enqueue_events(env: &Env, events: Vec<Event>) -> Result<Outcome, In
 }
 
 pub async fn enqueue_profiles(env: &Env, updates: Vec<ProfileUpdate>) -> Result<(), IngestError> {
-    if let Some(first) = updates.first() {
-        crate::ratelimit::per_project(env, &first.project).await?;
-    }
     send(env, updates.into_iter().map(Job::Profile).collect()).await
 }
 

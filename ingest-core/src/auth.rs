@@ -3,6 +3,8 @@
 //! compared in constant time and never echoed.
 
 use crate::error::IngestError;
+use crate::limits::{MAX_RATE_LIMIT, RATE_LIMIT_SLOT_REQUESTS};
+use crate::rate::RateLimits;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
@@ -16,6 +18,8 @@ pub struct Project {
     pub secret: String,
     /// Hosts that Mixpanel's `redirect=` may send a browser to.
     pub redirect_hosts: Vec<String>,
+    /// Requests per period and location for each kind of key.
+    pub rate_limits: RateLimits,
 }
 
 /// Which kind of key an endpoint requires.
@@ -36,7 +40,7 @@ pub const MAX_PROJECT_ID_CHARS: usize = 64;
 pub const MAX_KEY_CHARS: usize = 256;
 
 /// The fields a project may have, as the configuration names them.
-const FIELDS: [&str; 3] = ["token", "secret", "redirect_hosts"];
+const FIELDS: [&str; 4] = ["token", "secret", "redirect_hosts", "rate_limits"];
 
 /// What is wrong with `PROJECTS`. No variant carries a key or any other
 /// value from the configuration (a message goes to logs, and a key pasted in
@@ -63,7 +67,7 @@ pub enum ConfigError {
         expected: &'static str,
     },
     /// The field is not named: a key pasted as a field name would be shown.
-    #[error("project {project}: has a field that is none of token, secret, redirect_hosts")]
+    #[error("project {project}: has a field that is none of token, secret, redirect_hosts, rate_limits")]
     UnknownField { project: String },
     #[error("project {project}'s {field} is also project {other}'s {other_field}: every key must be unique")]
     Reused {
@@ -170,12 +174,45 @@ fn project(id: String, fields: Value) -> Result<Project, ConfigError> {
             })
         }
     };
+    let rate_limits = rate_limits(&id, fields.remove("rate_limits"))?;
     Ok(Project {
         id,
         token,
         secret,
         redirect_hosts,
+        rate_limits,
     })
+}
+
+const RATE_LIMIT_FORM: &str = "an object of \"public\" and \"secret\", each a multiple of 100 from 100 to 1000000";
+
+/// `{"public": N, "secret": M}`, either optional: requests per period and
+/// location, in whole slots of the limiter binding.
+fn rate_limits(project: &str, value: Option<Value>) -> Result<RateLimits, ConfigError> {
+    let mut limits = RateLimits::default();
+    let invalid = || ConfigError::Invalid {
+        project: project.to_owned(),
+        field: "rate_limits",
+        expected: RATE_LIMIT_FORM,
+    };
+    let fields = match value {
+        None | Some(Value::Null) => return Ok(limits),
+        Some(Value::Object(fields)) => fields,
+        Some(_) => return Err(invalid()),
+    };
+    for (name, budget) in fields {
+        let budget = budget
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (RATE_LIMIT_SLOT_REQUESTS..=MAX_RATE_LIMIT).contains(n) && n % RATE_LIMIT_SLOT_REQUESTS == 0)
+            .ok_or_else(invalid)?;
+        match name.as_str() {
+            "public" => limits.public = budget,
+            "secret" => limits.secret = budget,
+            _ => return Err(invalid()),
+        }
+    }
+    Ok(limits)
 }
 
 fn key(project: &str, fields: &mut Map<String, Value>, field: &'static str) -> Result<String, ConfigError> {
@@ -366,6 +403,54 @@ mod tests {
             for key in ["tok-1", "tok 1", "tok-2", "sec-1", "sec-2"] {
                 assert!(!message.contains(key), "{message} shows {key}");
             }
+        }
+    }
+
+    #[test]
+    fn rate_limits_default_or_whole_slots_within_bounds() {
+        let with = |limits: &str| {
+            Projects::from_json(&format!(
+                r#"{{"p":{{"token":"t-1","secret":"s-1","rate_limits":{limits}}}}}"#
+            ))
+            .map(|p| p.by_id("p").map(|p| p.rate_limits))
+        };
+        assert_eq!(
+            Projects::from_json(r#"{"p":{"token":"t-1","secret":"s-1"}}"#).map(|p| p.by_id("p").map(|p| p.rate_limits)),
+            Ok(Some(RateLimits::default()))
+        );
+        assert_eq!(
+            with(r#"{"public":100,"secret":1000000}"#),
+            Ok(Some(RateLimits {
+                public: RATE_LIMIT_SLOT_REQUESTS,
+                secret: MAX_RATE_LIMIT
+            }))
+        );
+        assert_eq!(
+            with(r#"{"secret":200}"#),
+            Ok(Some(RateLimits {
+                secret: 200,
+                ..RateLimits::default()
+            }))
+        );
+        for bad in [
+            r#"{"public":0}"#,
+            r#"{"public":150}"#,
+            r#"{"public":1000100}"#,
+            r#"{"public":-100}"#,
+            r#"{"public":"300"}"#,
+            r#"{"viewer":300}"#,
+            "300",
+        ] {
+            assert!(
+                matches!(
+                    with(bad),
+                    Err(ConfigError::Invalid {
+                        field: "rate_limits",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
         }
     }
 

@@ -18,6 +18,7 @@ pub mod limits;
 pub mod payload;
 pub mod profile;
 pub mod queue;
+pub mod rate;
 pub mod sink;
 pub mod time;
 pub mod validate;

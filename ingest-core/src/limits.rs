@@ -78,3 +78,19 @@ pub const D1_JSON_CHUNK_MAX_BYTES: usize = 900 * 1024;
 pub const KV_DEDUP_MAX_KEYS: usize = 50;
 /// How long a KV dedup mark lives: one day (KV needs at least 60 s).
 pub const KV_DEDUP_TTL_SECONDS: u64 = 24 * 60 * 60;
+
+/// The rate limiters' period (seconds); Cloudflare allows 10 or 60.
+pub const RATE_LIMIT_PERIOD_SECONDS: u32 = 10;
+/// Requests one slot of a project's budget admits per period: the `limit`
+/// of the `RATE_LIMIT_PROJECT` binding in `wrangler.toml` (a test holds the
+/// two together). A project's budget is a number of such slots.
+pub const RATE_LIMIT_SLOT_REQUESTS: u32 = 100;
+/// Default budget of requests per period and Cloudflare location for the
+/// public token: browsers and apps of a busy site (about 300 requests a
+/// second from the visitors one location serves).
+pub const DEFAULT_PUBLIC_RATE_LIMIT: u32 = 3000;
+/// Default budget for the secret key: server imports, bulk and the CRM API
+/// (100 requests a second, up to 200,000 imported events a second).
+pub const DEFAULT_SECRET_RATE_LIMIT: u32 = 1000;
+/// Largest budget a project may set: 10,000 slots.
+pub const MAX_RATE_LIMIT: u32 = 1_000_000;

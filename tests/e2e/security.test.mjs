@@ -291,6 +291,57 @@ describe("configuration", () => {
 });
 
 describe("rate limits", () => {
+  const PERIOD_MS = 10_000;
+  const windowOf = (ms) => Math.floor(ms / PERIOD_MS);
+  /** Waits for the start of a fresh 10-second window of the local limiter
+   *  (fixed windows on the wall clock), so a burst falls inside one. */
+  async function freshWindow() {
+    while (Date.now() % PERIOD_MS > 300) await sleep(50);
+  }
+  const importOne = (base, id) => fetch(`${base}/import`, {
+    method: "POST",
+    headers: { authorization: `Basic ${Buffer.from(`${SECRET}:`).toString("base64")}`, "content-type": "application/json" },
+    body: JSON.stringify([{ event: "server", properties: { time: Date.now(), distinct_id: "rl-server", $insert_id: id } }]),
+  });
+  const count = (answers, status) => answers.filter((r) => r.status === status).length;
+
+  test("the public token and the secret key spend separate budgets, set per project in PROJECTS", async () => {
+    const projects = { demo: { token: TOKEN, secret: SECRET, rate_limits: { public: 200, secret: 100 } } };
+    const w = await startWorker({ vars: { PROJECTS: JSON.stringify(projects) } });
+    try {
+      // Browsers spend the public budget of 200 (two slots); the server's
+      // imports in the same window still get through. A burst that
+      // crossed into the next window proves nothing: it is tried again.
+      let browsers, imports;
+      for (let attempt = 1; ; attempt++) {
+        await freshWindow();
+        const started = windowOf(Date.now());
+        browsers = await Promise.all(Array.from({ length: 230 }, (_, i) => collect(w.base, [{ n: "burst", i: `rl-${attempt}-${i}`, d: "d-rl" }])));
+        imports = await Promise.all(Array.from({ length: 3 }, (_, i) => importOne(w.base, `rl-imp-${attempt}-${i}`)));
+        if (windowOf(Date.now()) === started || attempt === 3) break;
+      }
+      assert.deepEqual({ accepted: count(browsers, 202), limited: count(browsers, 429) }, { accepted: 200, limited: 30 });
+      const refused = browsers.find((r) => r.status === 429);
+      assert.equal(refused.headers.get("retry-after"), "10");
+      assert.deepEqual(await refused.json(), { error: "too many requests" });
+      assert.deepEqual(imports.map((r) => r.status), [200, 200, 200], "the secret key's budget is untouched");
+
+      // The secret budget of 100 on its own, in a window of its own.
+      let server;
+      for (let attempt = 1; ; attempt++) {
+        await freshWindow();
+        const started = windowOf(Date.now());
+        server = await Promise.all(Array.from({ length: 110 }, (_, i) => importOne(w.base, `rl-srv-${attempt}-${i}`)));
+        if (windowOf(Date.now()) === started || attempt === 3) break;
+      }
+      assert.deepEqual({ accepted: count(server, 200), limited: count(server, 429) }, { accepted: 100, limited: 10 });
+      const body = await server.find((r) => r.status === 429).json();
+      assert.equal(body.code, 429, "in /import's own shape");
+    } finally {
+      await w.stop();
+    }
+  });
+
   test("past the per-IP budget: 429 with Retry-After in the endpoint's own shape", async () => {
     const body = JSON.stringify({ t: TOKEN, e: [{ n: "burst", d: "d" }] });
     // Twice the 10-second budget of 300 at once: however the window falls,

@@ -1,7 +1,7 @@
 //! `POST /collect`: our tracker's batches.
 
 use crate::http::{header, read_body, request_context};
-use crate::{config, pipeline};
+use crate::{config, pipeline, ratelimit};
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::browser;
 use ingest_core::dialect::Reply;
@@ -19,6 +19,7 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
     let batch = browser::decode(&body)?;
     let projects = config::projects(env)?;
     let project = projects.authorize(batch.token.as_deref(), KeyKind::Public)?;
+    ratelimit::per_project(env, project, KeyKind::Public).await?;
 
     if let Some(reason) = bots::classify(ctx.user_agent.as_deref(), ctx.verified_bot) {
         pipeline::count_bot(env, &project.id, reason, batch.drafts.len(), ctx.received_at_ms).await?;

@@ -3,7 +3,7 @@
 //! `x-api-key`), since it writes to user profiles.
 
 use crate::http::{database, header, read_body, request_context};
-use crate::{config, pipeline, storage};
+use crate::{config, pipeline, ratelimit, storage};
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::crm;
 use ingest_core::dialect::Reply;
@@ -23,6 +23,7 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
         header(req, "x-api-key").as_deref(),
     );
     let project = projects.authorize(key.as_deref(), KeyKind::Secret)?;
+    ratelimit::per_project(env, project, KeyKind::Secret).await?;
     let body = decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?;
     let request = crm::decode(&body)?;
 

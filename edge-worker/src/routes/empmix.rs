@@ -2,7 +2,7 @@
 //! `GET /public/events`.
 
 use crate::http::{database, header, query, read_body, request_context};
-use crate::{config, pipeline, storage};
+use crate::{config, pipeline, ratelimit, storage};
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::empmix::{self, EmpMixRequest};
 use ingest_core::dialect::Reply;
@@ -35,6 +35,7 @@ async fn ingest(
     let request = decode(&body)?;
     let projects = config::projects(env)?;
     let project = projects.authorize(request.api_key.as_deref(), key_kind)?;
+    ratelimit::per_project(env, project, key_kind).await?;
     let cx = validate::Context {
         project: &project.id,
         dialect: Dialect::EmpMix,

@@ -2,7 +2,7 @@
 //! in the data) and `/import` (POST, server side, secret in Basic auth).
 
 use crate::http::{header, read_body, request_context};
-use crate::{config, pipeline};
+use crate::{config, pipeline, ratelimit};
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::mixpanel::{self, ImportParams, TrackParams};
 use ingest_core::dialect::Reply;
@@ -62,6 +62,7 @@ async fn handle_track(query: &str, body: &[u8], ctx: &RequestContext, env: &Env)
     let request = mixpanel::decode_track(query, body)?;
     let projects = config::projects(env)?;
     let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
+    ratelimit::per_project(env, project, KeyKind::Public).await?;
     if let Some(reason) = browser_bot(ctx) {
         if !request.params.test {
             pipeline::count_bot(env, &project.id, reason, request.items.len(), ctx.received_at_ms).await?;
@@ -113,6 +114,7 @@ async fn handle_engage(query: &str, body: &[u8], ctx: &RequestContext, env: &Env
     let request = mixpanel::decode_engage(query, body)?;
     let projects = config::projects(env)?;
     let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
+    ratelimit::per_project(env, project, KeyKind::Public).await?;
     if browser_bot(ctx).is_some() {
         return Ok(mixpanel::track_ok(&request.params, &project.redirect_hosts));
     }
@@ -158,7 +160,9 @@ async fn handle_import(req: &mut Request, query: &str, env: &Env) -> Result<Repl
     // Credentials first: an unauthenticated client learns nothing about its data.
     let authorization = header(req, "authorization");
     let query_project = form_field(query.as_bytes(), "project_id");
-    mixpanel::authorize_import(&projects, authorization.as_deref(), query_project.as_deref())?;
+    let first = mixpanel::authorize_import(&projects, authorization.as_deref(), query_project.as_deref())?;
+    // Counted before the body is read: a refused import costs no upload.
+    ratelimit::per_project(env, first, KeyKind::Secret).await?;
     let body = decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?;
     let request = mixpanel::decode_import(query, &body, header(req, "content-type").as_deref())?;
     let project = mixpanel::authorize_import(

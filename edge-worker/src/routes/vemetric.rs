@@ -2,7 +2,7 @@
 //! web SDK's `/l` (page left) and `/r` (reset), which need no storage.
 
 use crate::http::{header, read_body, request_context};
-use crate::{config, pipeline};
+use crate::{config, pipeline, ratelimit};
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::vemetric::{self, Headers};
 use ingest_core::dialect::Reply;
@@ -48,12 +48,14 @@ async fn run(req: &mut Request, env: &Env, call: Call) -> Result<Reply, IngestEr
     match call {
         Call::NoOp => {
             let token = vemetric::decode_no_op(&body, &headers);
-            projects.authorize(token.as_deref(), KeyKind::Public)?;
+            let project = projects.authorize(token.as_deref(), KeyKind::Public)?;
+            ratelimit::per_project(env, project, KeyKind::Public).await?;
             Ok(vemetric::ok())
         }
         Call::Event => {
             let request = vemetric::decode_event(&body, &headers)?;
             let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
+            ratelimit::per_project(env, project, KeyKind::Public).await?;
             let browser = ctx.user_agent.as_deref().is_some_and(|ua| ua.starts_with("Mozilla/"));
             if let Some(reason) = bots::classify(ctx.user_agent.as_deref(), ctx.verified_bot).filter(|_| browser) {
                 pipeline::count_bot(env, &project.id, reason, 1, ctx.received_at_ms).await?;
@@ -79,6 +81,7 @@ async fn run(req: &mut Request, env: &Env, call: Call) -> Result<Reply, IngestEr
                 _ => vemetric::decode_update(&body, &headers)?,
             };
             let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
+            ratelimit::per_project(env, project, KeyKind::Public).await?;
             let cx = validate::Context {
                 project: &project.id,
                 dialect: Dialect::Vemetric,
