@@ -14,5 +14,9 @@ fn the_project_limiter_binding_is_one_slot_in_every_environment() {
     let production = format!("{{ name = \"RATE_LIMIT_PROJECT\", namespace_id = \"1002\", {simple} }}");
     assert!(text.contains(&development), "development binding: {development}");
     assert!(text.contains(&production), "production binding: {production}");
-    assert_eq!(text.matches("\"RATE_LIMIT_PROJECT\"").count(), 2, "one binding per environment");
+    assert_eq!(
+        text.matches("\"RATE_LIMIT_PROJECT\"").count(),
+        2,
+        "one binding per environment"
+    );
 }
