@@ -103,10 +103,11 @@ pub fn request_context() -> RequestContext {
     }
 }
 
-fn context<'a>(request: &'a RequestContext, dialect: Dialect, anonymous: bool) -> Context<'a> {
+fn context<'a>(request: &'a RequestContext, dialect: Dialect, key: KeyKind, anonymous: bool) -> Context<'a> {
     Context {
         project: PROJECT,
         dialect,
+        key,
         request,
         anonymous_id: anonymous.then_some(ANONYMOUS_ID),
     }
@@ -293,8 +294,9 @@ pub fn browser(data: &[u8]) {
     assert!((1..=MAX_BROWSER_BATCH_EVENTS).contains(&count));
     let _ = projects().authorize(batch.token.as_deref(), KeyKind::Public);
     let req = request_context();
-    let (events, errors) = validate::finish_all(batch.drafts, &context(&req, Dialect::Browser, true));
+    let (events, errors) = validate::finish_all(batch.drafts, &context(&req, Dialect::Browser, KeyKind::Public, true));
     check_outcome(&events, &errors, count, Dialect::Browser);
+    check_recent(&events);
     if errors.is_empty() {
         assert_eq!(browser::accepted().status, 202);
     } else {
@@ -329,7 +331,7 @@ pub fn mixpanel_track(data: &[u8]) {
     let (events, errors) = mixpanel::finish_track(
         request.items,
         &request.params,
-        &context(&req, Dialect::MixpanelTrack, true),
+        &context(&req, Dialect::MixpanelTrack, KeyKind::Public, true),
     );
     check_outcome(&events, &errors, count, Dialect::MixpanelTrack);
     for event in &events {
@@ -369,7 +371,10 @@ pub fn mixpanel_engage(data: &[u8]) {
     let count = request.items.len();
     assert!((1..=MAX_BROWSER_BATCH_EVENTS).contains(&count));
     let req = request_context();
-    let (updates, errors) = mixpanel::finish_engage(request.items, &context(&req, Dialect::MixpanelEngage, false));
+    let (updates, errors) = mixpanel::finish_engage(
+        request.items,
+        &context(&req, Dialect::MixpanelEngage, KeyKind::Public, false),
+    );
     assert!(updates.len() <= count);
     check_field_errors(&errors, count);
     for update in &updates {
@@ -406,7 +411,10 @@ pub fn mixpanel_import(data: &[u8]) {
     let count = request.items.len();
     assert!((1..=MAX_IMPORT_EVENTS).contains(&count));
     let req = request_context();
-    let (events, errors) = mixpanel::finish_import(request.items, &context(&req, Dialect::MixpanelImport, true));
+    let (events, errors) = mixpanel::finish_import(
+        request.items,
+        &context(&req, Dialect::MixpanelImport, KeyKind::Secret, true),
+    );
     check_outcome(&events, &errors, count, Dialect::MixpanelImport);
     for event in &events {
         check_mixpanel_event(event);
@@ -454,7 +462,7 @@ pub fn vemetric_event(data: &[u8]) {
     };
     let _ = projects().authorize(request.token.as_deref(), KeyKind::Public);
     let req = request_context();
-    match vemetric::finish_event(request, &context(&req, Dialect::Vemetric, true)) {
+    match vemetric::finish_event(request, &context(&req, Dialect::Vemetric, KeyKind::Public, true)) {
         Ok((event, profile)) => {
             check_event(&event, Dialect::Vemetric);
             assert_eq!(event.time_ms, NOW_MS);
@@ -517,7 +525,7 @@ pub fn vemetric_user(data: &[u8]) {
         );
     }
     let req = request_context();
-    match vemetric::finish_user(request, &context(&req, Dialect::Vemetric, true)) {
+    match vemetric::finish_user(request, &context(&req, Dialect::Vemetric, KeyKind::Public, true)) {
         Ok(update) => check_profile(&update),
         Err(errors) => {
             check_field_errors(&errors, 1);
@@ -559,8 +567,11 @@ pub fn empmix(data: &[u8]) {
     let kind = if bulk { KeyKind::Secret } else { KeyKind::Public };
     let _ = projects().authorize(request.api_key.as_deref(), kind);
     let req = request_context();
-    let (events, errors) = validate::finish_all(request.drafts, &context(&req, Dialect::EmpMix, false));
+    let (events, errors) = validate::finish_all(request.drafts, &context(&req, Dialect::EmpMix, kind, false));
     check_outcome(&events, &errors, count, Dialect::EmpMix);
+    if kind == KeyKind::Public {
+        check_recent(&events);
+    }
     if errors.is_empty() {
         assert_eq!(reply_json(&empmix::ok())["status"], 1);
     } else {
@@ -597,7 +608,7 @@ pub fn crm(data: &[u8]) {
     assert_eq!(request.requires_existing_user, request.kind != crm::Kind::Login);
     let (user, kind) = (request.user.clone(), request.kind);
     let req = request_context();
-    match crm::finish(request, &context(&req, Dialect::Crm, false)) {
+    match crm::finish(request, &context(&req, Dialect::Crm, KeyKind::Secret, false)) {
         Ok((event, profile)) => {
             check_event(&event, Dialect::Crm);
             assert_eq!(event.distinct_id, user);
@@ -765,6 +776,17 @@ pub fn check_field_errors(errors: &[FieldError], items: usize) {
                 id.chars().count()
             );
         }
+    }
+}
+
+/// Events sent with a public token are no older than the public window.
+fn check_recent(events: &[Event]) {
+    for e in events {
+        assert!(
+            e.time_ms >= NOW_MS - MAX_PUBLIC_EVENT_AGE_MS,
+            "public event from {}",
+            e.time_ms
+        );
     }
 }
 

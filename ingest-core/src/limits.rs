@@ -55,6 +55,13 @@ pub const MIN_EVENT_TIME_MS: i64 = 31_536_000_000;
 pub const MAX_FUTURE_SKEW_MS: i64 = 60 * 60 * 1000;
 /// Mixpanel's classic `/track` rejects events older than three hours.
 pub const MAX_TRACK_AGE_MS: i64 = 3 * 60 * 60 * 1000;
+/// Oldest event a public token may send anywhere else (`/collect`, Vemetric,
+/// Emp-Mix `/public/track`): seven days. A page's token is in every
+/// visitor's hands, so it may touch last week's numbers at most; a week
+/// still takes the tracker's backlog from a visitor who comes back within
+/// it (Mixpanel's current `/track` allows five days). Older history goes
+/// through the secret key (`/import`, bulk, CRM), which keeps the full range.
+pub const MAX_PUBLIC_EVENT_AGE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Below this a numeric time is read as seconds, at or above as milliseconds
 /// (1e11 seconds is the year 5138; 1e11 ms is 1973).
 pub const SECONDS_MS_BOUNDARY: f64 = 1e11;

@@ -1,6 +1,7 @@
 //! Turns an [`EventDraft`] into a canonical [`Event`], or says exactly which
 //! fields are wrong. Every dialect ends here, so every limit is checked once.
 
+use crate::auth::KeyKind;
 use crate::dedup::{derive_insert_id, is_valid_insert_id};
 use crate::error::FieldError;
 use crate::event::{Dialect, Event, EventDraft, PageContext, RequestContext};
@@ -13,6 +14,9 @@ use serde_json::{Map, Value};
 pub struct Context<'a> {
     pub project: &'a str,
     pub dialect: Dialect,
+    /// The kind of key that opened the request: a public token may only
+    /// send recent events (see [`recent_window`]).
+    pub key: KeyKind,
     pub request: &'a RequestContext,
     /// Device id for events that carry neither a distinct_id nor a device id
     /// (the cookieless daily visitor hash).
@@ -26,6 +30,7 @@ impl<'a> Context<'a> {
         Context {
             project: self.project,
             dialect,
+            key: self.key,
             request: self.request,
             anonymous_id: self.anonymous_id.filter(|_| keep_anonymous),
         }
@@ -72,10 +77,17 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
         }
     };
 
+    let now_ms = cx.request.received_at_ms;
     let time_ms = match draft.time.as_ref() {
-        None | Some(Value::Null) => cx.request.received_at_ms,
-        Some(raw) => match parse_time_ms(raw).and_then(|t| check_window(t, cx.request.received_at_ms)) {
-            Ok(t) => t,
+        None | Some(Value::Null) => now_ms,
+        Some(raw) => match parse_time_ms(raw).and_then(|t| check_window(t, now_ms)) {
+            Ok(t) => match recent_window(cx) {
+                Some(window) if t < now_ms - window.max_age_ms => {
+                    fail("properties.time", window.message);
+                    0
+                }
+                _ => t,
+            },
             Err(e) => {
                 fail("properties.time", e.message());
                 0
@@ -129,6 +141,31 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
         return Err(vec![e]);
     }
     Ok(event)
+}
+
+/// How far back a request may date its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecentWindow {
+    pub max_age_ms: i64,
+    pub message: &'static str,
+}
+
+/// The window for the key and API of a request: the secret key keeps the
+/// full range (from 1971); a public token may rewrite no history older than
+/// [`MAX_PUBLIC_EVENT_AGE_MS`], and Mixpanel's classic `/track` documents
+/// three hours.
+pub fn recent_window(cx: &Context<'_>) -> Option<RecentWindow> {
+    match (cx.key, cx.dialect) {
+        (KeyKind::Secret, _) => None,
+        (KeyKind::Public, Dialect::MixpanelTrack) => Some(RecentWindow {
+            max_age_ms: MAX_TRACK_AGE_MS,
+            message: "is more than 3 hours in the past; send older events to /import",
+        }),
+        (KeyKind::Public, _) => Some(RecentWindow {
+            max_age_ms: MAX_PUBLIC_EVENT_AGE_MS,
+            message: "is more than 7 days in the past; send older events with the secret key",
+        }),
+    }
 }
 
 /// Bytes of `value` as JSON, counted as serde_json writes them instead of
@@ -416,6 +453,7 @@ mod tests {
         let cx = Context {
             project: "p",
             dialect: Dialect::Browser,
+            key: KeyKind::Secret,
             request: &req,
             anonymous_id: None,
         };
@@ -432,6 +470,44 @@ mod tests {
 
     fn fields(result: Result<Event, Vec<FieldError>>) -> Vec<String> {
         result.err().unwrap_or_default().into_iter().map(|e| e.field).collect()
+    }
+
+    /// A public token's events at and just past its window; the secret key
+    /// keeps the whole range back to 1971.
+    #[test]
+    fn public_tokens_send_recent_events_only() {
+        let req = request();
+        let at = |key: KeyKind, dialect: Dialect, time_ms: i64| {
+            let mut d = draft();
+            // Seconds below the boundary (1971 in milliseconds reads as seconds).
+            d.time = Some(if (time_ms as f64) < SECONDS_MS_BOUNDARY {
+                json!(time_ms / 1000)
+            } else {
+                json!(time_ms)
+            });
+            let cx = Context {
+                project: "p",
+                dialect,
+                key,
+                request: &req,
+                anonymous_id: None,
+            };
+            finish(d, 0, &cx).map(|e| e.time_ms).map_err(|e| e[0].message.clone())
+        };
+        for dialect in [Dialect::Browser, Dialect::Vemetric, Dialect::EmpMix] {
+            let edge = NOW - MAX_PUBLIC_EVENT_AGE_MS;
+            assert_eq!(at(KeyKind::Public, dialect, edge), Ok(edge));
+            assert_eq!(
+                at(KeyKind::Public, dialect, edge - 1),
+                Err("is more than 7 days in the past; send older events with the secret key".into())
+            );
+        }
+        let edge = NOW - MAX_TRACK_AGE_MS;
+        assert_eq!(at(KeyKind::Public, Dialect::MixpanelTrack, edge), Ok(edge));
+        assert!(at(KeyKind::Public, Dialect::MixpanelTrack, edge - 1).is_err_and(|m| m.contains("3 hours")));
+        for dialect in [Dialect::MixpanelImport, Dialect::EmpMix, Dialect::Crm] {
+            assert_eq!(at(KeyKind::Secret, dialect, MIN_EVENT_TIME_MS), Ok(MIN_EVENT_TIME_MS));
+        }
     }
 
     #[test]
@@ -495,6 +571,7 @@ mod tests {
         let cx = Context {
             project: "p",
             dialect: Dialect::Browser,
+            key: KeyKind::Secret,
             request: &req,
             anonymous_id: Some("v-hash"),
         };
@@ -617,6 +694,7 @@ mod tests {
         Context {
             project: "p",
             dialect: Dialect::MixpanelImport,
+            key: KeyKind::Secret,
             request: req,
             anonymous_id: None,
         }

@@ -37,6 +37,7 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
     let cx = validate::Context {
         project: &project.id,
         dialect: Dialect::Browser,
+        key: KeyKind::Public,
         request: &ctx,
         anonymous_id: anonymous.as_deref(),
     };

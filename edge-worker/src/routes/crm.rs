@@ -45,6 +45,7 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
     let cx = validate::Context {
         project: &project.id,
         dialect: Dialect::Crm,
+        key: KeyKind::Secret,
         request: &ctx,
         anonymous_id: None,
     };

@@ -39,6 +39,7 @@ async fn ingest(
     let cx = validate::Context {
         project: &project.id,
         dialect: Dialect::EmpMix,
+        key: key_kind,
         request: &ctx,
         anonymous_id: None,
     };

@@ -82,6 +82,7 @@ async fn handle_track(query: &str, body: &[u8], ctx: &RequestContext, env: &Env)
     let cx = validate::Context {
         project: &project.id,
         dialect: Dialect::MixpanelTrack,
+        key: KeyKind::Public,
         request: ctx,
         anonymous_id: anonymous.as_deref(),
     };
@@ -121,6 +122,7 @@ async fn handle_engage(query: &str, body: &[u8], ctx: &RequestContext, env: &Env
     let cx = validate::Context {
         project: &project.id,
         dialect: Dialect::MixpanelEngage,
+        key: KeyKind::Public,
         request: ctx,
         anonymous_id: None,
     };
@@ -173,6 +175,7 @@ async fn handle_import(req: &mut Request, query: &str, env: &Env) -> Result<Repl
     let cx = validate::Context {
         project: &project.id,
         dialect: Dialect::MixpanelImport,
+        key: KeyKind::Secret,
         request: &ctx,
         anonymous_id: None,
     };

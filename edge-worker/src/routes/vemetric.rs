@@ -65,6 +65,7 @@ async fn run(req: &mut Request, env: &Env, call: Call) -> Result<Reply, IngestEr
             let cx = validate::Context {
                 project: &project.id,
                 dialect: Dialect::Vemetric,
+                key: KeyKind::Public,
                 request: &ctx,
                 anonymous_id: anonymous.as_deref(),
             };
@@ -85,6 +86,7 @@ async fn run(req: &mut Request, env: &Env, call: Call) -> Result<Reply, IngestEr
             let cx = validate::Context {
                 project: &project.id,
                 dialect: Dialect::Vemetric,
+                key: KeyKind::Public,
                 request: &ctx,
                 anonymous_id: None,
             };

@@ -13,6 +13,7 @@ use base64::Engine;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use ingest_core::auth::KeyKind;
 use ingest_core::dialect::{browser, empmix, mixpanel, vemetric};
 use ingest_core::payload::decode_body;
 use ingest_core::validate::{self, Context};
@@ -345,6 +346,11 @@ impl Prepared {
         Context {
             project: PROJECT,
             dialect,
+            // The benchmarked Emp-Mix request is a bulk one (secret key).
+            key: match dialect {
+                Dialect::MixpanelImport | Dialect::EmpMix | Dialect::Crm => KeyKind::Secret,
+                _ => KeyKind::Public,
+            },
             request: &self.request,
             anonymous_id: Some(ANONYMOUS_ID),
         }

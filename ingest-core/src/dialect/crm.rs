@@ -339,6 +339,7 @@ mod tests {
         Context {
             project: "demo",
             dialect: Dialect::Browser,
+            key: crate::auth::KeyKind::Secret,
             request: req,
             anonymous_id: Some("cl-x"),
         }

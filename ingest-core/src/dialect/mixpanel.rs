@@ -18,12 +18,9 @@ use super::Reply;
 use crate::auth::{KeyKind, Project, Projects};
 use crate::error::{FieldError, IngestError};
 use crate::event::{Dialect, Event, EventDraft, PageContext, RequestContext};
-use crate::limits::{
-    MAX_BROWSER_BATCH_EVENTS, MAX_CALLBACK_CHARS, MAX_IMPORT_EVENTS, MAX_REDIRECT_URL_CHARS, MAX_TRACK_AGE_MS,
-};
+use crate::limits::{MAX_BROWSER_BATCH_EVENTS, MAX_CALLBACK_CHARS, MAX_IMPORT_EVENTS, MAX_REDIRECT_URL_CHARS};
 use crate::payload::{data_param_json, decode_base64, parse_json, parse_json_or_ndjson};
 use crate::profile::{ProfileDraft, ProfileOp, ProfileUpdate};
-use crate::time::parse_time_ms;
 use crate::validate::{finish_each, finish_profile, take_string, Context};
 use serde_json::{json, Map, Value};
 
@@ -189,8 +186,9 @@ pub fn decode_import(query: &str, body: &[u8], content_type: Option<&str>) -> Re
     Ok(ImportRequest { params, items })
 }
 
-/// Validates `/track` events: the shared rules, then Mixpanel's own (no
-/// event older than three hours, `mp_funnel`'s properties). The request's
+/// Validates `/track` events: the shared rules (which hold `/track` to
+/// events at most three hours old: `validate::recent_window`), then
+/// `mp_funnel`'s properties. The request's
 /// country is dropped for `ip=0`. An event without a distinct_id gets the
 /// cookieless visitor hash: with `ip=1` that is what the seed asks for (the
 /// address standing in for the id, never stored), and without it Mixpanel
@@ -203,15 +201,11 @@ pub fn finish_track(items: Vec<EventItem>, params: &TrackParams, cx: &Context<'_
     let cx = Context {
         project: cx.project,
         dialect: Dialect::MixpanelTrack,
+        key: cx.key,
         request: &request,
         anonymous_id: cx.anonymous_id,
     };
-    let now_ms = request.received_at_ms;
-    finish_each(items, &cx, |index, draft| {
-        let mut errors = too_old(index, draft, now_ms);
-        errors.extend(funnel_rules(index, draft));
-        errors
-    })
+    finish_each(items, &cx, funnel_rules)
 }
 
 /// Validates `/import` events: the shared rules, plus the four fields
@@ -738,18 +732,6 @@ fn read_update(index: usize, item: Value) -> (ProfileItem, Option<String>) {
     (Ok(draft), token)
 }
 
-/// Classic `/track` refuses events more than three hours old.
-fn too_old(index: usize, draft: &EventDraft, now_ms: i64) -> Vec<FieldError> {
-    match draft.time.as_ref().map(parse_time_ms) {
-        Some(Ok(time_ms)) if time_ms < now_ms - MAX_TRACK_AGE_MS => vec![FieldError::new(
-            index,
-            "properties.time",
-            "is more than 3 hours in the past; send older events to /import",
-        )],
-        _ => Vec::new(),
-    }
-}
-
 /// The event `mp_funnel` carries `step` (a whole number from 1), `funnel`
 /// and `goal` (non-empty strings).
 fn funnel_rules(index: usize, draft: &EventDraft) -> Vec<FieldError> {
@@ -843,12 +825,22 @@ mod tests {
         }
     }
 
+    /// A public token's request (`/track`, `/engage`).
     fn cx<'a>(req: &'a RequestContext, anonymous_id: Option<&'a str>) -> Context<'a> {
         Context {
             project: "demo",
             dialect: Dialect::Browser,
+            key: KeyKind::Public,
             request: req,
             anonymous_id,
+        }
+    }
+
+    /// A secret key's request (`/import`).
+    fn import_cx<'a>(req: &'a RequestContext, anonymous_id: Option<&'a str>) -> Context<'a> {
+        Context {
+            key: KeyKind::Secret,
+            ..cx(req, anonymous_id)
         }
     }
 
@@ -1062,8 +1054,11 @@ mod tests {
             let r = request();
             finish_track(req.items, &req.params, &cx(&r, None)).1
         };
-        assert!(at(NOW - MAX_TRACK_AGE_MS).is_empty());
-        assert_eq!(fields(&at(NOW - MAX_TRACK_AGE_MS - 1)), [(0, "properties.time")]);
+        assert!(at(NOW - crate::limits::MAX_TRACK_AGE_MS).is_empty());
+        assert_eq!(
+            fields(&at(NOW - crate::limits::MAX_TRACK_AGE_MS - 1)),
+            [(0, "properties.time")]
+        );
     }
 
     #[test]
@@ -1350,7 +1345,7 @@ mod tests {
             }
         );
         let r = request();
-        let (events, errors) = finish_import(req.items, &cx(&r, Some("cl-x")));
+        let (events, errors) = finish_import(req.items, &import_cx(&r, Some("cl-x")));
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(events.len(), 2);
         assert_eq!(events[1].insert_id, "935d87b1-00cd-41b7-be34-b9d98dd08b42");
@@ -1402,7 +1397,7 @@ mod tests {
         ]);
         let req = decode_import("strict=1", body.to_string().as_bytes(), None).expect("decodes");
         let r = request();
-        let (events, errors) = finish_import(req.items, &cx(&r, Some("cl-x")));
+        let (events, errors) = finish_import(req.items, &import_cx(&r, Some("cl-x")));
         assert_eq!(events.len(), 1, "the cookieless id never stands in for imports");
         assert_eq!(
             fields(&errors),

@@ -364,6 +364,7 @@ mod tests {
         Context {
             project: "demo",
             dialect: Dialect::Browser,
+            key: crate::auth::KeyKind::Public,
             request: req,
             anonymous_id: Some("cl-visitor"),
         }
