@@ -8,7 +8,8 @@ use crate::bindings::{ARCHIVE_BUCKET, DB, DEAD_LETTER_QUEUE_NAME};
 use crate::config;
 use crate::http::now_ms;
 use crate::storage;
-use ingest_core::profile::apply;
+use ingest_core::profile::ProfileUpdate;
+use ingest_core::profile_caps::apply_within_caps;
 use ingest_core::queue::Job;
 use ingest_core::sink::{archive_objects, ndjson};
 use ingest_core::Event;
@@ -47,13 +48,7 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
                 outbox_ids.extend(outbox);
             }
             Ok(Job::Profile(update)) => {
-                let result = async {
-                    let current = storage::load_profile(&db, &update.project, &update.distinct_id).await?;
-                    let next = apply(current, &update.ops);
-                    storage::save_profile(&db, &update.project, &update.distinct_id, next.as_ref(), update.time_ms)
-                        .await
-                }
-                .await;
+                let result = store_profile(&db, &update, &batch.queue(), message.body()).await;
                 settle(message, result);
             }
             Ok(Job::BotDrop {
@@ -97,6 +92,22 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
         }
     }
     Ok(())
+}
+
+/// Applies one profile update. One that would take the profile past a cap
+/// (it passed the request's check, but another update got there first) is
+/// kept as a dead letter, whole, for a person to look at.
+async fn store_profile(db: &D1Database, update: &ProfileUpdate, queue: &str, body: &str) -> worker::Result<()> {
+    let current = storage::load_profile(db, &update.project, &update.distinct_id).await?;
+    match apply_within_caps(current, &update.ops) {
+        Ok(next) => {
+            storage::save_profile(db, &update.project, &update.distinct_id, next.as_ref(), update.time_ms).await
+        }
+        Err(refused) => {
+            let reason = format!("profile cap: {} {}", refused.op, refused.error);
+            storage::write_dead_letter(db, queue, body, &reason, now_ms()).await
+        }
+    }
 }
 
 async fn store_events(

@@ -7,6 +7,7 @@ mod config;
 mod consumer;
 mod http;
 mod pipeline;
+mod profiles;
 mod ratelimit;
 mod routes;
 mod stats;

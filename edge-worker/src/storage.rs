@@ -124,6 +124,33 @@ pub async fn load_profile(db: &D1Database, project: &str, distinct_id: &str) -> 
     Ok(row.and_then(|r| serde_json::from_str(&r.properties).ok()))
 }
 
+/// The stored profiles of several users of one project, by distinct_id.
+pub async fn load_profiles(
+    db: &D1Database,
+    project: &str,
+    distinct_ids: &[&str],
+) -> Result<std::collections::HashMap<String, Map<String, Value>>> {
+    #[derive(Debug, Deserialize)]
+    struct Row {
+        distinct_id: String,
+        properties: String,
+    }
+    let ids = Value::Array(distinct_ids.iter().map(|id| Value::from(*id)).collect()).to_string();
+    let rows = db
+        .prepare(
+            "SELECT distinct_id, properties FROM profiles WHERE project = ?1 \
+             AND distinct_id IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(&[project.into(), ids.into()])?
+        .all()
+        .await?
+        .results::<Row>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| Some((r.distinct_id, serde_json::from_str(&r.properties).ok()?)))
+        .collect())
+}
+
 pub async fn save_profile(
     db: &D1Database,
     project: &str,

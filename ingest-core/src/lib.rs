@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod limits;
 pub mod payload;
 pub mod profile;
+pub mod profile_caps;
 pub mod queue;
 pub mod rate;
 pub mod sink;

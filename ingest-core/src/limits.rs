@@ -101,3 +101,11 @@ pub const DEFAULT_PUBLIC_RATE_LIMIT: u32 = 3000;
 pub const DEFAULT_SECRET_RATE_LIMIT: u32 = 1000;
 /// Largest budget a project may set: 10,000 slots.
 pub const MAX_RATE_LIMIT: u32 = 1_000_000;
+
+/// Properties on one user profile (Mixpanel's documented ceiling).
+pub const MAX_PROFILE_PROPERTIES: usize = 2000;
+/// Items in one list property of a profile (`$append`, `$union`).
+pub const MAX_PROFILE_LIST_ITEMS: usize = 1000;
+/// One profile serialised, as it moves through D1 on every update: 256 KiB,
+/// Mixpanel's ceiling for one list property, and far below D1's 2 MB row.
+pub const MAX_PROFILE_BYTES: usize = 256 * 1024;

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "op", content = "value")]
@@ -93,13 +94,17 @@ pub fn apply(mut profile: Option<Map<String, Value>>, ops: &[ProfileOp]) -> Opti
             ProfileOp::Union(values) => {
                 for (k, v) in values {
                     let incoming = match v {
-                        Value::Array(items) => items.clone(),
-                        other => vec![other.clone()],
+                        Value::Array(items) => items.as_slice(),
+                        other => std::slice::from_ref(other),
                     };
                     let target = list(props, k);
+                    // Linear: one pass over the list and one over the new
+                    // values, each value looked up by its JSON text (maps
+                    // serialise in key order, so equal values, equal text).
+                    let mut held: HashSet<String> = target.iter().map(Value::to_string).collect();
                     for item in incoming {
-                        if !target.contains(&item) {
-                            target.push(item);
+                        if held.insert(item.to_string()) {
+                            target.push(item.clone());
                         }
                     }
                 }
@@ -178,6 +183,19 @@ mod tests {
         assert_eq!(apply(start.clone(), &[ProfileOp::Delete]), None);
         let again = apply(start, &[ProfileOp::Delete, ProfileOp::Set(obj(json!({"n": 1})))]);
         assert_eq!(again.map(Value::Object), Some(json!({"n": 1})));
+    }
+
+    #[test]
+    fn union_adds_each_new_value_once_in_order() {
+        let start = Some(obj(json!({"tags": ["a", 1, {"x": 1, "y": 2}]})));
+        let ops = [ProfileOp::Union(obj(
+            json!({"tags": ["b", "a", 1.5, 1, {"y": 2, "x": 1}, "b", [1], [1]], "new": "solo"}),
+        ))];
+        let out = apply(start, &ops).map(Value::Object);
+        assert_eq!(
+            out,
+            Some(json!({"tags": ["a", 1, {"x": 1, "y": 2}, "b", 1.5, [1]], "new": ["solo"]}))
+        );
     }
 
     #[test]

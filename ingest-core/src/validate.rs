@@ -171,7 +171,7 @@ pub fn recent_window(cx: &Context<'_>) -> Option<RecentWindow> {
 /// Bytes of `value` as JSON, counted as serde_json writes them instead of
 /// kept: the size cap needs the length, not a second copy of every event.
 /// A value serde_json cannot write counts as too large.
-fn serialized_len(value: &impl serde::Serialize) -> usize {
+pub(crate) fn serialized_len(value: &impl serde::Serialize) -> usize {
     struct Counter(usize);
     impl std::io::Write for Counter {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

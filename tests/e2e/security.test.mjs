@@ -146,6 +146,78 @@ describe("GDPR erasure", () => {
   });
 });
 
+describe("profile caps", () => {
+  const engage = (updates) => fetch(`${worker.base}/engage?verbose=1`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: `data=${encodeURIComponent(Buffer.from(JSON.stringify(updates)).toString("base64"))}`,
+  });
+  const update = (id, ops) => ({ $token: TOKEN, $distinct_id: id, ...ops });
+  const props = (prefix, n, value = 0) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, value]));
+  async function profile(id) {
+    const r = await fetch(`${worker.base}/api/profile?distinct_id=${id}`, { headers: { "x-api-key": SECRET } });
+    return r.status === 200 ? (await r.json()).properties : null;
+  }
+  /** Polls the profile until `predicate` holds (the consumer stored what was sent). */
+  async function stored(id, predicate) {
+    const deadline = Date.now() + 15_000;
+    let last;
+    while (Date.now() < deadline) {
+      last = await profile(id);
+      if (last && predicate(last)) return last;
+      await sleep(250);
+    }
+    throw new Error(`profile ${id} never matched: ${JSON.stringify(last)?.slice(0, 300)}`);
+  }
+  const ok = async (r) => assert.deepEqual(await r.json(), { status: 1, error: null });
+  const refused = async (r, pattern) => {
+    const body = await r.json();
+    assert.equal(body.status, 0);
+    assert.match(body.error, pattern);
+  };
+
+  test("2000 properties per profile: at the cap accepted, one more refused with /engage's error (and Vemetric's)", async () => {
+    const id = "cap-props";
+    const batch = Array.from({ length: 7 }, (_, k) => update(id, { $set: props(`k${k}-`, 255) }));
+    batch.push(update(id, { $set: props("last-", 215) }));
+    await ok(await engage(batch));
+    await stored(id, (p) => Object.keys(p).length === 2000);
+    await refused(await engage([update(id, { $set: { one_more: 1 } })]), /'\$set' is invalid: would give the profile more than 2000 properties/);
+    const vemetric = await fetch(`${worker.base}/u`, { method: "POST", headers: { token: TOKEN, "content-type": "application/json" }, body: JSON.stringify({ identifier: id, data: { set: { one_more: 1 } } }) });
+    assert.equal(vemetric.status, 400);
+    assert.equal(await vemetric.text(), "Invalid!");
+    // Changing a property it has is fine; once stored, nothing else came.
+    await ok(await engage([update(id, { $set: { "k0-0": "changed" } })]));
+    const after = await stored(id, (p) => p["k0-0"] === "changed");
+    assert.equal(Object.keys(after).length, 2000);
+    assert.equal(after.one_more, undefined);
+  });
+
+  test("1000 items per list: $union and $append past it are refused, a union of held values passes", async () => {
+    const id = "cap-list";
+    const items = (n) => Array.from({ length: n }, (_, i) => i);
+    await refused(await engage([update(id, { $union: { tags: items(1001) } })]), /'\$union' is invalid: would make list 'tags' longer than 1000 items/);
+    await ok(await engage([update(id, { $union: { tags: items(1000) } })]));
+    await stored(id, (p) => p.tags?.length === 1000);
+    await refused(await engage([update(id, { $append: { tags: "x" } })]), /'\$append' is invalid: would make list 'tags' longer than 1000 items/);
+    await ok(await engage([update(id, { $union: { tags: [0, 1, 999] }, $set: { marker: 1 } })]));
+    const after = await stored(id, (p) => p.marker === 1);
+    assert.equal(after.tags.length, 1000);
+    assert.equal(after.tags.at(-1), 999);
+  });
+
+  test("256 KiB per profile: the update that would pass it is refused", async () => {
+    const id = "cap-bytes";
+    const big = (k) => update(id, { $set: props(`b${k}-`, 7, "x".repeat(8190)) });
+    await ok(await engage([big(0), big(1), big(2), big(3)]));
+    await stored(id, (p) => Object.keys(p).length === 28);
+    await refused(await engage([big(4)]), /would make the profile larger than 262144 bytes/);
+    await ok(await engage([update(id, { $set: { marker: 1 } })]));
+    const after = await stored(id, (p) => p.marker === 1);
+    assert.equal(Object.keys(after).length, 29, "nothing of the refused update");
+  });
+});
+
 describe("storage outage", () => {
   test("events accepted while D1 fails are dead-lettered, then replayed exactly once", async () => {
     d1("ALTER TABLE events RENAME TO events_down", worker.persistDir);

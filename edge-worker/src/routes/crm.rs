@@ -3,7 +3,7 @@
 //! `x-api-key`), since it writes to user profiles.
 
 use crate::http::{database, header, read_body, request_context};
-use crate::{config, pipeline, ratelimit, storage};
+use crate::{config, pipeline, profiles, ratelimit, storage};
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::crm;
 use ingest_core::dialect::Reply;
@@ -53,6 +53,7 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
     // The profile first: a login that creates the user must land before
     // the next event that requires the user to exist.
     if let Some(profile) = profile {
+        let profile = profiles::one_within_caps(env, &project.id, profile).await?;
         pipeline::enqueue_profiles(env, vec![profile]).await?;
     }
     pipeline::enqueue_events(env, vec![event]).await?;

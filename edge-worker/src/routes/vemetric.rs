@@ -2,7 +2,7 @@
 //! web SDK's `/l` (page left) and `/r` (reset), which need no storage.
 
 use crate::http::{header, read_body, request_context};
-use crate::{config, pipeline, ratelimit};
+use crate::{config, pipeline, profiles, ratelimit};
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::vemetric::{self, Headers};
 use ingest_core::dialect::Reply;
@@ -70,6 +70,10 @@ async fn run(req: &mut Request, env: &Env, call: Call) -> Result<Reply, IngestEr
                 anonymous_id: anonymous.as_deref(),
             };
             let (event, profile) = vemetric::finish_event(request, &cx).map_err(IngestError::Invalid)?;
+            let profile = match profile {
+                Some(update) => Some(profiles::one_within_caps(env, &project.id, update).await?),
+                None => None,
+            };
             pipeline::enqueue_events(env, vec![event]).await?;
             if let Some(profile) = profile {
                 pipeline::enqueue_profiles(env, vec![profile]).await?;
@@ -91,6 +95,7 @@ async fn run(req: &mut Request, env: &Env, call: Call) -> Result<Reply, IngestEr
                 anonymous_id: None,
             };
             let update = vemetric::finish_user(request, &cx).map_err(IngestError::Invalid)?;
+            let update = profiles::one_within_caps(env, &project.id, update).await?;
             pipeline::enqueue_profiles(env, vec![update]).await?;
             Ok(if matches!(call, Call::Identify) {
                 vemetric::accepted()
