@@ -165,10 +165,12 @@ if (page) {
       page.rows.filter((r) => r.id !== "none").map((r) => [r.label, fixed(r.pageviewMs, 0), fixed(r.pageviewVsOurs),
         fixed(r.scriptMs, 1), fixed(r.addedScriptVsOurs), int(r.heapKB), int(r.addedHeapKB), fixed(r.addedHeapVsOurs),
         fixed(r.requests, 0), `${r.pageviewsSent}/${r.runs}`])),
-    "", "Read the page-view column with each tracker's design in mind: ours waits `FLUSH_DELAY_MS` (1 s) to batch the " +
-    "first events and then sends them by keepalive fetch; mixpanel-browser batches on a timer by default (`batch_flush_interval_ms`, " +
-    "5 s); posthog-js asks its host for configuration and queues; Plausible and Vemetric send at once. Requests counts " +
-    "everything after the document: script files, t.wasm, configuration calls, preflights and the events.", "");
+    "", "Read the page-view column with each tracker's design in mind: ours sends the pageview by keepalive fetch as soon " +
+    "as t.wasm runs (after a second request, for t.wasm); mixpanel-browser batches on a timer by default (`batch_flush_interval_ms`, " +
+    "5 s); posthog-js asks its host for configuration and queues; Plausible and Vemetric send at once. Each tag is the " +
+    "vendor's recommended one: `async` for ours and for Plausible's (its current snippet), `defer` for the others " +
+    "(bench/trackers.mjs). Requests counts everything after the document: script files, t.wasm, configuration calls, " +
+    "preflights and the events.", "");
 }
 
 // 3. Decode.

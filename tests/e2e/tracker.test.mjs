@@ -1,6 +1,6 @@
 // The tracker in real Chromium against real `wrangler dev`: what a person's
-// visit stores, counted exactly through the export API. First visit and its
-// cookie, SPA history navigations, outbound clicks (same tab, new tab, middle
+// visit stores, counted exactly through the export API. First visit (private
+// by default) and the cookie with consent, SPA history navigations, outbound clicks (same tab, new tab, middle
 // click), consent (pending, declined, accepted), bots (automation and a
 // crawler's user agent) and delivery after the worker was down.
 // External sites are fulfilled by context.route: no real network is used.
@@ -52,12 +52,32 @@ async function fulfillExternal(context) {
   }
 }
 
-test("a first visit: one $pageview with url, referrer, title; the device cookie is Lax, Path=/, at most 400 days, not Secure on http", async () => {
+/** A page at `path` on the worker's origin whose only content is the tracker's tag with `attributes`. */
+async function tagPage(context, path, attributes, title = "tagged") {
+  const url = `${worker.base}${path}`;
+  await context.route(url, (r) => r.fulfill({
+    status: 200,
+    contentType: "text/html",
+    body: `<!doctype html><title>${title}</title><script defer src="/t.js" data-token="demo-token" ${attributes}></script><p>${title}</p>`,
+  }));
+  return url;
+}
+
+/** Grants consent before the tracker runs, as a consent banner's script would. */
+const grantFirst = (context) => context.addInitScript(() => {
+  window.edgetrack = function () { (edgetrack.q = edgetrack.q || []).push(arguments); };
+  edgetrack("consent", "granted");
+});
+
+test("a first visit without data-consent: one $pageview sent at once, no cookie, no storage, the server's cookieless id", async () => {
   const seen = await seenIds();
   const { context, page } = await humanPage(browser);
   const beacon = firstBeacon(page);
   await page.goto(`${worker.base}/`, { referer: "http://news.example/story?id=7" });
-  await beacon;
+  const request = await beacon;
+  // The first request carries the pageview itself (no timer waits for company).
+  assert.deepEqual(JSON.parse(request.postData()).e.map((e) => e.n), ["$pageview"]);
+  for (const e of JSON.parse(request.postData()).e) assert.ok(!("d" in e) && !("id" in e), JSON.stringify(e));
   const rows = await newRows(seen, (r) => r.length >= 1);
   assert.equal(rows.length, 1, JSON.stringify(rows));
   const [view] = rows;
@@ -67,19 +87,31 @@ test("a first visit: one $pageview with url, referrer, title; the device cookie 
   // Playwright's `referer` becomes document.referrer as given.
   assert.equal(await page.evaluate(() => document.referrer), "http://news.example/story?id=7");
   assert.equal(view.referrer, "http://news.example/story?id=7");
-
-  const cookies = (await context.cookies(worker.base)).filter((c) => c.name === COOKIE);
-  assert.equal(cookies.length, 1, "one device cookie");
-  const [cookie] = cookies;
-  assert.equal(cookie.sameSite, "Lax");
-  assert.equal(cookie.path, "/");
-  assert.equal(cookie.secure, false, "no Secure on http");
-  assert.ok(cookie.expires > 0, "a persistent cookie");
-  const lifetime = cookie.expires - Date.now() / 1000;
-  assert.ok(lifetime <= 400 * DAY_S + 5, `expires in ${lifetime / DAY_S} days`);
-  assert.ok(lifetime > 300 * DAY_S, `expires in ${lifetime / DAY_S} days`);
-  assert.equal(view.device_id, cookie.value, "the event carries the cookie's device id");
+  assert.match(view.distinct_id, /^cl-/, "the server's cookieless daily hash");
+  assert.deepEqual(await context.cookies(), [], "no cookie");
+  assert.deepEqual(await page.evaluate(() => Object.keys(localStorage)), [], "no localStorage");
   await context.close();
+});
+
+test("data-consent=granted: a device cookie, Lax, Path=/, 390 days (data-cookie-days=30: 30 days), not Secure on http", async () => {
+  for (const [attributes, days] of [['data-consent="granted"', 390], ['data-consent="granted" data-cookie-days="30"', 30]]) {
+    const seen = await seenIds();
+    const { context, page } = await humanPage(browser);
+    const url = await tagPage(context, "/granted", attributes);
+    await page.goto(url);
+    const rows = await newRows(seen, (r) => r.length >= 1);
+    assert.deepEqual(rows.map((r) => r.event), ["$pageview"]);
+    const cookies = (await context.cookies(worker.base)).filter((c) => c.name === COOKIE);
+    assert.equal(cookies.length, 1, "one device cookie");
+    const [cookie] = cookies;
+    assert.equal(cookie.sameSite, "Lax");
+    assert.equal(cookie.path, "/");
+    assert.equal(cookie.secure, false, "no Secure on http");
+    const lifetime = (cookie.expires - Date.now() / 1000) / DAY_S;
+    assert.ok(lifetime <= days && lifetime > days - 1, `${attributes}: expires in ${lifetime} days`);
+    assert.equal(rows[0].device_id, cookie.value, "the event carries the cookie's device id");
+    await context.close();
+  }
 });
 
 test("SPA: pushState x3, replaceState to the same URL, back, forward are 6 pageviews", async () => {
@@ -270,6 +302,8 @@ test("offline: three events tracked while the worker is stopped arrive exactly o
   let seen = await seenIds();
   const { context, page } = await humanPage(browser);
   try {
+    // The backlog is kept in localStorage only with consent.
+    await grantFirst(context);
     await page.goto(`${worker.base}/`);
     const first = await newRows(seen, (r) => r.length >= 1);
     assert.equal(first.length, 1);
@@ -341,6 +375,7 @@ test("commands arrive trimmed: ' Signup ' is Signup, a blank name is nothing, ' 
   const seen = await seenIds();
   const { context, page } = await humanPage(browser);
   try {
+    await grantFirst(context);
     const beacon = firstBeacon(page);
     await page.goto(`${worker.base}/spa/`);
     await beacon;
@@ -362,7 +397,7 @@ test("commands arrive trimmed: ' Signup ' is Signup, a blank name is nothing, ' 
   }
 });
 
-test("t.wasm served without the wasm MIME type still runs (the loader falls back to bytes), silently", async () => {
+test("t.wasm served without the wasm MIME type still runs (the loader compiles it from bytes), silently", async () => {
   const seen = await seenIds();
   const { context, page } = await humanPage(browser);
   try {

@@ -16,7 +16,7 @@ const PROP_PREFIX = "data-et-prop-";
 // Names by number, as src/tracker.rs COMMANDS and src/config.rs KEYS list
 // them; `call` takes the number (CLICK and CONFIG as in src/lib.rs).
 const COMMANDS = ["track", "identify", "reset", "consent", "optout"];
-const KEYS = ["token", "api", "base", "consent", "outbound", "spa", "cookie-name", "cookie-domain", "respect-dnt"];
+const KEYS = ["token", "api", "base", "consent", "outbound", "spa", "cookie-name", "cookie-domain", "respect-dnt", "cookie-days"];
 const CLICK = 5;
 const CONFIG = 10;
 
@@ -113,14 +113,13 @@ function listen() {
 // The module's one import, as src/host.rs declares it.
 const imports = { e: { h: host } };
 
-// Streams the module when the server labels it application/wasm, and falls
-// back to bytes when it does not (no console noise either way).
-function instantiate(response) {
+// Compiles the module from its bytes: whatever type the server labels it
+// with, and without console noise (for a module of a few kilobytes,
+// streaming compilation would gain nothing).
+const instantiate = (response) => {
   if (!response.ok) throw Error("HTTP " + response.status);
-  return /wasm/.test(response.headers.get("content-type")) && WebAssembly.instantiateStreaming
-    ? WebAssembly.instantiateStreaming(response, imports)
-    : response.arrayBuffer().then((bytes) => WebAssembly.instantiate(bytes, imports));
-}
+  return response.arrayBuffer().then((bytes) => WebAssembly.instantiate(bytes, imports));
+};
 
 // settings: [key, value] pairs named as the data- attributes are, without
 // "data-". here: the tracker's own URL; the default endpoint and t.wasm

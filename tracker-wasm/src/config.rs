@@ -1,7 +1,7 @@
 //! Settings, from the script tag's `data-` attributes or the ESM `init`
 //! options, by attribute name without `data-` (`cookie-name`).
 
-use crate::identity::Consent;
+use crate::identity::{Consent, COOKIE_MAX_DAYS};
 use crate::outbound::Extras;
 use crate::text;
 use alloc::string::String;
@@ -24,7 +24,8 @@ pub struct Config {
     /// The directory of the tracker script's URL (the loader resolves it);
     /// the default endpoint sits there.
     pub base: String,
-    /// `data-consent`: the mode until the site says otherwise.
+    /// `data-consent`: the mode until the site says otherwise; without it,
+    /// `denied` (no cookie, no storage: the server's cookieless hash).
     pub consent: Consent,
     /// `data-outbound`: links that count as outbound besides other hosts.
     pub extras: Extras,
@@ -34,6 +35,9 @@ pub struct Config {
     pub cookie_name: String,
     /// `data-cookie-domain`, e.g. `example.com` to share across subdomains.
     pub cookie_domain: String,
+    /// `data-cookie-days`: the device cookie's lifetime, 1 to
+    /// [`COOKIE_MAX_DAYS`] (larger values are capped).
+    pub cookie_days: u64,
     /// `data-respect-dnt`: no events at all under Do-Not-Track or GPC.
     pub respect_dnt: bool,
 }
@@ -44,11 +48,12 @@ impl Config {
             token: String::new(),
             api: String::new(),
             base: String::new(),
-            consent: Consent::Granted,
+            consent: Consent::Denied,
             extras: Extras::NONE,
             hash: false,
             cookie_name: String::new(),
             cookie_domain: String::new(),
+            cookie_days: COOKIE_MAX_DAYS,
             respect_dnt: false,
         }
     }
@@ -84,10 +89,22 @@ fn is_plain(value: &str, extra: u8, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == extra)
 }
 
+/// A whole number of at most 12 ASCII digits (no sign, no spaces).
+pub fn whole(text: &str) -> Option<u64> {
+    let mut n = 0u64;
+    for b in text.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    (!text.is_empty() && text.len() <= 12).then_some(n)
+}
+
 /// The settings by number: `js/core.js` passes a `data-` attribute's name
 /// (without `data-`) as its index in this list, which it keeps in the same
 /// order. `base` is the loader's own: the directory of the script's URL.
-pub const KEYS: [&str; 9] = [
+pub const KEYS: [&str; 10] = [
     "token",
     "api",
     "base",
@@ -97,7 +114,15 @@ pub const KEYS: [&str; 9] = [
     "cookie-name",
     "cookie-domain",
     "respect-dnt",
+    "cookie-days",
 ];
+
+/// A setting's number by its name (tests and docs; the loader has its own
+/// copy of [`KEYS`]).
+#[cfg(test)]
+pub fn key(name: &str) -> u32 {
+    KEYS.iter().position(|k| *k == name).map_or(99, |i| i as u32)
+}
 
 impl Config {
     /// Applies setting number `key` (see [`KEYS`]) to a value the loader
@@ -119,6 +144,11 @@ impl Config {
                 }
             }
             8 => self.respect_dnt = switch(value),
+            9 => {
+                if let Some(days) = whole(value).filter(|d| *d > 0) {
+                    self.cookie_days = days.min(COOKIE_MAX_DAYS);
+                }
+            }
             _ => {}
         }
     }
@@ -187,11 +217,11 @@ mod tests {
         ]);
         assert_eq!(c.cookie_name(), DEFAULT_COOKIE_NAME);
         assert_eq!(c.cookie_domain, "");
-        assert_eq!(c.consent, Consent::Granted);
+        assert_eq!(c.consent, Consent::Denied, "private by default");
         assert_eq!(config(&[("consent", "pending")]).consent, Consent::Pending);
-        assert_eq!(config(&[("consent", "denied")]).consent, Consent::Denied);
+        assert_eq!(config(&[("consent", "granted")]).consent, Consent::Granted);
         // The loader trims values; the words themselves are exact.
-        assert_eq!(config(&[("consent", "Denied")]).consent, Consent::Granted);
+        assert_eq!(config(&[("consent", "Granted")]).consent, Consent::Denied);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

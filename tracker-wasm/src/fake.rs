@@ -14,9 +14,13 @@ pub struct Fake {
     cookie_log: RefCell<Vec<String>>,
     storage: RefCell<BTreeMap<String, String>>,
     storage_touched: Cell<usize>,
+    /// Keys read from localStorage, in order.
+    loaded: RefCell<Vec<String>>,
     beacon_ok: Cell<bool>,
     beacons: RefCell<Vec<(String, String)>>,
     posts: RefCell<Vec<(String, String, bool, u32)>>,
+    /// Every body sent, by beacon or fetch, in the order they left.
+    sends: RefCell<Vec<String>>,
     wakes: RefCell<Vec<f64>>,
 }
 
@@ -30,9 +34,11 @@ impl Fake {
             cookie_log: RefCell::default(),
             storage: RefCell::default(),
             storage_touched: Cell::new(0),
+            loaded: RefCell::default(),
             beacon_ok: Cell::new(true),
             beacons: RefCell::default(),
             posts: RefCell::default(),
+            sends: RefCell::default(),
             wakes: RefCell::default(),
         };
         fake.set_read(Read::Href, "https://site.test/");
@@ -63,11 +69,9 @@ impl Fake {
     pub fn posts(&self) -> Vec<(String, String, bool, u32)> {
         self.posts.borrow().clone()
     }
-    /// Every body sent, by beacon or fetch, in order.
+    /// Every body sent, by beacon or fetch, in the order they left.
     pub fn bodies(&self) -> Vec<String> {
-        let mut all: Vec<String> = self.beacons.borrow().iter().map(|b| b.1.clone()).collect();
-        all.extend(self.posts.borrow().iter().map(|p| p.1.clone()));
-        all
+        self.sends.borrow().clone()
     }
     pub fn last_wake(&self) -> Option<f64> {
         self.wakes.borrow().last().copied()
@@ -90,6 +94,14 @@ impl Fake {
     /// Reads and writes of localStorage and the cookie so far.
     pub fn storage_touched(&self) -> usize {
         self.storage_touched.get() + self.cookie_log.borrow().len()
+    }
+    /// Keys read from localStorage so far.
+    pub fn loaded(&self) -> Vec<String> {
+        self.loaded.borrow().clone()
+    }
+    /// Writes of localStorage and the cookie so far.
+    pub fn writes(&self) -> usize {
+        self.storage_touched.get() - self.loaded.borrow().len() + self.cookie_log.borrow().len()
     }
 }
 
@@ -119,6 +131,7 @@ impl Host for Fake {
     }
     fn load(&self, key: &str) -> String {
         self.storage_touched.set(self.storage_touched.get() + 1);
+        self.loaded.borrow_mut().push(key.into());
         self.storage.borrow().get(key).cloned().unwrap_or_default()
     }
     fn store(&self, key: &str, value: &str) {
@@ -144,11 +157,13 @@ impl Host for Fake {
     fn beacon(&self, url: &str, body: &str) -> bool {
         if self.beacon_ok.get() {
             self.beacons.borrow_mut().push((url.into(), body.into()));
+            self.sends.borrow_mut().push(body.into());
         }
         self.beacon_ok.get()
     }
     fn post(&self, url: &str, body: &str, keepalive: bool, id: u32) {
         self.posts.borrow_mut().push((url.into(), body.into(), keepalive, id));
+        self.sends.borrow_mut().push(body.into());
     }
     fn wake(&self, ms: f64) {
         self.wakes.borrow_mut().push(ms);

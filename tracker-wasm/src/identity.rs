@@ -1,19 +1,28 @@
 //! Identity under consent: random ids, the first-party device cookie, the
 //! user id from `identify`, and the storage keys the tracker owns.
 //!
-//! - `Granted`: a device id in a cookie; the user id, the opt-out flag and
-//!   unsent events may be kept in localStorage.
-//! - `Denied`: no cookie and no storage at all; events carry no ids and the
-//!   server gives them its cookieless daily visitor hash.
-//! - `Pending`: nothing is read or written, and events wait in memory.
+//! - `Granted`: a device id in a cookie; the user id and unsent events may
+//!   be kept in localStorage.
+//! - `Denied` (the default, without `data-consent`): no cookie and no
+//!   storage; events carry no ids and the server gives them its cookieless
+//!   daily visitor hash.
+//! - `Pending`: nothing is sent, and events wait in memory.
+//!
+//! In every mode the opt-out flag is read, and written when the visitor
+//! opts out or back in: keeping the visitor's own refusal is what it is for.
 
+use crate::config::Config;
 use crate::host::{Host, Read};
 use crate::json::write_u64;
 use crate::text;
 use alloc::string::String;
 
-/// The longest a browser keeps a cookie (Chrome caps Max-Age at 400 days).
-pub const COOKIE_MAX_AGE_SECONDS: u64 = 400 * 24 * 60 * 60;
+/// Days the device cookie lives by default, and at most (`data-cookie-days`
+/// may ask for fewer): 13 months of 30 days, so within the 13 months that
+/// audience-measurement exemptions allow whatever the day it is set (any 13
+/// calendar months have at least 393 days), and below Chrome's 400-day cap.
+pub const COOKIE_MAX_DAYS: u64 = 390;
+const DAY_SECONDS: u64 = 24 * 60 * 60;
 /// localStorage: the id given to `identify`.
 pub const USER_KEY: &str = "et_uid";
 /// localStorage: "1" after `optout`.
@@ -102,23 +111,33 @@ pub fn is_user_id(id: &str) -> bool {
 }
 
 /// The device id from the cookie, or a new one; either way the cookie is
-/// (re)written so that it lives 400 days from the last visit. Call only
+/// (re)written so that it lives its days from the last visit. Call only
 /// with consent.
-pub fn device_id(host: &impl Host, name: &str, domain: &str) -> String {
+pub fn device_id(host: &impl Host, cfg: &Config) -> String {
     let cookies = host.read(Read::Cookie);
-    let id = match cookie_value(&cookies, name) {
+    let id = match cookie_value(&cookies, cfg.cookie_name()) {
         Some(id) => String::from(id),
         None => random_id(host),
     };
-    write_device_cookie(host, name, &id, domain);
+    write_device_cookie(host, cfg, &id);
     id
 }
 
 /// Writes (or with an empty `id`, deletes) the device cookie.
-pub fn write_device_cookie(host: &impl Host, name: &str, id: &str, domain: &str) {
+pub fn write_device_cookie(host: &impl Host, cfg: &Config, id: &str) {
     let secure = host.read(Read::Href).starts_with("https:");
-    let max_age = if id.is_empty() { 0 } else { COOKIE_MAX_AGE_SECONDS };
-    host.set_cookie(&cookie_string(name, id, max_age, secure, domain));
+    let max_age = if id.is_empty() {
+        0
+    } else {
+        cfg.cookie_days * DAY_SECONDS
+    };
+    host.set_cookie(&cookie_string(
+        cfg.cookie_name(),
+        id,
+        max_age,
+        secure,
+        &cfg.cookie_domain,
+    ));
 }
 
 #[cfg(test)]
@@ -140,16 +159,17 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn cookie_attributes() {
-        let c = cookie_string("et_id", "abc", COOKIE_MAX_AGE_SECONDS, true, "example.com");
+        let c = cookie_string("et_id", "abc", COOKIE_MAX_DAYS * DAY_SECONDS, true, "example.com");
         assert_eq!(
             c,
-            "et_id=abc; Max-Age=34560000; Path=/; SameSite=Lax; Domain=example.com; Secure"
+            "et_id=abc; Max-Age=33696000; Path=/; SameSite=Lax; Domain=example.com; Secure"
         );
         assert_eq!(
             cookie_string("x", "1", 0, false, ""),
             "x=1; Max-Age=0; Path=/; SameSite=Lax"
         );
-        const { assert!(COOKIE_MAX_AGE_SECONDS <= 400 * 86_400) };
+        // 13 calendar months are at least 365 + 28 days.
+        const { assert!(COOKIE_MAX_DAYS <= 365 + 28) };
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -180,18 +200,52 @@ mod tests {
         assert!(!is_user_id(&"é".repeat(MAX_USER_ID_CHARS + 1)));
     }
 
+    fn named(name: &str) -> Config {
+        let mut cfg = Config::new();
+        cfg.set(crate::config::key("cookie-name"), name);
+        cfg
+    }
+
     #[wasm_bindgen_test(unsupported = test)]
     fn device_cookie_is_kept_or_made_and_refreshed() {
         let host = Fake::new();
         host.set_read(Read::Href, "https://site.test/");
-        let first = device_id(&host, "et_id", "");
+        let cfg = Config::new();
+        let first = device_id(&host, &cfg);
         assert_eq!(host.cookie("et_id").as_deref(), Some(first.as_str()));
         assert!(host.last_cookie().ends_with("; Secure"));
-        let again = device_id(&host, "et_id", "");
+        assert!(host.last_cookie().contains("; Max-Age=33696000;"), "390 days");
+        let again = device_id(&host, &cfg);
         assert_eq!(again, first);
         assert_eq!(host.cookie_writes(), 2, "the cookie is refreshed on each visit");
-        write_device_cookie(&host, "et_id", "", "");
+        write_device_cookie(&host, &cfg, "");
         assert_eq!(host.cookie("et_id"), None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn cookie_days_configurable_within_13_months() {
+        let days = |value: &str| {
+            let mut cfg = Config::new();
+            cfg.set(crate::config::key("cookie-days"), value);
+            cfg.cookie_days
+        };
+        assert_eq!(days("30"), 30);
+        assert_eq!(days("1"), 1);
+        assert_eq!(days("390"), COOKIE_MAX_DAYS);
+        assert_eq!(days("391"), COOKIE_MAX_DAYS, "capped, never longer");
+        assert_eq!(days("400000000000"), COOKIE_MAX_DAYS);
+        for ignored in ["0", "", "-5", "30d", "3.5"] {
+            assert_eq!(days(ignored), COOKIE_MAX_DAYS, "{ignored:?}");
+        }
+        let host = Fake::new();
+        let mut cfg = Config::new();
+        cfg.set(crate::config::key("cookie-days"), "30");
+        write_device_cookie(&host, &cfg, "abc");
+        assert!(
+            host.last_cookie().contains("; Max-Age=2592000;"),
+            "{}",
+            host.last_cookie()
+        );
     }
 
     // In Chromium: the cookie the browser actually keeps, read back with the
@@ -201,7 +255,8 @@ mod tests {
         use js_sys::{Function, Promise, Reflect};
         use wasm_bindgen::{JsCast, JsValue};
         let _ = js_host();
-        let id = device_id(&JsHost, "et_test", "");
+        let cfg = named("et_test");
+        let id = device_id(&JsHost, &cfg);
         assert!(is_device_id(&id) && id.len() == 32);
         assert_eq!(cookie_value(&JsHost.read(Read::Cookie), "et_test"), Some(id.as_str()));
         let get = |target: &JsValue, key: &str| Reflect::get(target, &key.into()).unwrap_or(JsValue::UNDEFINED);
@@ -218,11 +273,11 @@ mod tests {
         assert_eq!(get(&cookie, "sameSite").as_string().as_deref(), Some("lax"));
         let expires = get(&cookie, "expires").as_f64().unwrap_or(0.0);
         let days = (expires - JsHost.now()) / 86_400_000.0;
-        assert!((399.0..=400.0).contains(&days), "expires in {days} days");
+        assert!((389.0..=390.0).contains(&days), "expires in {days} days");
         // The browser refuses a Domain the page is not on.
         JsHost.set_cookie(&cookie_string("et_other", "x1", 60, false, "example.org"));
         assert_eq!(cookie_value(&JsHost.read(Read::Cookie), "et_other"), None);
-        write_device_cookie(&JsHost, "et_test", "", "");
+        write_device_cookie(&JsHost, &cfg, "");
         assert_eq!(cookie_value(&JsHost.read(Read::Cookie), "et_test"), None);
     }
 }

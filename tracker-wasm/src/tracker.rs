@@ -145,12 +145,11 @@ impl<H: Host> Tracker<H> {
         if self.bot.is_some() || self.dnt || self.consent == Consent::Pending {
             return;
         }
-        if self.may_store() {
-            if self.optout_said {
-                self.host.store(OPTOUT_KEY, if self.optout { "1" } else { "" });
-            } else {
-                self.optout = self.host.load(OPTOUT_KEY) == "1";
-            }
+        // The visitor's own refusal is kept in every mode (see identity).
+        if self.optout_said {
+            self.host.store(OPTOUT_KEY, if self.optout { "1" } else { "" });
+        } else {
+            self.optout = self.host.load(OPTOUT_KEY) == "1";
         }
         if self.optout {
             self.waiting.clear();
@@ -166,7 +165,7 @@ impl<H: Host> Tracker<H> {
             } else {
                 self.host.store(USER_KEY, &self.user);
             }
-            self.device = identity::device_id(&self.host, self.cfg.cookie_name(), &self.cfg.cookie_domain);
+            self.device = identity::device_id(&self.host, &self.cfg);
             self.out.keep(&self.host);
         }
         let waiting = core::mem::take(&mut self.waiting);
@@ -180,7 +179,7 @@ impl<H: Host> Tracker<H> {
     /// Removes what consent allowed us to keep (the opt-out flag stays).
     fn withdraw(&mut self) {
         if self.may_store() {
-            identity::write_device_cookie(&self.host, self.cfg.cookie_name(), "", &self.cfg.cookie_domain);
+            identity::write_device_cookie(&self.host, &self.cfg, "");
             self.host.store(USER_KEY, "");
             self.out.forget(&self.host);
         }
@@ -208,12 +207,7 @@ impl<H: Host> Tracker<H> {
                 if self.may_store() && !self.optout {
                     self.host.store(USER_KEY, "");
                     self.device = identity::random_id(&self.host);
-                    identity::write_device_cookie(
-                        &self.host,
-                        self.cfg.cookie_name(),
-                        &self.device,
-                        &self.cfg.cookie_domain,
-                    );
+                    identity::write_device_cookie(&self.host, &self.cfg, &self.device);
                 }
             }
             CONSENT => {
@@ -251,8 +245,10 @@ impl<H: Host> Tracker<H> {
             self.apply();
         }
         let href = self.host.read(Read::Href);
-        if self.pages.visit(nav, &href, self.bot == Some(BotReason::Prerendered)) {
-            self.record(PAGEVIEW, "", true);
+        if self.pages.visit(nav, &href, self.bot == Some(BotReason::Prerendered)) && self.record(PAGEVIEW, "", true) {
+            // A pageview leaves at once, with whatever waits in the open
+            // batch: a visitor who leaves within a second is still counted.
+            self.out.flush(&self.host, Flush::Now);
         }
     }
 
