@@ -109,3 +109,8 @@ pub const MAX_PROFILE_LIST_ITEMS: usize = 1000;
 /// One profile serialised, as it moves through D1 on every update: 256 KiB,
 /// Mixpanel's ceiling for one list property, and far below D1's 2 MB row.
 pub const MAX_PROFILE_BYTES: usize = 256 * 1024;
+
+/// A revenue amount (`properties.$revenue.amount`) must be below this in
+/// absolute value: a trillion in any currency's unit, with room for cents
+/// in an f64. The tracker refuses 13 integer digits before sending.
+pub const REVENUE_AMOUNT_LIMIT: f64 = 1e12;

@@ -108,6 +108,7 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
     };
 
     check_map(&draft.properties, index, "properties", &mut errors);
+    check_revenue(draft.properties.get(REVENUE_PROPERTY), index, &mut errors);
     check_page(&draft.page, index, &mut errors);
 
     if !errors.is_empty() {
@@ -401,6 +402,50 @@ fn check_value(value: &Value, depth: usize) -> Result<(), &'static str> {
             map.values().try_for_each(|v| check_value(v, depth + 1))
         }
         _ => Ok(()),
+    }
+}
+
+/// The property that carries an event's revenue, as our tracker sends it:
+/// `{"amount": 15.99, "currency": "USD"}`.
+pub const REVENUE_PROPERTY: &str = "$revenue";
+
+/// Checks `$revenue` when an event has it, so that the dashboard can sum
+/// it: an object of exactly `amount`, a number whose absolute value is below
+/// [`REVENUE_AMOUNT_LIMIT`], and `currency`, three ASCII capital letters
+/// (an ISO 4217 code).
+fn check_revenue(revenue: Option<&Value>, index: usize, errors: &mut Vec<FieldError>) {
+    let Some(revenue) = revenue else { return };
+    let Some(fields) = revenue.as_object() else {
+        errors.push(FieldError::new(
+            index,
+            "properties.$revenue",
+            "must be an object with amount and currency",
+        ));
+        return;
+    };
+    if fields.keys().any(|k| k != "amount" && k != "currency") {
+        errors.push(FieldError::new(
+            index,
+            "properties.$revenue",
+            "may hold only amount and currency",
+        ));
+    }
+    match fields.get("amount").and_then(Value::as_f64) {
+        Some(amount) if amount.is_finite() && amount.abs() < REVENUE_AMOUNT_LIMIT => {}
+        Some(_) => errors.push(FieldError::new(
+            index,
+            "properties.$revenue.amount",
+            "must be below 10^12 in absolute value",
+        )),
+        None => errors.push(FieldError::new(index, "properties.$revenue.amount", "must be a number")),
+    }
+    match fields.get("currency").and_then(Value::as_str) {
+        Some(code) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) => {}
+        _ => errors.push(FieldError::new(
+            index,
+            "properties.$revenue.currency",
+            "must be three capital letters (ISO 4217)",
+        )),
     }
 }
 
@@ -793,5 +838,66 @@ mod tests {
         assert!(finish_profile(big(7), 0, &cx(&req)).is_ok());
         let errors = finish_profile(big(8), 0, &cx(&req)).err().unwrap_or_default();
         assert_eq!(errors.first().map(|e| e.field.as_str()), Some("ops"));
+    }
+
+    fn with_revenue(revenue: Value) -> Result<Event, Vec<FieldError>> {
+        let mut d = draft();
+        d.properties.insert(REVENUE_PROPERTY.into(), revenue);
+        run(d)
+    }
+
+    #[test]
+    fn revenue_is_stored_when_well_formed() {
+        let event = with_revenue(json!({"amount": 15.99, "currency": "USD"})).expect("valid");
+        assert_eq!(event.properties["$revenue"]["amount"], 15.99);
+        assert_eq!(event.properties["$revenue"]["currency"], "USD");
+        assert!(
+            with_revenue(json!({"amount": -5, "currency": "EUR"})).is_ok(),
+            "a refund"
+        );
+        assert!(run(draft()).is_ok(), "no revenue, no check");
+    }
+
+    #[test]
+    fn revenue_amount_at_and_past_limit() {
+        let amount = |a: f64| with_revenue(json!({"amount": a, "currency": "EUR"}));
+        let below = 999_999_999_999.99;
+        assert!(below < REVENUE_AMOUNT_LIMIT);
+        assert!(amount(below).is_ok());
+        assert!(amount(-below).is_ok());
+        assert_eq!(fields(amount(REVENUE_AMOUNT_LIMIT)), ["properties.$revenue.amount"]);
+        assert_eq!(fields(amount(-REVENUE_AMOUNT_LIMIT)), ["properties.$revenue.amount"]);
+        assert_eq!(
+            fields(with_revenue(json!({"amount": "15.99", "currency": "EUR"}))),
+            ["properties.$revenue.amount"],
+            "a number, not text"
+        );
+    }
+
+    #[test]
+    fn revenue_currency_and_shape() {
+        let currency = |c: Value| fields(with_revenue(json!({"amount": 1, "currency": c})));
+        assert!(currency(json!("JPY")).is_empty());
+        for bad in [
+            json!("eur"),
+            json!("EU"),
+            json!("EURO"),
+            json!("E1R"),
+            json!("ÉUR"),
+            json!(978),
+            json!(null),
+        ] {
+            assert_eq!(currency(bad.clone()), ["properties.$revenue.currency"], "{bad}");
+        }
+        assert_eq!(fields(with_revenue(json!(15.99))), ["properties.$revenue"]);
+        assert_eq!(fields(with_revenue(json!([15.99, "EUR"]))), ["properties.$revenue"]);
+        assert_eq!(
+            fields(with_revenue(json!({"amount": 1, "currency": "EUR", "tax": 0.2}))),
+            ["properties.$revenue"]
+        );
+        assert_eq!(
+            fields(with_revenue(json!({"currency": "EUR"}))),
+            ["properties.$revenue.amount"]
+        );
     }
 }

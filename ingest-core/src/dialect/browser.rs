@@ -107,6 +107,16 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_property_key_keeps_its_last_value() {
+        // The tracker writes page-wide properties first and the event's own
+        // after them, so that the event's value counts.
+        let body = br#"{"t":"tok","e":[{"n":"x","d":"dev","p":{"plan":"free","a":1,"plan":"pro"}}]}"#;
+        let batch = decode(body).expect("decodes");
+        assert_eq!(batch.drafts[0].properties["plan"], "pro");
+        assert_eq!(batch.drafts[0].properties.len(), 2);
+    }
+
+    #[test]
     fn batch_size_at_and_past_limit() {
         let one = r#"{"n":"x","d":"dev"}"#;
         let body = |n: usize| format!(r#"{{"t":"tok","e":[{}]}}"#, vec![one; n].join(","));
