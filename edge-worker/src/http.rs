@@ -67,6 +67,7 @@ pub fn request_context(req: &Request) -> RequestContext {
         ip: header(req, "cf-connecting-ip"),
         country: cf.and_then(|cf| cf.country()),
         verified_bot: cf.is_some_and(|cf| cf.verified_bot_category().is_some_and(|c| !c.is_empty())),
+        request_id: crate::pipeline::random_uuid(),
     }
 }
 

@@ -6,6 +6,7 @@ mod bindings;
 mod config;
 mod consumer;
 mod http;
+mod identities;
 mod pipeline;
 mod profiles;
 mod ratelimit;

@@ -5,6 +5,8 @@
 use crate::bindings::{DEDUP_KV, EVENTS_QUEUE};
 use ingest_core::bots::BotReason;
 use ingest_core::dedup::{dedup_key, kv_key};
+use ingest_core::dialect::mixpanel_groups::GroupUpdate;
+use ingest_core::identity::IdentityLink;
 use ingest_core::limits::{KV_DEDUP_MAX_KEYS, KV_DEDUP_TTL_SECONDS};
 use ingest_core::profile::ProfileUpdate;
 use ingest_core::queue::{batches, pack_events, Job};
@@ -18,7 +20,7 @@ use worker::{BatchMessageBuilder, Env, MessageBuilder, QueueContentType};
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_namespace = crypto, js_name = randomUUID)]
-    fn random_uuid() -> String;
+    pub(crate) fn random_uuid() -> String;
 }
 
 /// How long a daily salt outlives its day, so late events of the day still
@@ -80,6 +82,14 @@ pub async fn enqueue_events(env: &Env, events: Vec<Event>) -> Result<Outcome, In
 
 pub async fn enqueue_profiles(env: &Env, updates: Vec<ProfileUpdate>) -> Result<(), IngestError> {
     send(env, updates.into_iter().map(Job::Profile).collect()).await
+}
+
+pub async fn enqueue_groups(env: &Env, updates: Vec<GroupUpdate>) -> Result<(), IngestError> {
+    send(env, updates.into_iter().map(Job::Group).collect()).await
+}
+
+pub async fn enqueue_links(env: &Env, links: Vec<IdentityLink>) -> Result<(), IngestError> {
+    send(env, links.into_iter().map(Job::Identity).collect()).await
 }
 
 /// Counts a dropped bot request (its events are not stored).

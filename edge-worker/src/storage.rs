@@ -178,12 +178,61 @@ pub async fn save_profile(
     Ok(())
 }
 
+/// A Mixpanel group profile's properties (`None`: no such group).
+pub async fn load_group(
+    db: &D1Database,
+    project: &str,
+    group_key: &str,
+    group_id: &str,
+) -> Result<Option<Map<String, Value>>> {
+    let row: Option<ProfileRow> = db
+        .prepare("SELECT properties FROM group_profiles WHERE project = ?1 AND group_key = ?2 AND group_id = ?3")
+        .bind(&[project.into(), group_key.into(), group_id.into()])?
+        .first(None)
+        .await?;
+    Ok(row.and_then(|r| serde_json::from_str(&r.properties).ok()))
+}
+
+/// Writes a group profile, or deletes it (`None`).
+pub async fn save_group(
+    db: &D1Database,
+    project: &str,
+    group_key: &str,
+    group_id: &str,
+    properties: Option<&Map<String, Value>>,
+    now_ms: i64,
+) -> Result<()> {
+    let statement = match properties {
+        Some(props) => db
+            .prepare(
+                "INSERT INTO group_profiles (project, group_key, group_id, properties, updated_at_ms)                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (project, group_key, group_id)                  DO UPDATE SET properties = excluded.properties, updated_at_ms = excluded.updated_at_ms",
+            )
+            .bind(&[
+                project.into(),
+                group_key.into(),
+                group_id.into(),
+                Value::Object(props.clone()).to_string().into(),
+                JsValue::from_f64(now_ms as f64),
+            ])?,
+        None => db
+            .prepare("DELETE FROM group_profiles WHERE project = ?1 AND group_key = ?2 AND group_id = ?3")
+            .bind(&[project.into(), group_key.into(), group_id.into()])?,
+    };
+    statement.run().await?;
+    Ok(())
+}
+
 /// One stored event as the export APIs show it.
 #[derive(Debug, Deserialize)]
 pub struct EventRow {
     pub insert_id: String,
     pub event: String,
+    /// The id the event came with.
     pub distinct_id: String,
+    /// Its person: the identity map's canonical id for `distinct_id` (read
+    /// by Mixpanel's export only).
+    #[serde(default)]
+    pub resolved_distinct_id: Option<String>,
     pub device_id: Option<String>,
     pub time_ms: f64,
     pub received_at_ms: f64,
@@ -223,7 +272,9 @@ pub async fn events_page(db: &D1Database, project: &str, page: Page) -> Result<(
     Ok((rows, total.map_or(0, |c| c.n as u64)))
 }
 
-/// Events of a date range in Mixpanel's raw-export shape, oldest first.
+/// Events of a date range in Mixpanel's raw-export shape, oldest first,
+/// each under its person's canonical id (as Mixpanel's exports show merged
+/// ids), with the id it came with beside it.
 pub async fn export_range(
     db: &D1Database,
     project: &str,
@@ -231,8 +282,10 @@ pub async fn export_range(
     end_ms: i64,
     limit: u32,
 ) -> Result<Vec<EventRow>> {
+    let resolved = crate::identities::RESOLVED_DISTINCT_ID;
     db.prepare(format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE project = ?1 AND time_ms >= ?2 AND time_ms < ?3 \
+        "SELECT {EVENT_COLUMNS}, {resolved} AS resolved_distinct_id FROM events \
+         WHERE project = ?1 AND time_ms >= ?2 AND time_ms < ?3 \
          ORDER BY time_ms, insert_id, dedup_key LIMIT ?4"
     ))
     .bind(&[

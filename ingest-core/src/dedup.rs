@@ -6,7 +6,7 @@
 //! public page can send) never silences another event.
 
 use crate::event::{Dialect, Event};
-use crate::limits::MAX_INSERT_ID_CHARS;
+use crate::limits::{MAX_INSERT_ID_CHARS, SECONDS_MS_BOUNDARY};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -54,31 +54,79 @@ pub fn is_valid_insert_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_INSERT_ID_CHARS && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// A stable insert_id for an event that came without one: the same content
-/// sent twice (a retry) gets the same id, so it is stored once. The raw time
-/// field is part of the content, so send a time or an `$insert_id` to keep
-/// two identical actions apart.
-pub fn derive_insert_id(
-    project: &str,
-    name: &str,
-    distinct_id: &str,
-    raw_time: Option<&Value>,
-    properties: &Map<String, Value>,
-) -> String {
+/// The insert_id of an event that came without one, by the rule of the
+/// dialect it came in:
+///
+/// - our tracker (`/collect`, `ts`) and Emp-Mix (`timestamp`): a client
+///   timestamp in milliseconds identifies one occurrence, so the id is a
+///   hash of the content with it, and a resend of the same content is the
+///   same event. Without one (or with whole seconds) each event is kept;
+/// - Mixpanel `/track` and `/import`: Mixpanel never deduplicates an event
+///   that carries no `$insert_id`, so each one is kept, whatever its time;
+/// - Vemetric and the CRM API send no client time or id, so each request's
+///   event is kept (the CRM dialect gives confirmations and email opens
+///   business ids of its own before this).
+///
+/// "Kept" means an id made from the request's random id and the event's
+/// index in it: unique per occurrence, stable within the request.
+pub fn missing_insert_id(dialect: Dialect, request_id: &str, index: usize, content: Content<'_>) -> String {
+    let identified_by_content =
+        matches!(dialect, Dialect::Browser | Dialect::EmpMix) && content.raw_time.is_some_and(is_millisecond_timestamp);
+    if identified_by_content {
+        derive_insert_id(content)
+    } else {
+        occurrence_insert_id(request_id, index)
+    }
+}
+
+/// What a derived insert_id is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Content<'a> {
+    pub project: &'a str,
+    pub name: &'a str,
+    pub distinct_id: &'a str,
+    /// The time as the client sent it.
+    pub raw_time: Option<&'a Value>,
+    pub properties: &'a Map<String, Value>,
+}
+
+/// A client time given in milliseconds (a number, or numeric text, of at
+/// least 1e11): precise enough to tell two occurrences of one action apart.
+fn is_millisecond_timestamp(raw: &Value) -> bool {
+    let value = match raw {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    value.is_some_and(|v| v.is_finite() && v >= SECONDS_MS_BOUNDARY)
+}
+
+/// A stable insert_id from the content: the same content sent twice (a
+/// retry) gets the same id, so it is stored once.
+fn derive_insert_id(content: Content<'_>) -> String {
     let mut hasher = Sha256::new();
-    for part in [project, name, distinct_id] {
+    for part in [content.project, content.name, content.distinct_id] {
         hasher.update(part.as_bytes());
         hasher.update([0u8]);
     }
     // serde_json's map is ordered by key, so this serialisation is canonical.
-    if let Some(time) = raw_time {
+    if let Some(time) = content.raw_time {
         hasher.update(time.to_string().as_bytes());
     }
     hasher.update([0u8]);
-    hasher.update(Value::Object(properties.clone()).to_string().as_bytes());
-    let digest = hasher.finalize();
+    hasher.update(Value::Object(content.properties.clone()).to_string().as_bytes());
     // 32 hex characters: within the 36 allowed, and 128 bits of identity.
-    hex(&digest[..16])
+    hex(&hasher.finalize()[..16])
+}
+
+/// The id of one occurrence: the request's random id and the event's index.
+fn occurrence_insert_id(request_id: &str, index: usize) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"occurrence:");
+    hasher.update(request_id.as_bytes());
+    hasher.update(b":");
+    hasher.update(index.to_string().as_bytes());
+    hex(&hasher.finalize()[..16])
 }
 
 /// The KV key marking an event of `project` with this [`dedup_key`] as seen.
@@ -196,24 +244,78 @@ mod tests {
         assert!(!is_valid_insert_id("ünïcode"));
     }
 
+    fn content<'a>(time: Option<&'a Value>, props: &'a Map<String, Value>) -> Content<'a> {
+        Content {
+            project: "p",
+            name: "e",
+            distinct_id: "u",
+            raw_time: time,
+            properties: props,
+        }
+    }
+
     #[test]
-    fn derived_ids_are_stable_and_content_sensitive() {
+    fn millisecond_client_times_identify_an_occurrence_in_the_browser_and_emp_mix() {
         let props = json!({"b": 2, "a": 1}).as_object().cloned().unwrap_or_default();
         let same = json!({"a": 1, "b": 2}).as_object().cloned().unwrap_or_default();
-        let time = json!(1_700_000_000);
-        let one = derive_insert_id("p", "e", "u", Some(&time), &props);
-        assert_eq!(one, derive_insert_id("p", "e", "u", Some(&time), &same));
-        assert!(is_valid_insert_id(&one));
-        assert_ne!(
-            one,
-            derive_insert_id("p", "e", "u", Some(&json!(1_700_000_001)), &props)
-        );
-        assert_ne!(one, derive_insert_id("q", "e", "u", Some(&time), &props));
-        assert_ne!(one, derive_insert_id("p", "e", "u", None, &props));
-        // Field boundaries matter: ("ab","c") is not ("a","bc").
-        assert_ne!(
-            derive_insert_id("p", "ab", "c", None, &props),
-            derive_insert_id("p", "a", "bc", None, &props)
-        );
+        let ms = json!(1_700_000_000_123_i64);
+        for dialect in [Dialect::Browser, Dialect::EmpMix] {
+            // A resend in another request is the same event.
+            let one = missing_insert_id(dialect, "req-1", 0, content(Some(&ms), &props));
+            assert!(is_valid_insert_id(&one));
+            assert_eq!(one, missing_insert_id(dialect, "req-2", 4, content(Some(&ms), &same)));
+            // Another millisecond, or other content, is another event.
+            let next = json!(1_700_000_000_124_i64);
+            assert_ne!(
+                one,
+                missing_insert_id(dialect, "req-1", 0, content(Some(&next), &props))
+            );
+            let other = json!({"a": 2}).as_object().cloned().unwrap_or_default();
+            assert_ne!(one, missing_insert_id(dialect, "req-1", 0, content(Some(&ms), &other)));
+            // Numeric text counts as the number it spells.
+            let text = json!("1700000000123");
+            assert!(is_valid_insert_id(&missing_insert_id(
+                dialect,
+                "r",
+                0,
+                content(Some(&text), &props)
+            )));
+        }
+    }
+
+    #[test]
+    fn without_a_millisecond_time_or_in_other_dialects_every_event_is_kept() {
+        let props = Map::new();
+        let seconds = json!(1_700_000_000);
+        let ms = json!(1_700_000_000_123_i64);
+        let cases: [(Dialect, Option<&Value>); 8] = [
+            (Dialect::Browser, None),
+            (Dialect::Browser, Some(&seconds)),
+            (Dialect::EmpMix, None),
+            (Dialect::EmpMix, Some(&seconds)),
+            (Dialect::MixpanelTrack, Some(&ms)),
+            (Dialect::MixpanelImport, Some(&ms)),
+            (Dialect::Vemetric, None),
+            (Dialect::Crm, None),
+        ];
+        for (dialect, time) in cases {
+            let a = missing_insert_id(dialect, "req-1", 0, content(time, &props));
+            assert!(is_valid_insert_id(&a));
+            // The same content in another request, or twice in one, is kept twice.
+            assert_ne!(
+                a,
+                missing_insert_id(dialect, "req-2", 0, content(time, &props)),
+                "{dialect:?}"
+            );
+            assert_ne!(
+                a,
+                missing_insert_id(dialect, "req-1", 1, content(time, &props)),
+                "{dialect:?}"
+            );
+            // Within one request the id is stable (a queue retry keeps it).
+            assert_eq!(a, missing_insert_id(dialect, "req-1", 0, content(time, &props)));
+        }
+        // Index boundaries: ("req-1", 12) is not ("req-11", 2).
+        assert_ne!(occurrence_insert_id("req-1", 12), occurrence_insert_id("req-11", 2));
     }
 }

@@ -92,4 +92,9 @@ pub struct RequestContext {
     pub country: Option<String>,
     /// Cloudflare's `cf.botManagement.verifiedBot`, when present.
     pub verified_bot: bool,
+    /// A random id the worker draws for each request. Events whose content
+    /// does not identify one occurrence get an insert_id made from it and
+    /// their place in the request, so each of them is kept
+    /// ([`crate::dedup::missing_insert_id`]).
+    pub request_id: String,
 }

@@ -100,6 +100,7 @@ pub fn request_context() -> RequestContext {
         ip: Some("203.0.113.9".into()),
         country: Some("DE".into()),
         verified_bot: false,
+        request_id: "fuzz-request".into(),
     }
 }
 
@@ -373,6 +374,7 @@ pub fn mixpanel_engage(data: &[u8]) {
     let req = request_context();
     let (updates, errors) = mixpanel::finish_engage(
         request.items,
+        &request.params,
         &context(&req, Dialect::MixpanelEngage, KeyKind::Public, false),
     );
     assert!(updates.len() <= count);
@@ -393,7 +395,7 @@ pub fn mixpanel_import(data: &[u8]) {
     let fallback = mixpanel::ImportParams {
         strict: query.contains("strict=1"),
         verbose: query.contains("verbose=1"),
-        project_id: None,
+        ..Default::default()
     };
     let body = match payload::decode_body(raw, None) {
         Ok(body) => body,
@@ -411,29 +413,62 @@ pub fn mixpanel_import(data: &[u8]) {
     let count = request.items.len();
     assert!((1..=MAX_IMPORT_EVENTS).contains(&count));
     let req = request_context();
-    let (events, errors) = mixpanel::finish_import(
+    let params = request.params.clone();
+    let imported = mixpanel::finish_import(
         request.items,
+        &params,
         &context(&req, Dialect::MixpanelImport, KeyKind::Secret, true),
     );
-    check_outcome(&events, &errors, count, Dialect::MixpanelImport);
-    for event in &events {
+    // Every item is an event, a `$merge` link, or has errors.
+    check_field_errors(&imported.errors, count);
+    let failed: std::collections::BTreeSet<usize> = imported.errors.iter().map(|e| e.index).collect();
+    assert_eq!(imported.events.len() + imported.links.len() + failed.len(), count);
+    for event in &imported.events {
+        check_event(event, Dialect::MixpanelImport);
         check_mixpanel_event(event);
         assert!(
             event.device_id.as_deref() != Some(ANONYMOUS_ID),
             "an import got the cookieless id"
         );
+        if params.skip_geolocation {
+            assert_eq!(event.country, None, "ip=0 placed an import");
+        }
     }
-    let reply = mixpanel::import_reply(&request.params, events.len(), &errors);
+    for link in &imported.links {
+        assert!(!link.keep.is_empty() && !link.join.is_empty());
+    }
+    let (events, links, errors) = (imported.events.len(), imported.links.len(), imported.errors.len());
+    let outcome = mixpanel::settle_import(&params, imported);
+    let reply = &outcome.reply;
     assert!(reply.body.len() <= size * REPLY_GROWTH + REPLY_SLACK_BYTES);
-    let body = reply_json(&reply);
+    // Nothing is stored that the reply does not count, and a legacy
+    // request that failed stores nothing at all.
+    if params.legacy && errors > 0 {
+        assert!(outcome.events.is_empty() && outcome.links.is_empty());
+        assert_eq!(reply.status, 400);
+    } else {
+        assert_eq!((outcome.events.len(), outcome.links.len()), (events, links));
+    }
+    if params.legacy && !params.verbose {
+        let expected = if errors > 0 { "0" } else { "1" };
+        assert_eq!(String::from_utf8_lossy(&reply.body), expected);
+        return;
+    }
+    let body = reply_json(reply);
     if reply.status == 400 {
-        assert!(request.params.strict && !errors.is_empty());
+        assert!((params.strict || params.verbose) && errors > 0);
         assert_eq!(body["code"], 400);
+        if params.verbose {
+            assert_eq!(body["status"], 0, "a failure never says status 1");
+        }
         let rows = body["failed_records"].as_array().map_or(0, Vec::len);
         assert!(rows >= 1 && rows <= count);
     } else {
         assert_eq!(reply.status, 200);
-        assert_eq!(body["num_records_imported"], events.len());
+        assert_eq!(body["num_records_imported"], events + links);
+        if params.verbose {
+            assert_eq!((errors, body["status"].as_i64()), (0, Some(1)));
+        }
     }
 }
 
@@ -819,7 +854,11 @@ pub fn check_event(e: &Event, dialect: Dialect) {
         "name {:?}",
         e.name
     );
-    assert!(!e.distinct_id.is_empty() && e.distinct_id.chars().count() <= MAX_ID_CHARS);
+    // Only Mixpanel's `/track` keeps events of nobody (an empty id).
+    assert!(
+        (!e.distinct_id.is_empty() || dialect == Dialect::MixpanelTrack)
+            && e.distinct_id.chars().count() <= MAX_ID_CHARS
+    );
     if let Some(device) = &e.device_id {
         assert!(!device.is_empty() && device.chars().count() <= MAX_ID_CHARS);
     }

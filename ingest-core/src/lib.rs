@@ -14,6 +14,7 @@ pub mod error;
 pub mod event;
 pub mod export;
 pub mod fuzzing;
+pub mod identity;
 pub mod limits;
 pub mod payload;
 pub mod profile;

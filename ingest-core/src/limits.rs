@@ -22,6 +22,9 @@ pub const MAX_BROWSER_BATCH_EVENTS: usize = 50;
 pub const MAX_CALLBACK_CHARS: usize = 64;
 /// Characters in a Mixpanel `redirect` target.
 pub const MAX_REDIRECT_URL_CHARS: usize = 2048;
+/// Distinct ids in one identity cluster (Mixpanel's Original ID Merge
+/// limit); a link that would pass it is ignored.
+pub const MAX_IDENTITY_CLUSTER_IDS: u64 = 500;
 /// The CRM keeps one email open per user in each aligned window this long.
 pub const EMAIL_OPEN_WINDOW_MS: i64 = 20 * 60 * 1000;
 

@@ -2,7 +2,9 @@
 //! and how a list of jobs is cut into batches that Cloudflare Queues accept.
 
 use crate::bots::BotReason;
+use crate::dialect::mixpanel_groups::GroupUpdate;
 use crate::event::Event;
+use crate::identity::IdentityLink;
 use crate::limits::{QUEUE_BATCH_MAX_BYTES, QUEUE_BATCH_MAX_MESSAGES, QUEUE_MESSAGE_MAX_BYTES};
 use crate::profile::ProfileUpdate;
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,10 @@ pub enum Job {
         outbox: Option<String>,
     },
     Profile(ProfileUpdate),
+    /// A Mixpanel group profile update (`/groups`).
+    Group(GroupUpdate),
+    /// One link of the identity map (`$identify`, `$create_alias`, `$merge`).
+    Identity(IdentityLink),
     /// One dropped bot request, counted per project, day and reason.
     BotDrop {
         project: String,
@@ -161,6 +167,28 @@ mod tests {
         assert_eq!(ids, (0..7).map(|n| format!("id-{n}")).collect::<Vec<_>>());
         // Small events share one message.
         assert_eq!(pack_events((0..500).map(|n| plain_event(n, 10)).collect()).len(), 1);
+    }
+
+    #[test]
+    fn identity_and_group_jobs_round_trip_as_json() {
+        let link = crate::identity::IdentityLink {
+            project: "p".into(),
+            via: crate::identity::LinkKind::Merge,
+            keep: "a".into(),
+            join: "b".into(),
+            time_ms: 5,
+        };
+        let group = GroupUpdate {
+            project: "p".into(),
+            group_key: "company".into(),
+            group_id: "Acme".into(),
+            ops: vec![crate::profile::ProfileOp::Delete],
+            time_ms: 5,
+        };
+        for job in [Job::Identity(link), Job::Group(group)] {
+            let text = serde_json::to_string(&job).unwrap_or_default();
+            assert_eq!(serde_json::from_str::<Job>(&text).ok(), Some(job), "{text}");
+        }
     }
 
     #[test]

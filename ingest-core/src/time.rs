@@ -13,7 +13,10 @@ pub enum TimeError {
 impl TimeError {
     pub fn message(self) -> &'static str {
         match self {
-            TimeError::NotANumber => "must be specified as seconds or milliseconds since epoch",
+            // Seed 001's words for this error, quoted exactly (after the
+            // field name that error replies put first). Milliseconds are
+            // accepted too, as its own remedy says.
+            TimeError::NotANumber => "is invalid: must be specified as seconds since epoch",
             TimeError::TooOld => "must not be before 1971-01-01",
             TimeError::InFuture => "must not be more than one hour in the future",
         }
@@ -65,6 +68,19 @@ pub fn utc_day(time_ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// UTC date and time to the second, `YYYY-MM-DDTHH:MM:SS`: the form of
+/// Mixpanel's profile dates (`$last_seen`, `$created`).
+pub fn utc_datetime(time_ms: i64) -> String {
+    let seconds = time_ms.div_euclid(1000).rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}",
+        utc_day(time_ms),
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +119,13 @@ mod tests {
         assert_eq!(utc_day(951_782_400_000), "2000-02-29");
         assert_eq!(utc_day(1_672_531_200_000), "2023-01-01");
         assert_eq!(utc_day(1_672_531_199_999), "2022-12-31");
+    }
+
+    #[test]
+    fn datetimes_to_the_second() {
+        assert_eq!(utc_datetime(0), "1970-01-01T00:00:00");
+        assert_eq!(utc_datetime(1_700_000_000_999), "2023-11-14T22:13:20");
+        assert_eq!(utc_datetime(951_782_399_000), "2000-02-28T23:59:59");
+        assert_eq!(utc_datetime(951_868_800_000), "2000-03-01T00:00:00");
     }
 }

@@ -2,7 +2,7 @@
 //! fields are wrong. Every dialect ends here, so every limit is checked once.
 
 use crate::auth::KeyKind;
-use crate::dedup::{derive_insert_id, is_valid_insert_id};
+use crate::dedup::{is_valid_insert_id, missing_insert_id, Content};
 use crate::error::FieldError;
 use crate::event::{Dialect, Event, EventDraft, PageContext, RequestContext};
 use crate::limits::*;
@@ -71,6 +71,9 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
     });
     let distinct_id = match distinct_id.or_else(|| device_id.clone()) {
         Some(id) => id,
+        // Mixpanel's `/track` takes events of nobody in particular (without
+        // `ip=1` nothing stands in for the id): they keep an empty one.
+        None if cx.dialect == Dialect::MixpanelTrack => String::new(),
         None => {
             fail("properties.distinct_id", "is required");
             String::new()
@@ -119,8 +122,16 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
         return Err(errors);
     }
 
-    let insert_id = insert_id
-        .unwrap_or_else(|| derive_insert_id(cx.project, &name, &distinct_id, draft.time.as_ref(), &draft.properties));
+    let insert_id = insert_id.unwrap_or_else(|| {
+        let content = Content {
+            project: cx.project,
+            name: &name,
+            distinct_id: &distinct_id,
+            raw_time: draft.time.as_ref(),
+            properties: &draft.properties,
+        };
+        missing_insert_id(cx.dialect, &cx.request.request_id, index, content)
+    });
     let event = Event {
         project: cx.project.to_owned(),
         name,
@@ -677,11 +688,43 @@ mod tests {
         let errors = run(d).err().unwrap_or_default();
         assert_eq!(errors[0].field, "properties.$insert_id");
         assert_eq!(errors[0].insert_id.as_deref(), Some("bad id!"));
-        // Identical content without an id derives the same id.
+        // Without one, the dialect's rule decides (dedup.rs): here, in the
+        // browser dialect, a millisecond client time makes resends one event.
+        let mut timed = draft();
+        timed.time = Some(json!(NOW - 5));
         assert_eq!(
-            run(draft()).map(|e| e.insert_id).ok(),
-            run(draft()).map(|e| e.insert_id).ok()
+            run(timed.clone()).map(|e| e.insert_id).ok(),
+            run(timed).map(|e| e.insert_id).ok()
         );
+    }
+
+    #[test]
+    fn only_mixpanel_track_keeps_an_event_of_nobody() {
+        let req = request();
+        let nobody = EventDraft {
+            name: Some(json!("ping")),
+            ..Default::default()
+        };
+        for dialect in [Dialect::Browser, Dialect::MixpanelImport, Dialect::Vemetric] {
+            let cx = Context {
+                project: "p",
+                dialect,
+                key: KeyKind::Public,
+                request: &req,
+                anonymous_id: None,
+            };
+            let errors = finish(nobody.clone(), 0, &cx).err().unwrap_or_default();
+            assert_eq!(errors[0].field, "properties.distinct_id", "{dialect:?}");
+        }
+        let cx = Context {
+            project: "p",
+            dialect: Dialect::MixpanelTrack,
+            key: KeyKind::Public,
+            request: &req,
+            anonymous_id: None,
+        };
+        let event = finish(nobody, 0, &cx).expect("kept");
+        assert_eq!((event.distinct_id.as_str(), event.device_id), ("", None));
     }
 
     #[test]

@@ -8,8 +8,11 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -54,6 +57,53 @@ class Worker:
                 return events
             time.sleep(0.25)
         raise AssertionError(f"events never matched: {events[:20]}")
+
+    def rows(self, distinct_id):
+        """The stored events of one distinct_id, oldest first, without the
+        arrival time (the only field a client cannot know)."""
+        rows = [dict(e) for e in self.events() if e["distinct_id"] == distinct_id]
+        for row in rows:
+            row.pop("received_at")
+        return sorted(rows, key=lambda r: (r["timestamp"], r["event"], r["insert_id"]))
+
+    def profile(self, distinct_id):
+        """A user profile's properties, or None when there is none."""
+        status, body = self.get_json(f"/api/profile?distinct_id={quote(distinct_id)}")
+        assert status in (200, 404), body
+        return body["properties"] if status == 200 else None
+
+    def group(self, group_key, group_id):
+        status, body = self.get_json(f"/api/group?group_key={quote(group_key)}&group_id={quote(group_id)}")
+        assert status in (200, 404), body
+        return body["properties"] if status == 200 else None
+
+    def identity(self, distinct_id):
+        """(canonical id, every id of its cluster) in the identity map."""
+        status, body = self.get_json(f"/api/identity?distinct_id={quote(distinct_id)}")
+        assert status == 200, body
+        return body["canonical_id"], body["distinct_ids"]
+
+    def wait_until(self, read, expected, timeout=20.0):
+        """Polls read() until it equals expected (the queue consumer applies
+        updates a moment after the reply), and fails with the last value."""
+        deadline = time.time() + timeout
+        value = read()
+        while value != expected and time.time() < deadline:
+            time.sleep(0.25)
+            value = read()
+        assert value == expected
+        return value
+
+    def settled(self):
+        """Sends a marker event after the calls under test and waits until it
+        is stored: what they queued has had its turn (the signal to assert
+        absence after)."""
+        marker = f"marker-{uuid.uuid4().hex}"
+        data = json.dumps({"event": "marker", "properties": {"token": TOKEN, "distinct_id": marker}})
+        body = urllib.parse.urlencode({"data": data, "verbose": 1}).encode()
+        with urllib.request.urlopen(self.base + "/track", data=body, timeout=10) as resp:
+            assert json.loads(resp.read())["status"] == 1
+        self.wait_for(lambda es: any(e["distinct_id"] == marker for e in es))
 
     def wait_for_profile(self, distinct_id, predicate=lambda p: True, timeout=20.0):
         deadline = time.time() + timeout

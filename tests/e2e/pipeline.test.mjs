@@ -112,6 +112,47 @@ test("an $insert_id claimed by /collect does not silence a different /import eve
   assert.equal((await exportEvents(worker.base)).filter((x) => x.insert_id === "order-1001").length, 2);
 });
 
+// Issue 20 part 1: an event without an insert_id is deduplicated only when
+// its content identifies one occurrence (dedup.rs: a client time in
+// milliseconds, in our tracker's and Emp-Mix's dialects); otherwise each
+// request's event is kept, as Mixpanel keeps every event without $insert_id.
+test("repeated events without an insert_id are kept, per dialect; a millisecond client time makes a resend one event", async () => {
+  const tag = `rep-${now()}`;
+  const json = { "content-type": "application/json" };
+  // The timed resends carry the very same client time.
+  const fixed = now() - 5000;
+  const send = {
+    collect: () => collect(worker.base, [{ n: `${tag}-collect`, d: "dev-rep", p: { k: 1 } }]),
+    collectTimed: () => collect(worker.base, [{ n: `${tag}-collect-ms`, d: "dev-rep", ts: fixed }]),
+    track: () => fetch(`${worker.base}/track?ip=0&data=${Buffer.from(JSON.stringify({ event: `${tag}-track`, properties: { token: "demo-token", distinct_id: "u-rep" } })).toString("base64")}`),
+    importForm: () => fetch(`${worker.base}/import?ip=0&verbose=0`, {
+      method: "POST",
+      headers: { authorization: `Basic ${Buffer.from(`${SECRET}:`).toString("base64")}`, "content-type": "application/x-www-form-urlencoded" },
+      body: `data=${encodeURIComponent(Buffer.from(JSON.stringify([{ event: `${tag}-import`, properties: { time: Math.floor(now() / 1000) - 60, distinct_id: "u-rep" } }])).toString("base64"))}`,
+    }),
+    empmix: () => fetch(`${worker.base}/public/track`, { method: "POST", headers: json, body: JSON.stringify({ apiKey: "demo-token", event: `${tag}-empmix`, distinct_id: "u-rep" }) }),
+    empmixTimed: () => fetch(`${worker.base}/public/track`, { method: "POST", headers: json, body: JSON.stringify({ apiKey: "demo-token", event: `${tag}-empmix-ms`, distinct_id: "u-rep", timestamp: fixed }) }),
+    vemetric: () => fetch(`${worker.base}/e`, { method: "POST", headers: { ...json, token: "demo-token", "user-agent": BROWSER_UA }, body: JSON.stringify({ name: `${tag}-vemetric`, identifier: "u-rep" }) }),
+  };
+  for (let i = 0; i < 2; i++) {
+    for (const [name, call] of Object.entries(send)) {
+      const r = await call();
+      assert.ok(r.status < 300, `${name}: ${r.status} ${await r.text()}`);
+    }
+  }
+  const expected = {
+    [`${tag}-collect`]: 2, [`${tag}-collect-ms`]: 1, [`${tag}-track`]: 2, [`${tag}-import`]: 2,
+    [`${tag}-empmix`]: 2, [`${tag}-empmix-ms`]: 1, [`${tag}-vemetric`]: 2,
+  };
+  const counts = (events) => Object.fromEntries(Object.keys(expected).map((name) => [name, events.filter((x) => x.event === name).length]));
+  await waitForEvents(worker.base, (e) => JSON.stringify(counts(e)) === JSON.stringify(expected));
+  // A marker after everything, seen stored: no late duplicate is on its way.
+  assert.equal((await collect(worker.base, [{ n: "marker", i: `${tag}-marker`, d: "dev-rep", ts: now() }])).status, 202);
+  await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === `${tag}-marker`));
+  await settle();
+  assert.deepEqual(counts(await exportEvents(worker.base)), expected);
+});
+
 test("the same insert_id twice in one batch is one row", async () => {
   const event = { n: "twice", i: "dup-in-batch", d: "dev-b", ts: now() };
   assert.equal((await collect(worker.base, [event, event])).status, 202);

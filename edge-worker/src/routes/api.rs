@@ -88,7 +88,17 @@ async fn export_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
             _ => Default::default(),
         };
         properties.insert("time".into(), json!((row.time_ms as i64) / 1000));
-        properties.insert("distinct_id".into(), json!(row.distinct_id));
+        // Merged and aliased ids export as their person, as in Mixpanel;
+        // the id the event came with stays beside it.
+        match row.resolved_distinct_id.filter(|person| *person != row.distinct_id) {
+            Some(person) => {
+                properties.insert("distinct_id".into(), json!(person));
+                properties.insert("$distinct_id_before_identity".into(), json!(row.distinct_id));
+            }
+            None => {
+                properties.insert("distinct_id".into(), json!(row.distinct_id));
+            }
+        }
         properties.insert("$insert_id".into(), json!(row.insert_id));
         properties.insert("mp_processing_time_ms".into(), json!(row.received_at_ms as i64));
         for (key, value) in [
@@ -135,6 +145,55 @@ async fn profile_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
         )),
         None => Ok(Reply::json(404, &json!({"error": "no such profile"}))),
     }
+}
+
+/// `GET /api/group?group_key=…&group_id=…`: one group profile's properties.
+pub async fn group(req: Request, env: &Env) -> Reply {
+    group_reply(&req, env).await.unwrap_or_else(|e| error(&e))
+}
+
+async fn group_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
+    let project = secret_project(req, env)?;
+    let query = query(req)?;
+    let param = |name: &str| {
+        ingest_core::payload::form_field(query.as_bytes(), name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| IngestError::BadRequest(format!("{name} is required")))
+    };
+    let (group_key, group_id) = (param("group_key")?, param("group_id")?);
+    let db = database(env)?;
+    match storage::load_group(&db, &project.id, &group_key, &group_id)
+        .await
+        .map_err(|_| IngestError::Unavailable)?
+    {
+        Some(properties) => Ok(Reply::json(
+            200,
+            &json!({"group_key": group_key, "group_id": group_id, "properties": properties}),
+        )),
+        None => Ok(Reply::json(404, &json!({"error": "no such group"}))),
+    }
+}
+
+/// `GET /api/identity?distinct_id=…`: the person an id belongs to in the
+/// identity map: its canonical id and every id linked with it.
+pub async fn identity(req: Request, env: &Env) -> Reply {
+    identity_reply(&req, env).await.unwrap_or_else(|e| error(&e))
+}
+
+async fn identity_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
+    let project = secret_project(req, env)?;
+    let query = query(req)?;
+    let distinct_id = ingest_core::payload::form_field(query.as_bytes(), "distinct_id")
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| IngestError::BadRequest("distinct_id is required".into()))?;
+    let db = database(env)?;
+    let (canonical, ids) = crate::identities::cluster_of(&db, &project.id, &distinct_id)
+        .await
+        .map_err(|_| IngestError::Unavailable)?;
+    Ok(Reply::json(
+        200,
+        &json!({"distinct_id": distinct_id, "canonical_id": canonical, "distinct_ids": ids}),
+    ))
 }
 
 /// KV marks removed by one deletion call; marks expire within a day anyway

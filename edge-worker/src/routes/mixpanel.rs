@@ -1,11 +1,14 @@
-//! Mixpanel: `/track` and `/engage` (GET or POST, client side, project token
-//! in the data) and `/import` (POST, server side, secret in Basic auth).
+//! Mixpanel: `/track`, `/engage` and `/groups` (GET or POST, client side,
+//! project token in the data) and `/import` (POST, or GET as the Node
+//! library sends it; server side, secret in Basic auth).
 
 use crate::http::{header, read_body, request_context};
 use crate::{config, pipeline, ratelimit};
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::mixpanel::{self, ImportParams, TrackParams};
+use ingest_core::dialect::mixpanel_groups;
 use ingest_core::dialect::Reply;
+use ingest_core::identity;
 use ingest_core::payload::{decode_body, form_field};
 use ingest_core::{bots, validate, Dialect, IngestError, RequestContext};
 use serde_json::json;
@@ -69,11 +72,13 @@ async fn handle_track(query: &str, body: &[u8], ctx: &RequestContext, env: &Env)
         }
         return Ok(mixpanel::track_ok(&request.params, &project.redirect_hosts));
     }
-    let anonymous_needed = request
-        .items
-        .iter()
-        .flatten()
-        .any(|d| d.distinct_id.is_none() && d.device_id.is_none());
+    // Only `ip=1` lets the address (hashed) stand in for a missing id.
+    let anonymous_needed = request.params.ip
+        && request
+            .items
+            .iter()
+            .flatten()
+            .any(|d| d.distinct_id.is_none() && d.device_id.is_none());
     let anonymous = if anonymous_needed {
         pipeline::anonymous_id(env, &project.id, ctx).await
     } else {
@@ -89,7 +94,10 @@ async fn handle_track(query: &str, body: &[u8], ctx: &RequestContext, env: &Env)
     let (events, errors) = mixpanel::finish_track(request.items, &request.params, &cx);
     let accepted = events.len();
     if !request.params.test {
+        // `$identify` and `$create_alias` are stored as events and link ids.
+        let links = events.iter().filter_map(identity::link_of).collect();
         pipeline::enqueue_events(env, events).await?;
+        pipeline::enqueue_links(env, links).await?;
     }
     Ok(mixpanel::track_reply(
         &request.params,
@@ -127,7 +135,7 @@ async fn handle_engage(query: &str, body: &[u8], ctx: &RequestContext, env: &Env
         anonymous_id: None,
     };
     let items = request.items.len();
-    let (updates, mut errors) = mixpanel::finish_engage(request.items, &cx);
+    let (updates, mut errors) = mixpanel::finish_engage(request.items, &request.params, &cx);
     // Each valid update with its place in the request, for the caps' errors.
     let refused: std::collections::BTreeSet<usize> = errors.iter().map(|e| e.index).collect();
     let indexed = (0..items).filter(|i| !refused.contains(i)).zip(updates).collect();
@@ -137,6 +145,46 @@ async fn handle_engage(query: &str, body: &[u8], ctx: &RequestContext, env: &Env
     let accepted = updates.len();
     if !request.params.test {
         pipeline::enqueue_profiles(env, updates).await?;
+    }
+    Ok(mixpanel::track_reply(
+        &request.params,
+        accepted,
+        &errors,
+        &project.redirect_hosts,
+    ))
+}
+
+pub async fn groups(mut req: Request, env: &Env) -> Reply {
+    let ctx = request_context(&req);
+    let (query, body) = match transport(&mut req).await {
+        Ok(parts) => parts,
+        Err(e) => return mixpanel::track_error(&query_params(&req), &e, &[]),
+    };
+    let params = TrackParams::parse(&query, &body).unwrap_or_default();
+    handle_groups(&query, &body, &ctx, env)
+        .await
+        .unwrap_or_else(|e| mixpanel::track_error(&params, &e, &[]))
+}
+
+async fn handle_groups(query: &str, body: &[u8], ctx: &RequestContext, env: &Env) -> Result<Reply, IngestError> {
+    let request = mixpanel_groups::decode_groups(query, body)?;
+    let projects = config::projects(env)?;
+    let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
+    ratelimit::per_project(env, project, KeyKind::Public).await?;
+    if browser_bot(ctx).is_some() {
+        return Ok(mixpanel::track_ok(&request.params, &project.redirect_hosts));
+    }
+    let cx = validate::Context {
+        project: &project.id,
+        dialect: Dialect::MixpanelEngage,
+        key: KeyKind::Public,
+        request: ctx,
+        anonymous_id: None,
+    };
+    let (updates, errors) = mixpanel_groups::finish_groups(request.items, &cx);
+    let accepted = updates.len();
+    if !request.params.test {
+        pipeline::enqueue_groups(env, updates).await?;
     }
     Ok(mixpanel::track_reply(
         &request.params,
@@ -156,7 +204,7 @@ pub async fn import(mut req: Request, env: &Env) -> Reply {
     let params = ImportParams {
         strict: flag("strict"),
         verbose: flag("verbose"),
-        project_id: None,
+        ..Default::default()
     };
     handle_import(&mut req, &query, env)
         .await
@@ -172,13 +220,19 @@ async fn handle_import(req: &mut Request, query: &str, env: &Env) -> Result<Repl
     let first = mixpanel::authorize_import(&projects, authorization.as_deref(), query_project.as_deref())?;
     // Counted before the body is read: a refused import costs no upload.
     ratelimit::per_project(env, first, KeyKind::Secret).await?;
-    let body = decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?;
+    // The Node library's `import` is a GET with `data=` in the query.
+    let body = if req.method() == Method::Get {
+        Vec::new()
+    } else {
+        decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?
+    };
     let request = mixpanel::decode_import(query, &body, header(req, "content-type").as_deref())?;
     let project = mixpanel::authorize_import(
         &projects,
         authorization.as_deref(),
         request.params.project_id.as_deref(),
     )?;
+    mixpanel::require_project_id(authorization.as_deref(), request.params.project_id.as_deref())?;
     let cx = validate::Context {
         project: &project.id,
         dialect: Dialect::MixpanelImport,
@@ -186,10 +240,13 @@ async fn handle_import(req: &mut Request, query: &str, env: &Env) -> Result<Repl
         request: &ctx,
         anonymous_id: None,
     };
-    let (events, errors) = mixpanel::finish_import(request.items, &cx);
-    let imported = events.len();
-    pipeline::enqueue_events(env, events).await?;
-    Ok(mixpanel::import_reply(&request.params, imported, &errors))
+    let imported = mixpanel::finish_import(request.items, &request.params, &cx);
+    let outcome = mixpanel::settle_import(&request.params, imported);
+    let mut links = outcome.links;
+    links.extend(outcome.events.iter().filter_map(identity::link_of));
+    pipeline::enqueue_events(env, outcome.events).await?;
+    pipeline::enqueue_links(env, links).await?;
+    Ok(outcome.reply)
 }
 
 /// Calls the official browser library can make besides tracking. With the
@@ -207,5 +264,5 @@ pub fn decide() -> Reply {
 }
 
 pub fn import_method_not_allowed() -> Reply {
-    mixpanel::import_error(&ImportParams::default(), &IngestError::MethodNotAllowed).with_header("Allow", "POST")
+    mixpanel::import_error(&ImportParams::default(), &IngestError::MethodNotAllowed).with_header("Allow", "GET, POST")
 }

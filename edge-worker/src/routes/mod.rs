@@ -38,11 +38,12 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
 
         (Method::Get | Method::Post, "/track") => mixpanel::track(req, &env).await,
         (Method::Get | Method::Post, "/engage") => mixpanel::engage(req, &env).await,
-        (Method::Post, "/import") => mixpanel::import(req, &env).await,
+        (Method::Get | Method::Post, "/groups") => mixpanel::groups(req, &env).await,
+        (Method::Get | Method::Post, "/import") => mixpanel::import(req, &env).await,
         (Method::Get | Method::Post, "/decide") => mixpanel::decide(),
         (Method::Get | Method::Post, "/flags") => mixpanel::flags(),
         (_, "/import") => mixpanel::import_method_not_allowed(),
-        (_, "/track" | "/engage") => Reply::text(405, "0").with_header("Allow", "GET, POST"),
+        (_, "/track" | "/engage" | "/groups") => Reply::text(405, "0").with_header("Allow", "GET, POST"),
 
         (Method::Post, "/e") => vemetric::handle(req, &env, vemetric::Call::Event).await,
         (Method::Post, "/i") => vemetric::handle(req, &env, vemetric::Call::Identify).await,
@@ -60,11 +61,13 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
 
         (Method::Get, "/api/stats") => api::stats(req, &env).await,
         (Method::Get, "/api/profile") => api::profile(req, &env).await,
+        (Method::Get, "/api/group") => api::group(req, &env).await,
+        (Method::Get, "/api/identity") => api::identity(req, &env).await,
         (Method::Post, "/api/users/delete") => api::delete_user(req, &env).await,
         (Method::Post, "/api/dead-letters/replay") => api::replay_dead_letters(req, &env).await,
         (Method::Get, "/api/2.0/export" | "/api/export") => api::export(req, &env).await,
 
-        (_, "/api/stats" | "/api/profile" | "/api/2.0/export" | "/api/export") => {
+        (_, "/api/stats" | "/api/profile" | "/api/group" | "/api/identity" | "/api/2.0/export" | "/api/export") => {
             api::error(&IngestError::MethodNotAllowed).with_header("Allow", "GET")
         }
         (_, "/api/users/delete" | "/api/dead-letters/replay") => {
@@ -72,7 +75,9 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         }
 
         (Method::Get, "/health") => Reply::json(200, &serde_json::json!({"ok": true})),
-        _ => Reply::json(404, &serde_json::json!({"error": "no such endpoint"})),
+        // `status` too: the Mixpanel libraries read it from any answer (the
+        // Python one fails with a KeyError, not its own exception, without).
+        _ => Reply::json(404, &serde_json::json!({"status": 0, "error": "no such endpoint"})),
     };
     http::to_response(reply, audience, origin.as_deref())
 }
@@ -85,7 +90,7 @@ fn error_for(path: &str, query: &str, err: &IngestError) -> Reply {
         "/collect" => browser::error(err),
         // The query alone says how the client wants its answer (verbose,
         // JSONP, pixel); the body is not read for a refusal.
-        "/track" | "/engage" => {
+        "/track" | "/engage" | "/groups" => {
             mixpanel::track_error(&mixpanel::TrackParams::parse(query, b"").unwrap_or_default(), err, &[])
         }
         "/import" => {

@@ -289,6 +289,7 @@ fn request_context() -> RequestContext {
         ip: Some("127.0.0.1".to_owned()),
         country: Some("DE".to_owned()),
         verified_bot: false,
+        request_id: "bench-request".into(),
     }
 }
 
@@ -368,8 +369,9 @@ impl Prepared {
                 let Ok(request) = mixpanel::decode_import(&self.query, &body, self.content_type) else {
                     return (0, 1);
                 };
-                let (events, errors) = mixpanel::finish_import(request.items, &self.context(Dialect::MixpanelImport));
-                (events.len(), errors.len())
+                let imported =
+                    mixpanel::finish_import(request.items, &request.params, &self.context(Dialect::MixpanelImport));
+                (imported.events.len(), imported.errors.len())
             }
             Kind::TrackBase64 => {
                 // The worker reads the parameters once for the shape of an

@@ -328,9 +328,11 @@ mod tests {
 
     const NOW: i64 = 1_795_424_070_930;
 
+    /// A request at `received_at_ms`; each one has its own random id.
     fn request_at(received_at_ms: i64) -> RequestContext {
         RequestContext {
             received_at_ms,
+            request_id: format!("req-{received_at_ms}"),
             ..Default::default()
         }
     }

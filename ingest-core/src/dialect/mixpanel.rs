@@ -18,16 +18,31 @@ use super::Reply;
 use crate::auth::{KeyKind, Project, Projects};
 use crate::error::{FieldError, IngestError};
 use crate::event::{Dialect, Event, EventDraft, PageContext, RequestContext};
+use crate::identity::{merge_link, IdentityLink};
 use crate::limits::{MAX_BROWSER_BATCH_EVENTS, MAX_CALLBACK_CHARS, MAX_IMPORT_EVENTS, MAX_REDIRECT_URL_CHARS};
 use crate::payload::{data_param_json, decode_base64, parse_json, parse_json_or_ndjson};
 use crate::profile::{ProfileDraft, ProfileOp, ProfileUpdate};
+use crate::time::parse_time_ms;
 use crate::validate::{finish_each, finish_profile, take_string, Context};
 use serde_json::{json, Map, Value};
 
 /// One decoded event, or why it could not be read.
 pub type EventItem = Result<EventDraft, Vec<FieldError>>;
 /// One decoded profile update, or why it could not be read.
-pub type ProfileItem = Result<ProfileDraft, Vec<FieldError>>;
+pub type ProfileItem = Result<EngageDraft, Vec<FieldError>>;
+
+/// An `/engage` update: its operations and Mixpanel's modifiers, which
+/// decide the properties the update adds itself
+/// ([`super::mixpanel_people::stamp`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngageDraft {
+    pub profile: ProfileDraft,
+    /// `$ignore_time`: leave `$last_seen` alone.
+    pub ignore_time: bool,
+    /// `$ip`: `"0"` forbids placing the profile; an address is one we
+    /// cannot place (and never keep).
+    pub ip: Option<String>,
+}
 
 pub const GIF: &str = "image/gif";
 pub const JAVASCRIPT: &str = "application/javascript";
@@ -114,7 +129,8 @@ pub struct EngageRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportParams {
     /// `strict=1`: a 400 listing the invalid events (the valid ones are
-    /// imported all the same). Otherwise invalid events are skipped quietly.
+    /// imported all the same). Otherwise invalid events are skipped and
+    /// counted out of `num_records_imported`.
     pub strict: bool,
     /// `verbose=1`, which the Python client always sends: it reads a numeric
     /// `status` (1 is success) and `error`, so replies then carry both.
@@ -122,6 +138,14 @@ pub struct ImportParams {
     /// `project_id=`: names the project that service-account credentials
     /// are for.
     pub project_id: Option<String>,
+    /// The events came in a `data=` form field or query parameter (the
+    /// Python library's form POST, the Node library's `import` GET and
+    /// `import_batch` form POST), Mixpanel's older import: answered `1`/`0`
+    /// (or `{"status":…,"error":…}` with `verbose=1`) like `/track`, all or
+    /// nothing, and `$insert_id` may be left out.
+    pub legacy: bool,
+    /// `ip=0`: the events are not placed by the request's address.
+    pub skip_geolocation: bool,
 }
 
 /// A decoded `/import` request.
@@ -129,6 +153,23 @@ pub struct ImportParams {
 pub struct ImportRequest {
     pub params: ImportParams,
     pub items: Vec<EventItem>,
+}
+
+/// What validation made of an `/import` request: the events, the identity
+/// links its `$merge` events asked for, and the errors of the rest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Imported {
+    pub events: Vec<Event>,
+    pub links: Vec<IdentityLink>,
+    pub errors: Vec<FieldError>,
+}
+
+/// What to store for an `/import` request and what to answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportOutcome {
+    pub events: Vec<Event>,
+    pub links: Vec<IdentityLink>,
+    pub reply: Reply,
 }
 
 pub fn decode_track(query: &str, body: &[u8]) -> Result<TrackRequest, IngestError> {
@@ -144,9 +185,7 @@ pub fn decode_track(query: &str, body: &[u8]) -> Result<TrackRequest, IngestErro
 }
 
 pub fn decode_engage(query: &str, body: &[u8]) -> Result<EngageRequest, IngestError> {
-    let transport = Transport::new(query, body);
-    let params = transport.params()?;
-    let values = batch(transport.data()?, MAX_BROWSER_BATCH_EVENTS)?;
+    let (params, values) = read_batch(query, body)?;
     let (items, tokens): (Vec<_>, Vec<_>) = values.into_iter().enumerate().map(|(i, v)| read_update(i, v)).unzip();
     Ok(EngageRequest {
         params,
@@ -155,12 +194,22 @@ pub fn decode_engage(query: &str, body: &[u8]) -> Result<EngageRequest, IngestEr
     })
 }
 
-/// `body` is already inflated ([`crate::payload::decode_body`]).
+/// The parameters and the items of a `/track`-style request (`/engage`,
+/// `/groups`): one object or an array of at most 50.
+pub(super) fn read_batch(query: &str, body: &[u8]) -> Result<(TrackParams, Vec<Value>), IngestError> {
+    let transport = Transport::new(query, body);
+    let params = transport.params()?;
+    let values = batch(transport.data()?, MAX_BROWSER_BATCH_EVENTS)?;
+    Ok((params, values))
+}
+
+/// `body` is already inflated ([`crate::payload::decode_body`]); a GET
+/// (the Node library's `import`) has none and carries `data=` in `query`.
 pub fn decode_import(query: &str, body: &[u8], content_type: Option<&str>) -> Result<ImportRequest, IngestError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    let transport = Transport::new(query, body);
+    if body.iter().all(u8::is_ascii_whitespace) && transport.get("data").is_none_or(|d| d.trim().is_empty()) {
         return Err(IngestError::EmptyBody);
     }
-    let transport = Transport::new(query, body);
     let params = ImportParams {
         strict: transport.get("strict").is_some_and(flag),
         verbose: transport.get("verbose").is_some_and(flag),
@@ -168,6 +217,8 @@ pub fn decode_import(query: &str, body: &[u8], content_type: Option<&str>) -> Re
             .get("project_id")
             .filter(|id| !id.is_empty())
             .map(str::to_owned),
+        legacy: transport.json_body.is_none(),
+        skip_geolocation: transport.get("ip").is_some_and(|v| v.trim() == "0"),
     };
     let values = match transport.json_body {
         Some(json) => {
@@ -175,7 +226,7 @@ pub fn decode_import(query: &str, body: &[u8], content_type: Option<&str>) -> Re
             check_count(values.len(), MAX_IMPORT_EVENTS)?;
             values
         }
-        // The Python client posts imports as a form, like its tracking.
+        // The Python and Node libraries send `data=`, like their tracking.
         None => batch(transport.data()?, MAX_IMPORT_EVENTS)?,
     };
     let items = values
@@ -188,11 +239,16 @@ pub fn decode_import(query: &str, body: &[u8], content_type: Option<&str>) -> Re
 
 /// Validates `/track` events: the shared rules (which hold `/track` to
 /// events at most three hours old: `validate::recent_window`), then
-/// `mp_funnel`'s properties. The request's
-/// country is dropped for `ip=0`. An event without a distinct_id gets the
-/// cookieless visitor hash: with `ip=1` that is what the seed asks for (the
-/// address standing in for the id, never stored), and without it Mixpanel
-/// still accepts anonymous events, which need some identity here.
+/// `mp_funnel`'s properties. The request's country is dropped for `ip=0`.
+///
+/// An event without a distinct_id (or `$device_id`): seed 002 says `ip=1`
+/// makes the request's address "the substitute for the distinct_id
+/// parameter if one is not specified", so with `ip=1` the cookieless
+/// visitor hash (the address hashed with a daily salt, never stored) stands
+/// in. Without `ip=1` (absent or `ip=0`) nothing does: Mixpanel takes such
+/// an event as nobody's, and it is kept with an empty distinct_id, counted
+/// as no visitor. (Before, every server sending `ip=0` collapsed into one
+/// visitor per address and agent.)
 pub fn finish_track(items: Vec<EventItem>, params: &TrackParams, cx: &Context<'_>) -> (Vec<Event>, Vec<FieldError>) {
     let request = RequestContext {
         country: cx.request.country.clone().filter(|_| params.geolocate),
@@ -203,30 +259,137 @@ pub fn finish_track(items: Vec<EventItem>, params: &TrackParams, cx: &Context<'_
         dialect: Dialect::MixpanelTrack,
         key: cx.key,
         request: &request,
-        anonymous_id: cx.anonymous_id,
+        anonymous_id: cx.anonymous_id.filter(|_| params.ip),
     };
     finish_each(items, &cx, funnel_rules)
 }
 
-/// Validates `/import` events: the shared rules, plus the four fields
-/// `/import` requires and Mixpanel's refusal of placeholder ids. No
-/// cookieless stand-in: imports come from servers.
-pub fn finish_import(items: Vec<EventItem>, cx: &Context<'_>) -> (Vec<Event>, Vec<FieldError>) {
-    let cx = cx.for_dialect(Dialect::MixpanelImport, false);
-    finish_each(items, &cx, |index, draft| {
-        let mut errors = import_rules(index, draft);
+/// Validates `/import` events: the shared rules, plus the fields `/import`
+/// requires and Mixpanel's refusal of placeholder ids. No cookieless
+/// stand-in: imports come from servers. `ip=0` drops the request's country.
+/// `$merge` events become identity links, not events
+/// ([`crate::identity::merge_link`]).
+pub fn finish_import(items: Vec<EventItem>, params: &ImportParams, cx: &Context<'_>) -> Imported {
+    let request = RequestContext {
+        country: cx.request.country.clone().filter(|_| !params.skip_geolocation),
+        ..cx.request.clone()
+    };
+    let cx = Context {
+        project: cx.project,
+        dialect: Dialect::MixpanelImport,
+        key: cx.key,
+        request: &request,
+        anonymous_id: None,
+    };
+    let mut links = Vec::new();
+    let mut merge_errors = Vec::new();
+    // A `$merge` leaves the list as nothing (neither event nor error), so
+    // the other items keep their indices.
+    let items: Vec<EventItem> = items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| match item {
+            Ok(draft) if draft.name.as_ref().and_then(Value::as_str) == Some("$merge") => {
+                let time_ms = draft
+                    .time
+                    .as_ref()
+                    .and_then(|t| parse_time_ms(t).ok())
+                    .unwrap_or(request.received_at_ms);
+                match merge_link(cx.project, &draft.properties, time_ms, index) {
+                    Ok(link) => links.push(link),
+                    Err(error) => merge_errors.push(error),
+                }
+                Err(Vec::new())
+            }
+            other => other,
+        })
+        .collect();
+    let (events, mut errors) = finish_each(items, &cx, |index, draft| {
+        let mut errors = import_rules(index, draft, params.legacy);
         errors.extend(funnel_rules(index, draft));
         errors
-    })
+    });
+    errors.extend(merge_errors);
+    errors.sort_by_key(|e| e.index);
+    Imported { events, links, errors }
 }
 
-pub fn finish_engage(items: Vec<ProfileItem>, cx: &Context<'_>) -> (Vec<ProfileUpdate>, Vec<FieldError>) {
+/// Decides what an `/import` request stores and answers, so that no reply
+/// claims what was not stored:
+///
+/// - the older `data=` import (Python, Node): all or nothing. One invalid
+///   event and nothing is stored, the answer is `0` (or `status: 0` with
+///   the failed records); otherwise `1` (or `status: 1`). Storing the valid
+///   part of a batch the client reads as failed would double it on retry,
+///   since these events often carry no `$insert_id`.
+/// - JSON (seed 001): the valid events are stored; `strict=1` or
+///   `verbose=1` answer 400 with `failed_records` and `status: 0` when any
+///   failed, otherwise `num_records_imported` says how many were taken.
+///
+/// A `$merge` counts as one imported record.
+pub fn settle_import(params: &ImportParams, imported: Imported) -> ImportOutcome {
+    let Imported { events, links, errors } = imported;
+    let count = events.len() + links.len();
+    if params.legacy && !errors.is_empty() {
+        let reply = if params.verbose {
+            failed_validation(params, 0, &errors)
+        } else {
+            Reply::text(400, "0")
+        };
+        return ImportOutcome {
+            events: Vec::new(),
+            links: Vec::new(),
+            reply,
+        };
+    }
+    let reply = if !errors.is_empty() && (params.strict || params.verbose) {
+        failed_validation(params, count, &errors)
+    } else if params.legacy && !params.verbose {
+        Reply::text(200, "1")
+    } else {
+        import_reply(params, count, &errors)
+    };
+    ImportOutcome { events, links, reply }
+}
+
+/// Service accounts (Basic `username:secret`, both parts given) must name
+/// their project: seed 001 calls `project_id` "required when using service
+/// account authentication". The legacy API secret (`secret:`) need not.
+pub fn require_project_id(authorization: Option<&str>, project_id: Option<&str>) -> Result<(), IngestError> {
+    let service_account = authorization
+        .and_then(basic_parts)
+        .is_some_and(|(user, password)| !user.is_empty() && !password.is_empty());
+    if service_account && project_id.is_none_or(|id| id.trim().is_empty()) {
+        return Err(IngestError::BadRequest(PROJECT_ID_REQUIRED.into()));
+    }
+    Ok(())
+}
+
+/// The refusal of a service account that names no project.
+pub const PROJECT_ID_REQUIRED: &str = "project_id is required when using service account authentication";
+
+/// Validates `/engage` updates and adds what Mixpanel adds itself:
+/// `$last_seen` and the profile's country (see
+/// [`super::mixpanel_people::stamp`]).
+pub fn finish_engage(
+    items: Vec<ProfileItem>,
+    params: &TrackParams,
+    cx: &Context<'_>,
+) -> (Vec<ProfileUpdate>, Vec<FieldError>) {
     let cx = cx.for_dialect(Dialect::MixpanelEngage, false);
+    let country = cx.request.country.as_deref().filter(|_| params.geolocate);
     let mut updates = Vec::new();
     let mut errors = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        match item.and_then(|draft| finish_profile(draft, index, &cx)) {
-            Ok(update) => updates.push(update),
+        let finished = item.and_then(|draft| {
+            let modifiers = (draft.ignore_time, draft.ip);
+            finish_profile(draft.profile, index, &cx).map(|update| (update, modifiers))
+        });
+        match finished {
+            Ok((mut update, (ignore_time, ip))) => {
+                super::mixpanel_people::stamp(&mut update, ignore_time, ip.as_deref(), country);
+                updates.push(update);
+            }
             Err(found) => errors.extend(found),
         }
     }
@@ -237,23 +400,27 @@ pub fn finish_engage(items: Vec<ProfileItem>, cx: &Context<'_>) -> (Vec<ProfileU
 /// likely first: the password (a service account's secret), then the
 /// username (the legacy API secret, sent with an empty password).
 pub fn basic_auth_candidates(authorization: &str) -> Vec<String> {
-    let Some((scheme, encoded)) = authorization.trim().split_once(' ') else {
+    let Some((user, password)) = basic_parts(authorization) else {
         return Vec::new();
     };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Vec::new();
-    }
-    let Some(text) = decode_base64(encoded).ok().and_then(|b| String::from_utf8(b).ok()) else {
-        return Vec::new();
-    };
-    let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
     let mut candidates: Vec<String> = Vec::new();
     for part in [password, user] {
-        if !part.is_empty() && !candidates.iter().any(|c| c == part) {
-            candidates.push(part.to_owned());
+        if !part.is_empty() && !candidates.contains(&part) {
+            candidates.push(part);
         }
     }
     candidates
+}
+
+/// The username and password of an `Authorization: Basic` header.
+fn basic_parts(authorization: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = authorization.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let text = decode_base64(encoded).ok().and_then(|b| String::from_utf8(b).ok())?;
+    let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
+    Some((user.to_owned(), password.to_owned()))
 }
 
 /// Finds the project an `/import` request may write to: a candidate from
@@ -381,9 +548,10 @@ fn respond(params: &TrackParams, status: u16, outcome: u8, error: Option<String>
     no_store(Reply::text(status, outcome.to_string()))
 }
 
-/// The answer to a validated `/import` request.
+/// The JSON answer to a validated `/import` request (see [`settle_import`]
+/// for which answer a request gets).
 pub fn import_reply(params: &ImportParams, imported: usize, errors: &[FieldError]) -> Reply {
-    if params.strict && !errors.is_empty() {
+    if (params.strict || params.verbose) && !errors.is_empty() {
         return failed_validation(params, imported, errors);
     }
     let mut body = json!({"code": 200, "num_records_imported": imported, "status": "OK"});
@@ -408,6 +576,9 @@ pub fn import_error(params: &ImportParams, err: &IngestError) -> Reply {
 }
 
 /// Mixpanel lists one row per failed event: its first problem.
+/// Mixpanel's `error` for an import with invalid events.
+const FAILED_VALIDATION: &str = "some data points in the request failed validation";
+
 fn failed_validation(params: &ImportParams, imported: usize, errors: &[FieldError]) -> Reply {
     let mut rows = Vec::new();
     let mut last = None;
@@ -423,11 +594,21 @@ fn failed_validation(params: &ImportParams, imported: usize, errors: &[FieldErro
         rows.push(row);
     }
     let status = if params.verbose { json!(0) } else { json!("Bad Request") };
+    // The libraries that ask for `verbose` show `error` alone: name the first
+    // problem there too.
+    let error = match rows
+        .first()
+        .and_then(|r| r["message"].as_str())
+        .filter(|_| params.verbose)
+    {
+        Some(first) => format!("{FAILED_VALIDATION}: event {}: {first}", rows[0]["index"]),
+        None => FAILED_VALIDATION.to_owned(),
+    };
     Reply::json(
         400,
         &json!({
             "code": 400,
-            "error": "some data points in the request failed validation",
+            "error": error,
             "failed_records": rows,
             "num_records_imported": imported,
             "status": status,
@@ -587,7 +768,7 @@ fn check_count(count: usize, limit: usize) -> Result<(), IngestError> {
 
 /// The token of a request whose items each name one. Mixing projects in one
 /// request is refused rather than guessed at.
-fn one_token(tokens: Vec<Option<String>>) -> Result<Option<String>, IngestError> {
+pub(super) fn one_token(tokens: Vec<Option<String>>) -> Result<Option<String>, IngestError> {
     let mut found: Option<String> = None;
     for token in tokens.into_iter().flatten() {
         match &found {
@@ -663,13 +844,25 @@ fn screen(properties: &mut Map<String, Value>) -> Option<String> {
     Some(format!("{width}x{height}"))
 }
 
-/// An `/engage` update object as a profile draft, and its token.
+/// The profile operations `/engage` takes, in the order they are applied.
 ///
 /// JSON objects have no key order, so one that holds several operations
 /// gets them in a fixed order: `$set`, `$set_once`, `$add`, `$append`,
 /// `$union`, `$remove`, `$unset`, `$delete`. Writes come before removals,
 /// `$set` wins over `$set_once` for the same key, and deletion is last, so
 /// an update that asks to delete a profile always ends with none.
+pub(super) const PEOPLE_OPS: [&str; 8] = [
+    "$set",
+    "$set_once",
+    "$add",
+    "$append",
+    "$union",
+    "$remove",
+    "$unset",
+    "$delete",
+];
+
+/// An `/engage` update object as a profile draft, and its token.
 fn read_update(index: usize, item: Value) -> (ProfileItem, Option<String>) {
     let Value::Object(mut u) = item else {
         return (
@@ -681,23 +874,58 @@ fn read_update(index: usize, item: Value) -> (ProfileItem, Option<String>) {
             None,
         );
     };
-    let token = match u.remove("$token") {
-        Some(Value::String(t)) if !t.is_empty() => Some(t),
+    let token = take_token(&mut u);
+    let ops = match read_ops(&mut u, index, &PEOPLE_OPS) {
+        Ok(ops) => ops,
+        Err(errors) => return (Err(errors), token),
+    };
+    let ignore_time = match u.remove("$ignore_time") {
+        Some(Value::Bool(b)) => b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true") || s == "1",
+        Some(Value::Number(n)) => n.as_f64() == Some(1.0),
+        _ => false,
+    };
+    let ip = match u.remove("$ip") {
+        Some(Value::String(ip)) => Some(ip),
+        Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     };
+    let draft = EngageDraft {
+        profile: ProfileDraft {
+            distinct_id: u.remove("$distinct_id"),
+            time: u.remove("$time"),
+            ops,
+        },
+        ignore_time,
+        ip,
+    };
+    (Ok(draft), token)
+}
+
+/// `$token` of an `/engage` or `/groups` update.
+pub(super) fn take_token(update: &mut Map<String, Value>) -> Option<String> {
+    match update.remove("$token") {
+        Some(Value::String(t)) if !t.is_empty() => Some(t),
+        _ => None,
+    }
+}
+
+/// The operations of one update, among `allowed` (in that order); every
+/// malformed one is an error. An operation of [`PEOPLE_OPS`] that is not
+/// allowed here is refused by name.
+pub(super) fn read_ops(
+    update: &mut Map<String, Value>,
+    index: usize,
+    allowed: &[&str],
+) -> Result<Vec<ProfileOp>, Vec<FieldError>> {
     let mut ops = Vec::new();
     let mut errors = Vec::new();
-    for key in [
-        "$set",
-        "$set_once",
-        "$add",
-        "$append",
-        "$union",
-        "$remove",
-        "$unset",
-        "$delete",
-    ] {
-        let Some(value) = u.remove(key) else { continue };
+    for key in PEOPLE_OPS {
+        let Some(value) = update.remove(key) else { continue };
+        if !allowed.contains(&key) {
+            errors.push(FieldError::new(index, key, "is not supported here"));
+            continue;
+        }
         let op = match (key, value) {
             ("$delete", _) => Some(ProfileOp::Delete),
             ("$unset", Value::Array(names)) => {
@@ -721,15 +949,11 @@ fn read_update(index: usize, item: Value) -> (ProfileItem, Option<String>) {
             None => errors.push(FieldError::new(index, key, "must be an object")),
         }
     }
-    if !errors.is_empty() {
-        return (Err(errors), token);
+    if errors.is_empty() {
+        Ok(ops)
+    } else {
+        Err(errors)
     }
-    let draft = ProfileDraft {
-        distinct_id: u.remove("$distinct_id"),
-        time: u.remove("$time"),
-        ops,
-    };
-    (Ok(draft), token)
 }
 
 /// The event `mp_funnel` carries `step` (a whole number from 1), `funnel`
@@ -782,13 +1006,23 @@ const PLACEHOLDER_IDS: [&str; 17] = [
     "{}",
 ];
 
-fn import_rules(index: usize, draft: &EventDraft) -> Vec<FieldError> {
+/// `time` and `distinct_id` are required; `$insert_id` too, except in the
+/// older `data=` import (`legacy`), whose clients often send none: such an
+/// event is kept as one occurrence, as Mixpanel keeps it.
+fn import_rules(index: usize, draft: &EventDraft, legacy: bool) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    let insert_id = if legacy && draft.insert_id.as_ref().is_none_or(Value::is_null) {
+        None
+    } else {
+        Some(("properties.$insert_id", &draft.insert_id))
+    };
     for (field, value) in [
         ("properties.time", &draft.time),
         ("properties.distinct_id", &draft.distinct_id),
-        ("properties.$insert_id", &draft.insert_id),
-    ] {
+    ]
+    .into_iter()
+    .chain(insert_id)
+    {
         let text = match value {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.trim().to_owned()),
@@ -822,6 +1056,7 @@ mod tests {
             ip: Some("203.0.113.9".into()),
             country: Some("DE".into()),
             verified_bot: false,
+            request_id: "req-1".into(),
         }
     }
 
@@ -888,6 +1123,33 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(events[0].distinct_id, "cl-x", "ip=1 lets the visitor hash stand in");
         assert_eq!(events[0].source, Dialect::MixpanelTrack);
+    }
+
+    /// Issue 23 part 5: seed 002 ties the address standing in for a
+    /// missing distinct_id to `ip=1`; without it the event is nobody's.
+    #[test]
+    fn only_ip_1_lets_the_visitor_hash_stand_in_for_a_missing_id() {
+        let event = json!({"event": "ping", "properties": {"token": "t", "time": 1_795_424_000}});
+        let r = request();
+        let outcome = |query: &str| {
+            let req =
+                decode_track(&format!("data={}&{query}", STANDARD.encode(event.to_string())), b"").expect("decodes");
+            let (events, errors) = finish_track(req.items, &req.params, &cx(&r, Some("cl-x")));
+            assert!(errors.is_empty(), "{errors:?}");
+            let e = &events[0];
+            (e.distinct_id.clone(), e.device_id.clone(), e.country.clone())
+        };
+        assert_eq!(outcome("ip=1"), ("cl-x".into(), Some("cl-x".into()), Some("DE".into())));
+        assert_eq!(outcome("ip=0"), (String::new(), None, None));
+        assert_eq!(outcome("verbose=1"), (String::new(), None, Some("DE".into())));
+        // An id the client sent is never replaced.
+        let known = json!({"event": "ping", "properties": {"token": "t", "distinct_id": "u-1"}});
+        let req = decode_track(&format!("data={}&ip=1", STANDARD.encode(known.to_string())), b"").expect("decodes");
+        let (events, _) = finish_track(req.items, &req.params, &cx(&r, Some("cl-x")));
+        assert_eq!(
+            (events[0].distinct_id.as_str(), events[0].device_id.as_deref()),
+            ("u-1", None)
+        );
     }
 
     /// What the Python client 5.4.1 posts for `track` (captured shape).
@@ -1256,7 +1518,7 @@ mod tests {
         let req = decode_engage("", body.as_bytes()).expect("decodes");
         assert_eq!(req.token.as_deref(), Some("TOKEN123"));
         let r = request();
-        let (updates, errors) = finish_engage(req.items, &cx(&r, None));
+        let (updates, errors) = finish_engage(req.items, &req.params, &cx(&r, None));
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(updates[0].distinct_id, "u-42");
         assert_eq!(updates[0].time_ms, 1_795_424_001_500);
@@ -1267,10 +1529,47 @@ mod tests {
             {"$union": {"tags": ["a"]}, "$token": "demo-token", "$distinct_id": "u-1"}]);
         let body = format!("data={}", urlencode(&STANDARD.encode(browser.to_string())));
         let req = decode_engage("verbose=1", body.as_bytes()).expect("decodes");
-        let (updates, errors) = finish_engage(req.items, &cx(&r, None));
+        let (updates, errors) = finish_engage(req.items, &req.params, &cx(&r, None));
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(updates.len(), 2);
         assert!(matches!(&updates[1].ops[..], [ProfileOp::Union(_)]));
+    }
+
+    /// The Node library's `people.set(id, props, {$ignore_time, $ip})`
+    /// (GET, base64, `ip=0` unless `geolocate`), and a browser's update.
+    #[test]
+    fn engage_modifiers_decide_last_seen_and_country() {
+        let r = request();
+        let run = |update: Value, query: &str| {
+            let req = decode_engage(&format!("{query}&data={}", base64_param(&update)), b"").expect("decodes");
+            let (updates, errors) = finish_engage(req.items, &req.params, &cx(&r, None));
+            assert!(errors.is_empty(), "{errors:?}");
+            crate::profile::apply(None, &updates[0].ops).map_or(Value::Null, Value::Object)
+        };
+        let set = |extra: Value| {
+            let mut u = json!({"$token": "t", "$distinct_id": "u", "$set": {"plan": "pro"}});
+            for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+                u[k] = v;
+            }
+            u
+        };
+        let seen = crate::time::utc_datetime(NOW);
+        assert_eq!(run(set(json!({})), "ip=0"), json!({"plan": "pro", "$last_seen": seen}));
+        assert_eq!(
+            run(set(json!({})), "ip=1"),
+            json!({"plan": "pro", "$last_seen": seen, "$country_code": "DE"})
+        );
+        assert_eq!(
+            run(set(json!({"$ignore_time": true, "$ip": "0"})), "ip=1"),
+            json!({"plan": "pro"})
+        );
+        assert_eq!(
+            run(set(json!({"$ip": "198.51.100.7"})), "ip=1"),
+            json!({"plan": "pro", "$last_seen": seen}),
+            "an address we cannot place is not kept either"
+        );
+        let timed = set(json!({"$time": 1_700_000_000_999_i64}));
+        assert_eq!(run(timed, "ip=0")["$last_seen"], "2023-11-14T22:13:20");
     }
 
     #[test]
@@ -1280,7 +1579,7 @@ mod tests {
             "$set_once": {"s": 1}, "$set": {"s": 2}});
         let req = decode_engage("", update.to_string().as_bytes()).expect("decodes");
         let ops = match &req.items[0] {
-            Ok(d) => d.ops.iter().map(ProfileOp::key).collect::<Vec<_>>(),
+            Ok(d) => d.profile.ops.iter().map(ProfileOp::key).collect::<Vec<_>>(),
             Err(e) => panic!("{e:?}"),
         };
         assert_eq!(
@@ -1308,7 +1607,7 @@ mod tests {
             {"$token": "t", "$distinct_id": "u", "$unset": ["a", "b"]}]);
         let req = decode_engage("", body.to_string().as_bytes()).expect("decodes");
         let r = request();
-        let (updates, errors) = finish_engage(req.items, &cx(&r, Some("cl-x")));
+        let (updates, errors) = finish_engage(req.items, &req.params, &cx(&r, Some("cl-x")));
         assert_eq!(updates.len(), 1);
         assert_eq!(
             fields(&errors),
@@ -1341,12 +1640,19 @@ mod tests {
             ImportParams {
                 strict: true,
                 verbose: false,
-                project_id: Some("12345".into())
+                project_id: Some("12345".into()),
+                legacy: false,
+                skip_geolocation: false,
             }
         );
         let r = request();
-        let (events, errors) = finish_import(req.items, &import_cx(&r, Some("cl-x")));
-        assert!(errors.is_empty(), "{errors:?}");
+        let Imported { events, links, errors } = finish_import(req.items, &req.params, &import_cx(&r, Some("cl-x")));
+        assert!(errors.is_empty() && links.is_empty(), "{errors:?}");
+        assert_eq!(
+            events[0].country.as_deref(),
+            Some("DE"),
+            "no ip=0: placed by the request"
+        );
         assert_eq!(events.len(), 2);
         assert_eq!(events[1].insert_id, "935d87b1-00cd-41b7-be34-b9d98dd08b42");
         assert_eq!(events[0].time_ms, 1_618_716_477_000);
@@ -1397,7 +1703,7 @@ mod tests {
         ]);
         let req = decode_import("strict=1", body.to_string().as_bytes(), None).expect("decodes");
         let r = request();
-        let (events, errors) = finish_import(req.items, &import_cx(&r, Some("cl-x")));
+        let Imported { events, errors, .. } = finish_import(req.items, &req.params, &import_cx(&r, Some("cl-x")));
         assert_eq!(events.len(), 1, "the cookieless id never stands in for imports");
         assert_eq!(
             fields(&errors),
@@ -1432,12 +1738,141 @@ mod tests {
         );
         assert!(rows[6].get("$insert_id").is_none());
 
-        // Not strict: the invalid ones are skipped without a word.
+        // Not strict: the invalid ones are skipped, and the count says so.
         let quiet = import_reply(&ImportParams::default(), 1, &errors);
         assert_eq!(
             body_json(&quiet),
             json!({"code": 200, "num_records_imported": 1, "status": "OK"})
         );
+        // verbose=1 reads `status`: never 1 for a request that stored less
+        // than it sent.
+        let verbose = ImportParams {
+            verbose: true,
+            ..Default::default()
+        };
+        let told = import_reply(&verbose, 1, &errors);
+        assert_eq!((told.status, body_json(&told)["status"].clone()), (400, json!(0)));
+    }
+
+    fn base64_param(value: &Value) -> String {
+        urlencode(&STANDARD.encode(value.to_string()))
+    }
+
+    /// The Node library's `import` (GET, base64 `data`, `ip=0&verbose=0`)
+    /// and `import_batch` (form POST), whose documented examples carry no
+    /// `$insert_id`; and the Python library's form POST (`verbose=1`).
+    #[test]
+    fn the_older_data_import_is_all_or_nothing_and_answers_as_its_clients_read() {
+        let r = request();
+        let one =
+            json!({"event": "Old", "properties": {"time": 1_700_000_000_000_i64, "distinct_id": "u", "token": "t"}});
+        let get = decode_import(&format!("ip=0&verbose=0&data={}", base64_param(&one)), b"", None).expect("decodes");
+        assert!(get.params.legacy && get.params.skip_geolocation && !get.params.verbose);
+        let imported = finish_import(get.items, &get.params, &import_cx(&r, None));
+        assert_eq!(imported.events[0].country, None, "ip=0: not placed");
+        assert_eq!(imported.events[0].insert_id.len(), 32, "an id for the occurrence");
+        let outcome = settle_import(&get.params, imported);
+        assert_eq!((outcome.reply.status, outcome.reply.body.as_slice()), (200, &b"1"[..]));
+        assert_eq!(outcome.events.len(), 1);
+
+        // A batch with one bad event: nothing stored, `0` (or status 0).
+        let batch = json!([one, {"event": "Bad", "properties": {"distinct_id": "u"}}]);
+        let form = format!("data={}", base64_param(&batch));
+        for (query, verbose) in [("ip=0&verbose=0", false), ("ip=0&verbose=1", true)] {
+            let req =
+                decode_import(query, form.as_bytes(), Some("application/x-www-form-urlencoded")).expect("decodes");
+            assert!(req.params.legacy);
+            let outcome = settle_import(&req.params, finish_import(req.items, &req.params, &import_cx(&r, None)));
+            assert!(outcome.events.is_empty() && outcome.links.is_empty(), "all or nothing");
+            assert_eq!(outcome.reply.status, 400);
+            if verbose {
+                let body = body_json(&outcome.reply);
+                assert_eq!(
+                    (body["status"].clone(), body["num_records_imported"].clone()),
+                    (json!(0), json!(0))
+                );
+                assert_eq!(body["failed_records"][0]["index"], 1);
+            } else {
+                assert_eq!(outcome.reply.body, b"0");
+            }
+        }
+
+        // Python's form (raw JSON in `data`, verbose=1): status 1 only
+        // when every record was taken, a `$merge` counting as one.
+        let merge = json!({"event": "$merge", "properties": {"$distinct_ids": ["a", "b"], "token": "t"}});
+        let body = format!("data={}&verbose=1&ip=0", urlencode(&json!([one, merge]).to_string()));
+        let req = decode_import("", body.as_bytes(), None).expect("decodes");
+        let outcome = settle_import(&req.params, finish_import(req.items, &req.params, &import_cx(&r, None)));
+        assert_eq!(
+            body_json(&outcome.reply),
+            json!({"code": 200, "num_records_imported": 2, "status": 1, "error": null})
+        );
+        assert_eq!((outcome.events.len(), outcome.links.len()), (1, 1));
+        assert_eq!(
+            (outcome.links[0].keep.as_str(), outcome.links[0].join.as_str()),
+            ("a", "b")
+        );
+
+        // JSON imports still need `$insert_id` (seed 001).
+        let json_body = json!([{"event": "e", "properties": {"time": 1_700_000_000, "distinct_id": "u"}}]);
+        let req = decode_import("", json_body.to_string().as_bytes(), None).expect("decodes");
+        assert!(!req.params.legacy);
+        let imported = finish_import(req.items, &req.params, &import_cx(&r, None));
+        assert_eq!(fields(&imported.errors), [(0, "properties.$insert_id")]);
+        // No data anywhere: an empty request.
+        assert_eq!(decode_import("ip=0&verbose=0", b"", None), Err(IngestError::EmptyBody));
+    }
+
+    #[test]
+    fn a_merge_in_a_json_import_keeps_the_indices_of_the_rest() {
+        let body = json!([
+            {"event": "$merge", "properties": {"$distinct_ids": ["x"]}},
+            {"event": "e", "properties": {"distinct_id": "u", "$insert_id": "m-1"}},
+            {"event": "$merge", "properties": {"$distinct_ids": ["x", "y"], "time": 1_700_000_000}},
+        ]);
+        let req = decode_import("strict=1", body.to_string().as_bytes(), None).expect("decodes");
+        let r = request();
+        let imported = finish_import(req.items, &req.params, &import_cx(&r, None));
+        assert_eq!(
+            fields(&imported.errors),
+            [(0, "properties.$distinct_ids"), (1, "properties.time")]
+        );
+        assert_eq!(imported.links.len(), 1);
+        assert_eq!(imported.links[0].time_ms, 1_700_000_000_000);
+        let outcome = settle_import(&req.params, imported);
+        assert_eq!(body_json(&outcome.reply)["num_records_imported"], 1);
+    }
+
+    /// Seed 001, "Common Errors": "Error: 'properties.time' is invalid:
+    /// must be specified as seconds since epoch".
+    #[test]
+    fn an_invalid_time_is_refused_in_the_seed_s_words() {
+        let body =
+            json!([{"event": "e", "properties": {"time": "yesterday", "distinct_id": "u", "$insert_id": "t-1"}}]);
+        let req = decode_import("strict=1", body.to_string().as_bytes(), None).expect("decodes");
+        let r = request();
+        let outcome = settle_import(&req.params, finish_import(req.items, &req.params, &import_cx(&r, None)));
+        assert_eq!(
+            body_json(&outcome.reply)["failed_records"][0]["message"],
+            "'properties.time' is invalid: must be specified as seconds since epoch"
+        );
+    }
+
+    #[test]
+    fn service_accounts_must_name_their_project() {
+        let service = basic("sa.user:demo-secret");
+        assert_eq!(
+            require_project_id(Some(&service), None),
+            Err(IngestError::BadRequest(PROJECT_ID_REQUIRED.into()))
+        );
+        assert_eq!(
+            require_project_id(Some(&service), Some(" ")),
+            Err(IngestError::BadRequest(PROJECT_ID_REQUIRED.into()))
+        );
+        assert_eq!(require_project_id(Some(&service), Some("12345")), Ok(()));
+        // The legacy secret, alone as the username, needs none.
+        assert_eq!(require_project_id(Some(&basic("demo-secret:")), None), Ok(()));
+        assert_eq!(require_project_id(None, None), Ok(()));
     }
 
     #[test]

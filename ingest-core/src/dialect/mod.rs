@@ -6,6 +6,8 @@ pub mod browser;
 pub mod crm;
 pub mod empmix;
 pub mod mixpanel;
+pub mod mixpanel_groups;
+pub mod mixpanel_people;
 pub mod vemetric;
 
 /// An HTTP answer, built by a dialect and sent as is by the worker.

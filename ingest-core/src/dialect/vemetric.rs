@@ -501,6 +501,7 @@ mod tests {
         let r1 = request();
         let r2 = RequestContext {
             received_at_ms: NOW + 1,
+            request_id: "req-2".into(),
             ..request()
         };
         let one = decode_event(body, &header_token())
