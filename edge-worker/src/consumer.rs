@@ -52,13 +52,7 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
                 settle(message, result);
             }
             Ok(Job::Group(update)) => {
-                let result = async {
-                    let (key, id) = (&update.group_key, &update.group_id);
-                    let current = storage::load_group(&db, &update.project, key, id).await?;
-                    let next = apply(current, &update.ops);
-                    storage::save_group(&db, &update.project, key, id, next.as_ref(), update.time_ms).await
-                }
-                .await;
+                let result = crate::groups::store(&db, &update, &batch.queue(), message.body(), now_ms()).await;
                 settle(message, result);
             }
             Ok(Job::Identity(link)) => {

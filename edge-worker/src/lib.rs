@@ -5,6 +5,7 @@
 mod bindings;
 mod config;
 mod consumer;
+mod groups;
 mod http;
 mod identities;
 mod pipeline;

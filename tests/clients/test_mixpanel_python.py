@@ -277,6 +277,10 @@ def test_failures_are_reported_and_store_nothing(worker, kind):
     company = uid("NoAdd")
     bad_group = {"$group_key": "company", "$group_id": company, "$add": {"n": 1}}
     assert isinstance(Client(worker, kind).call(lambda mp: mp.group_update(bad_group)), mixpanel.MixpanelException)
+    # Past a profile cap (1000 list items), groups as users.
+    too_long = {"products": list(range(1001))}
+    error = Client(worker, kind).call(lambda mp: mp.group_union("company", company, too_long))
+    assert "longer than 1000 items" in str(error)
     # A profile update that names nobody.
     no_user = {"$set": {"a": 1}}
     assert isinstance(Client(worker, kind).call(lambda mp: mp.people_update(no_user)), mixpanel.MixpanelException)

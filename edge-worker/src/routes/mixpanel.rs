@@ -181,7 +181,14 @@ async fn handle_groups(query: &str, body: &[u8], ctx: &RequestContext, env: &Env
         request: ctx,
         anonymous_id: None,
     };
-    let (updates, errors) = mixpanel_groups::finish_groups(request.items, &cx);
+    let items = request.items.len();
+    let (updates, mut errors) = mixpanel_groups::finish_groups(request.items, &cx);
+    // Each valid update with its place in the request, for the caps' errors.
+    let refused: std::collections::BTreeSet<usize> = errors.iter().map(|e| e.index).collect();
+    let indexed = (0..items).filter(|i| !refused.contains(i)).zip(updates).collect();
+    let (updates, over_caps) = crate::groups::within_caps(&crate::http::database(env)?, indexed).await;
+    errors.extend(over_caps);
+    errors.sort_by_key(|e| e.index);
     let accepted = updates.len();
     if !request.params.test {
         pipeline::enqueue_groups(env, updates).await?;
