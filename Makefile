@@ -98,6 +98,7 @@ test-e2e:
 
 test-clients:
 	.venv/bin/python -m pytest -q tests/clients
+	node --test --test-concurrency=1 tests/clients/
 
 test-deploy:
 	cd edge-worker && $(NODE_BIN)/wrangler deploy --dry-run --env production --outdir $(CURDIR)/target/deploy-dry-run >/dev/null

@@ -61,7 +61,20 @@ describe("mixpanel-browser in Chromium", () => {
     assert.equal(played.properties.genre, "jazz");
     assert.equal(played.properties.duration, 93);
     assert.equal(played.source, "mixpanel_track");
-    assert.ok(events.some((x) => x.event === "$identify"), "identify sends $identify");
+    const identify = events.find((x) => x.event === "$identify");
+    assert.ok(identify, "identify sends $identify");
+    // Its $anon_distinct_id (the device id from before) joins the user in
+    // the identity map, so the anonymous events count as the same person.
+    const anon = identify.properties.$anon_distinct_id;
+    assert.match(anon, /^\$device:/);
+    const deadline = Date.now() + 15_000;
+    let person;
+    while (Date.now() < deadline && person?.canonical_id !== "mp-user-1") {
+      const r = await fetch(`${worker.base}/api/identity?distinct_id=${encodeURIComponent(anon)}`, { headers: { "x-api-key": SECRET } });
+      person = await r.json();
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.deepEqual(person, { distinct_id: anon, canonical_id: "mp-user-1", distinct_ids: [anon, "mp-user-1"].sort() });
     const props = await waitForProfile(worker.base, "mp-user-1", (p) => p.videos === 2);
     assert.equal(props.plan, "pro");
     assert.equal(props.$name, "Grace");

@@ -7,36 +7,32 @@ use crate::{config, stats, storage};
 use ingest_core::auth::{KeyKind, Project};
 use ingest_core::dialect::Reply;
 use ingest_core::export::{DateRange, EXPORT_NDJSON_MAX_ROWS};
-use ingest_core::payload::decode_base64;
+use ingest_core::dialect::mixpanel;
 use ingest_core::IngestError;
 use serde_json::{json, Value};
 use worker::{Env, Request};
 
-/// The secret from `x-api-key`, `Authorization: Bearer`, or Basic auth with
-/// the secret as user name (how Mixpanel's export takes its API secret).
-fn secret_from(req: &Request) -> Option<String> {
-    if let Some(key) = header(req, "x-api-key") {
-        return Some(key);
-    }
-    let auth = header(req, "authorization")?;
-    let (scheme, value) = auth.trim().split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(value.trim().to_owned());
-    }
-    if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = String::from_utf8(decode_base64(value).ok()?).ok()?;
-        let (user, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
-        return Some(if user.is_empty() { password } else { user }.to_owned());
-    }
-    None
-}
-
-/// The project whose secret key the request carries (see [`secret_from`]).
+/// The project whose secret key the request carries: in `x-api-key`,
+/// `Authorization: Bearer`, or Basic auth as Mixpanel's export takes it
+/// (the API secret as user name, or a service account's `user:secret` with
+/// `project_id`, as the Go library sends them).
 fn secret_project(req: &Request, env: &Env) -> Result<Project, IngestError> {
     let projects = config::projects(env)?;
-    Ok(projects
-        .authorize(secret_from(req).as_deref(), KeyKind::Secret)?
-        .clone())
+    if let Some(key) = header(req, "x-api-key") {
+        return Ok(projects.authorize(Some(&key), KeyKind::Secret)?.clone());
+    }
+    let auth = header(req, "authorization").unwrap_or_default();
+    match auth.trim().split_once(' ') {
+        Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok(projects.authorize(Some(value.trim()), KeyKind::Secret)?.clone())
+        }
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("basic") => {
+            let query = query(req)?;
+            let project_id = ingest_core::payload::form_field(query.as_bytes(), "project_id");
+            Ok(mixpanel::authorize_import(&projects, Some(&auth), project_id.as_deref())?.clone())
+        }
+        _ => Err(IngestError::Unauthorized),
+    }
 }
 
 pub fn error(err: &IngestError) -> Reply {
