@@ -160,6 +160,30 @@ describe("seed 002: Mixpanel classic /track", () => {
     const badStep = { event: "mp_funnel", properties: { ...funnel.properties, step: 0 } };
     assert.equal(await (await fetch(`${worker.base}/track?data=${b64(badStep)}`)).text(), "0");
   });
+
+  // Issue 23 part 5. Seed 002, `ip`: "Will automatically utilize the IP
+  // address from an incoming request as the substitute for the distinct_id
+  // parameter if one is not specified." Only `ip=1` does; without it the
+  // event is kept as nobody's (empty distinct_id), as Mixpanel keeps it.
+  test("ip=1 lets the request's address (hashed, never kept) stand in for a missing distinct_id; ip=0 and no ip do not", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const forms = { "ip=1": "seed-ip-1", "ip=0": "seed-ip-0", "": "seed-ip-none" };
+    for (const [query, id] of Object.entries(forms)) {
+      const data = b64({ event: "anonymous game", properties: { token: TOKEN, time: now, $insert_id: id } });
+      assert.equal(await (await fetch(`${worker.base}/track?data=${data}${query ? `&${query}` : ""}`)).text(), "1", query);
+    }
+    const rows = await waitForEvents(worker.base, (e) => Object.values(forms).every((id) => e.some((x) => x.insert_id === id)));
+    const byId = (id) => rows.find((x) => x.insert_id === id);
+    const one = byId("seed-ip-1");
+    assert.match(one.distinct_id, /^cl-[0-9a-f]{32}$/, "ip=1: the cookieless visitor hash");
+    assert.equal(one.device_id, one.distinct_id);
+    assert.notEqual(one.country, null, "ip=1: placed by the request's address");
+    assert.deepEqual([byId("seed-ip-0").distinct_id, byId("seed-ip-0").device_id, byId("seed-ip-0").country], ["", null, null], "ip=0: nobody, not placed");
+    assert.deepEqual([byId("seed-ip-none").distinct_id, byId("seed-ip-none").device_id, byId("seed-ip-none").country], ["", null, one.country], "no ip: nobody, placed");
+    for (const row of rows.filter((x) => Object.values(forms).includes(x.insert_id))) {
+      assert.ok(!JSON.stringify(row).includes("127.0.0.1"), "no address is stored");
+    }
+  });
 });
 
 describe("seed 001: Mixpanel /import", () => {
@@ -203,6 +227,32 @@ describe("seed 001: Mixpanel /import", () => {
     const none = await post("/import", [event(98)]);
     assert.equal(none.status, 401);
     assert.equal((await none.json()).code, 401);
+  });
+
+  // Issue 23 part 7. Seed 001, `project_id`: "Your Mixpanel project ID
+  // (required when using service account authentication)".
+  test("service-account credentials without project_id are refused; with it they import", async () => {
+    const sa = { authorization: `Basic ${Buffer.from(`svc-user:${SECRET}`).toString("base64")}` };
+    const missing = await post("/import", [event("sa-1")], sa);
+    assert.equal(missing.status, 400);
+    assert.deepEqual(await missing.json(), { code: 400, error: "project_id is required when using service account authentication", status: "Bad Request" });
+    const named = await post("/import?project_id=demo", [event("sa-2")], sa);
+    assert.deepEqual([named.status, await named.json()], [200, { code: 200, num_records_imported: 1, status: "OK" }]);
+    await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "imp-sa-2"));
+    await settle();
+    assert.equal((await rowsOf((x) => x.insert_id === "imp-sa-1")).length, 0);
+  });
+
+  // Seed 001, "Common Errors": "'properties.time' is invalid: must be
+  // specified as seconds since epoch".
+  test("an invalid time is refused in the seed's own words", async () => {
+    const r = await post("/import?strict=1", [event("bad-time", { time: "yesterday" })], auth);
+    assert.equal(r.status, 400);
+    const [failed] = (await r.json()).failed_records;
+    assert.deepEqual(failed, {
+      index: 0, $insert_id: "imp-bad-time", field: "properties.time",
+      message: "'properties.time' is invalid: must be specified as seconds since epoch",
+    });
   });
 });
 
