@@ -23,7 +23,7 @@
 
 use crate::auth::{KeyKind, Projects};
 use crate::dedup::is_valid_insert_id;
-use crate::dialect::{self, browser, crm, empmix, mixpanel, vemetric, Reply};
+use crate::dialect::{self, browser, crm, empmix, mixpanel, mixpanel_groups, vemetric, Reply};
 use crate::error::{FieldError, IngestError};
 use crate::event::{Dialect, Event, RequestContext};
 use crate::export::{DateRange, Page, MAX_RANGE_DAYS};
@@ -69,6 +69,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("browser", browser),
     ("mixpanel_track", mixpanel_track),
     ("mixpanel_engage", mixpanel_engage),
+    ("mixpanel_groups", mixpanel_groups),
     ("mixpanel_import", mixpanel_import),
     ("vemetric_event", vemetric_event),
     ("vemetric_user", vemetric_user),
@@ -381,6 +382,59 @@ pub fn mixpanel_engage(data: &[u8]) {
     check_field_errors(&errors, count);
     for update in &updates {
         check_profile(update);
+    }
+    let reply = mixpanel::track_reply(&request.params, updates.len(), &errors, &[]);
+    let failed = (updates.is_empty() && !errors.is_empty()).then_some(IngestError::Invalid(errors));
+    check_track_reply(&reply, failed.as_ref(), size);
+}
+
+/// `GET|POST /groups`: `query\0body`. Group updates keep every limit of a
+/// profile update, name their group, use only the group operations, and
+/// are answered as `/engage` answers.
+pub fn mixpanel_groups(data: &[u8]) {
+    let ([query], raw) = split::<1>(data);
+    let query = query.unwrap_or_default();
+    let size = data.len();
+    let body = match payload::decode_body(raw, None) {
+        Ok(body) => body,
+        Err(e) => return check_track_reply(&mixpanel::track_error(&Default::default(), &e, &[]), Some(&e), size),
+    };
+    let size = size.max(body.len());
+    let params = mixpanel::TrackParams::parse(&query, &body).unwrap_or_default();
+    let request = match mixpanel_groups::decode_groups(&query, &body) {
+        Ok(request) => request,
+        Err(e) => {
+            check_error(&e, DECODE_STATUSES);
+            return check_track_reply(&mixpanel::track_error(&params, &e, &[]), Some(&e), size);
+        }
+    };
+    let count = request.items.len();
+    assert!((1..=MAX_BROWSER_BATCH_EVENTS).contains(&count));
+    let req = request_context();
+    let (updates, errors) = mixpanel_groups::finish_groups(
+        request.items,
+        &context(&req, Dialect::MixpanelEngage, KeyKind::Public, false),
+    );
+    check_field_errors(&errors, count);
+    let failed: std::collections::BTreeSet<usize> = errors.iter().map(|e| e.index).collect();
+    assert_eq!(
+        updates.len() + failed.len(),
+        count,
+        "every update is kept or has errors"
+    );
+    for update in &updates {
+        assert!(!update.group_key.trim().is_empty() && update.group_key.chars().count() <= MAX_ID_CHARS);
+        assert!(!update.group_id.is_empty() && update.group_id.chars().count() <= MAX_ID_CHARS);
+        assert!(update
+            .ops
+            .iter()
+            .all(|op| mixpanel_groups::GROUP_OPS.contains(&op.key())));
+        check_profile(&ProfileUpdate {
+            project: update.project.clone(),
+            distinct_id: update.group_id.clone(),
+            ops: update.ops.clone(),
+            time_ms: update.time_ms,
+        });
     }
     let reply = mixpanel::track_reply(&request.params, updates.len(), &errors, &[]);
     let failed = (updates.is_empty() && !errors.is_empty()).then_some(IngestError::Invalid(errors));

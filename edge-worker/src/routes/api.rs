@@ -5,9 +5,9 @@
 use crate::http::{database, header, now_ms, query};
 use crate::{config, stats, storage};
 use ingest_core::auth::{KeyKind, Project};
+use ingest_core::dialect::mixpanel;
 use ingest_core::dialect::Reply;
 use ingest_core::export::{DateRange, EXPORT_NDJSON_MAX_ROWS};
-use ingest_core::dialect::mixpanel;
 use ingest_core::IngestError;
 use serde_json::{json, Value};
 use worker::{Env, Request};
