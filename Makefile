@@ -9,7 +9,7 @@ PUBLIC := edge-worker/public
 # What `--env production` serves: the tracker and the dashboard, no demo page
 # (a demo page on the dashboard's origin is one more page to attack it from).
 PUBLIC_PRODUCTION := edge-worker/public-production
-PRODUCTION_ASSETS := t.js t.mjs t.wasm dashboard.html dashboard.js dashboard.css favicon.svg _headers
+PRODUCTION_ASSETS := t.js t.wasm t.full.js t.full.wasm t.mjs dashboard.html dashboard.js dashboard.css favicon.svg _headers
 PERSIST ?= $(CURDIR)/.wrangler/state
 PORT ?= 8787
 export WRANGLER_SEND_METRICS := false
@@ -18,7 +18,7 @@ export WASM_BINDGEN_BIN = $(shell command -v wasm-bindgen)
 export WASM_OPT_BIN := $(NODE_BIN)/wasm-opt
 export ESBUILD_BIN := $(NODE_BIN)/esbuild
 
-.PHONY: dev test setup setup-test build tracker worker site migrate size fuzz bench bench-smoke clean \
+.PHONY: dev test setup setup-test build tracker tracker-variant worker site migrate size fuzz bench bench-smoke clean \
         test-native test-wasm test-e2e test-clients test-deploy lint
 
 setup:
@@ -37,18 +37,39 @@ TRACKER_SRC := $(shell find tracker-wasm/src tracker-wasm/js -type f) tracker-wa
 TRACKER_WASM_OPT := -Oz --flatten --rereloop -Oz --converge \
   --remove-exports --pass-arg=remove-exports@__* \
   --strip-debug --strip-producers --strip-target-features
+## The options (tracker-wasm/Cargo.toml features) of the default t.js + t.wasm,
+## which must fit the size budget; t.full.js + t.full.wasm (and t.mjs) have
+## them all. tracker-wasm/README.md says why each is in or out.
+TRACKER_OPTIONS := not-found
+TRACKER_ALL := engagement paths domains props revenue downloads not-found manual hook forms
+## The loader's share of the options: esbuild defines, true when in the set.
+TRACKER_JS_FLAGS := engagement:ET_ENGAGEMENT props:ET_PROPS revenue:ET_REVENUE manual:ET_MANUAL hook:ET_HOOK forms:ET_FORMS
+tracker_defines = $(foreach f,$(TRACKER_JS_FLAGS),--define:$(word 2,$(subst :, ,$(f)))=$(if $(filter $(word 1,$(subst :, ,$(f))),$(1)),true,false))
+## $(call tracker_variant,NAME,OPTIONS): NAME.wasm and NAME.js in public/.
+define tracker_variant
+	cargo build -q -p tracker-wasm --release --target $(WASM_TARGET) --no-default-features --features "$(2)"
+	$(NODE_BIN)/wasm-opt $(TRACKER_WASM_OPT) \
+	  target/$(WASM_TARGET)/release/tracker_wasm.wasm -o $(PUBLIC)/$(1).wasm
+	$(NODE_BIN)/esbuild tracker-wasm/js/loader.js --bundle --minify --format=iife \
+	  --log-level=warning --log-override:empty-import-meta=silent \
+	  $(call tracker_defines,$(2)) --define:ET_WASM='"$(1).wasm"' --outfile=$(PUBLIC)/$(1).js
+endef
 ## File targets: a second `make` with nothing changed does nothing.
 tracker: $(PUBLIC)/t.js
 
-$(PUBLIC)/t.js: $(TRACKER_SRC)
-	cargo build -q -p tracker-wasm --release --target $(WASM_TARGET)
+$(PUBLIC)/t.js: $(TRACKER_SRC) Makefile
 	mkdir -p $(PUBLIC)
-	$(NODE_BIN)/wasm-opt $(TRACKER_WASM_OPT) \
-	  target/$(WASM_TARGET)/release/tracker_wasm.wasm -o $(PUBLIC)/t.wasm
-	$(NODE_BIN)/esbuild tracker-wasm/js/loader.js --bundle --minify --format=iife \
-	  --log-level=warning --log-override:empty-import-meta=silent --outfile=$(PUBLIC)/t.js
-	$(NODE_BIN)/esbuild tracker-wasm/js/esm.js --bundle --minify --format=esm \
-	  --log-level=warning --outfile=$(PUBLIC)/t.mjs
+	$(call tracker_variant,t.full,$(TRACKER_ALL))
+	$(call tracker_variant,t,$(TRACKER_OPTIONS))
+	$(NODE_BIN)/esbuild tracker-wasm/js/esm.js --bundle --minify --format=esm --log-level=warning \
+	  $(call tracker_defines,$(TRACKER_ALL)) --define:ET_WASM='"t.full.wasm"' --outfile=$(PUBLIC)/t.mjs
+
+## One variant of the tracker, t.js + t.wasm with OPTIONS, into PUBLIC (make
+## bench measures what each option costs this way):
+##   make tracker-variant PUBLIC=target/variant OPTIONS="engagement props"
+tracker-variant:
+	mkdir -p $(PUBLIC)
+	$(call tracker_variant,t,$(OPTIONS))
 
 ## The worker: build/index.js + build/index_bg.wasm.
 worker: edge-worker/build/index.js

@@ -76,6 +76,58 @@ function scalingSvg(series) {
   return parts.join("\n") + "\n";
 }
 
+/** What each tracker option costs, and the same features in Plausible's npm tracker. */
+function optionsSection(size) {
+  const bare = size.bare;
+  const cost = Object.fromEntries((size.options ?? []).map((o) => [o.option, o]));
+  const c = (option) => (cost[option] ? `+${int(cost[option].total)}` : "n/a");
+  const inDefault = new Set(["not-found"]);
+  const feature = [
+    ["page views, SPA (history) and hash routing", "default", "default (`hashBasedRouting`)"],
+    ["outbound links", "default", "option `outboundLinks`"],
+    ["tagged events (element attributes)", "default (`data-et-event`)", "default (CSS classes)"],
+    ["bots: webdriver, automation globals, headless agents", "default", "webdriver and a few globals"],
+    ["consent modes, device cookie with consent", "default", "none (cookieless only)"],
+    ["delivery confirmed by the server, retried, kept across pages", "default", "one keepalive fetch"],
+    ["local pages skipped unless asked", "default (`data-local`)", "default (`captureOnLocalhost`)"],
+    ["404 pages", `default (\`not-found\`, ${c("not-found")})`, "a custom event the site sends"],
+    ["manual pageviews with a custom URL", `\`manual\` ${c("manual")}`, "`autoCapturePageviews: false` + `url`"],
+    ["the site's own domains", `\`domains\` ${c("domains")}`, "none (the `domain` option names the site)"],
+    ["properties on every event", `\`props\` ${c("props")}`, "option `customProperties`"],
+    ["form submissions", `\`forms\` ${c("forms")}`, "option `formSubmissions`"],
+    ["a hook to change or drop events", `\`hook\` ${c("hook")}`, "option `transformRequest`"],
+    ["file downloads", `\`downloads\` ${c("downloads")}`, "option `fileDownloads`"],
+    ["revenue", `\`revenue\` ${c("revenue")}`, "always (`revenue` in `track`)"],
+    ["include / exclude paths", `\`paths\` ${c("paths")}`, "none in npm (the CDN script's exclusions variant)"],
+    ["engagement: visible time, deepest scroll", `\`engagement\` ${c("engagement")}`, "always"],
+  ];
+  const lines = [
+    "### What each option of ours costs, and the same features in Plausible's npm tracker", "",
+    `Each option (a cargo feature and esbuild define, \`tracker-wasm/Cargo.toml\`) built alone into t.js + t.wasm ` +
+    "(`make tracker-variant`), gzip -9, over the script with no option" +
+    (bare ? ` (${int(bare.js)} + ${int(bare.wasm)} = ${int(bare.total)} B)` : "") + ". The default t.js has " +
+    "the options that fit its 8,192 B budget; t.full.js has all. Plausible's npm package is one module whatever " +
+    "its options, so its size is the same with t.full.js's options on (the row above) as without.", "",
+    table(["option", "t.js (B)", "t.wasm (B)", "total (B)", "in the default t.js"],
+      (size.options ?? []).map((o) => [`\`${o.option}\``, int(o.js), int(o.wasm), int(o.total), inDefault.has(o.option) ? "yes" : "no (t.full.js)"])),
+    "", table(["feature", "edgetrack (option, gzip B it adds)", "@plausible-analytics/tracker (npm)"], feature),
+  ];
+  if (!size.options?.length) lines.push("", "(Per-option costs are measured by the full run only.)");
+  return lines;
+}
+
+/** Our page view's time against Plausible's in the same run. */
+const pageRows = (page) => [page.rows.find((r) => r.id === "edgetrack"), page.rows.find((r) => r.id === "plausible")];
+function pageGoal(page) {
+  if (!page) return "n/a";
+  const [ours, theirs] = pageRows(page);
+  return ours && theirs ? `${fixed(ours.pageviewMs, 0)} ms against ${fixed(theirs.pageviewMs, 0)} ms (medians of ${page.runs} runs)` : "n/a";
+}
+function pageGoalMet(page) {
+  const [ours, theirs] = pageRows(page);
+  return Boolean(ours && theirs && ours.pageviewMs <= theirs.pageviewMs);
+}
+
 const m = machine();
 // scripts/bench.sh notes when the run started and on which commit.
 const run = readResult("run") ?? { started: m.date, commit: git(["rev-parse", "--short", "HEAD"]),
@@ -85,7 +137,9 @@ const say = (...t) => lines.push(...t);
 
 say("# Benchmarks", "",
   `Written by \`make bench\` (\`scripts/bench.sh\`), run started ${run.started}, commit \`${run.commit}\`` +
-  `${run.dirty ? " (the work tree had uncommitted changes)" : ""}.`,
+  `${run.dirty ? " (the work tree had uncommitted changes)" : ""}.` +
+  (run.only ? ` This run measured only ${run.only.join(" and ")} (\`scripts/bench.sh --only\`); the other sections are ` +
+    `from the whole run started ${run.previous?.started ?? "?"}, commit \`${run.previous?.commit ?? "?"}\`.` : ""),
   `Machine: ${m.cores} cores (\`nproc\`), **shared with other engineers' builds and tests while it ran**: ` +
   "read the ratios (both sides measured in the same run, interleaved where they can be), not the absolute times.", "");
 if (SMOKE) say("**Smoke run: one tiny iteration of each; these figures mean nothing.**", "");
@@ -104,7 +158,8 @@ const workerRange = workerCells.length
   : "n/a";
 say("## Goals: where we stand", "",
   table(["goal", "measured", "status"], [
-    ["tracker ≤ 5 KB gzip, full feature set (t.js + t.wasm)", size ? `${int(size.oursGzip)} B = ${kb(size.oursGzip)} gzip` : "n/a", size ? yes(size.goalMet) : "n/a"],
+    ["tracker ≤ 5 KB gzip (t.js + t.wasm, the default script)", size ? `${int(size.oursGzip)} B = ${kb(size.oursGzip)} gzip` : "n/a", size ? yes(size.goalMet) : "n/a"],
+    ["page view sent ≤ Plausible's time in the same run (section 2)", pageGoal(page), page ? yes(pageGoalMet(page)) : "n/a"],
     ["decode + validate ≥ 0.5× the raw parse (baseline time / our time)",
       worst ? `${fixed(worst.ratio)}–${fixed(Math.max(...timed.map((c) => c.ratio)))}× by time, ` +
         `${fixed(Math.min(...timed.map((c) => c.instructionRatio)))}–${fixed(Math.max(...timed.map((c) => c.instructionRatio)))}× ` +
@@ -144,6 +199,7 @@ if (size) {
     table(["tracker", "version", "what", "raw", "gzip -9", "brotli", "gzip × ours", "note"],
       size.rows.map((r) => [r.label, r.version, r.artifact, int(r.raw), int(r.gzip), int(r.brotli), fixed(r.gzipVsOurs), r.note])),
     "", `Ours by file: ${size.rows[0].parts.map((p) => `${p.file} ${int(p.raw)} B raw, ${int(p.gzip)} B gzip, ${int(p.brotli)} B brotli`).join("; ")}.`,
+    "", ...optionsSection(size),
     "", "@vemetric/web: the npm package's entry is only a loader (about 2 KB) that adds `main.js` from Vemetric's CDN. " +
     "The same package ships that tracker as `dist/main.js`, so the row above counts loader + dist/main.js; the loader " +
     "alone is the second row. In the page test (section 2) the loader loads that dist/main.js from the test server.", "");

@@ -1,12 +1,14 @@
 // Section 1: tracker bytes on the wire. Each tracker as a site serves it
-// (ours: t.js + t.wasm as `make tracker` built them; the others: an esbuild
-// --bundle --minify of a one-line init from the npm package, plus the CDN
-// builds the packages ship), raw, gzip -9 and brotli quality 11.
+// (ours: t.js + t.wasm and t.full.js + t.full.wasm as `make tracker` built
+// them; the others: an esbuild --bundle --minify of a one-line init from the
+// npm package, plus the CDN builds the packages ship), raw, gzip -9 and
+// brotli quality 11. And what each of our options costs: t.js + t.wasm built
+// with it alone, over the script with none (make tracker-variant).
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { brotliCompressSync, constants } from "node:zlib";
-import { BENCH, writeResult } from "./lib.mjs";
+import { BENCH, PUBLIC, ROOT, SMOKE, bundle, workDir, writeResult } from "./lib.mjs";
 import { TRACKERS, buildAll } from "./trackers.mjs";
 
 const NPM = path.join(BENCH, "node_modules");
@@ -29,11 +31,34 @@ function row(tracker, artifact, files, note) {
     parts, raw: sum("raw"), gzip: sum("gzip"), brotli: sum("brotli") };
 }
 
+/** The tracker's options (tracker-wasm/Cargo.toml features), cheapest first as the README lists them. */
+const OPTIONS = ["not-found", "manual", "domains", "props", "forms", "hook", "downloads", "revenue", "paths", "engagement"];
+
+/** t.js + t.wasm built with `options` (make tracker-variant), gzip -9 of each. */
+function variant(options) {
+  const dir = path.join(workDir(), "variant");
+  execFileSync("make", ["-s", "tracker-variant", `PUBLIC=${dir}`, `OPTIONS=${options.join(" ")}`],
+    { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
+  const [js, wasm] = ["t.js", "t.wasm"].map((f) => sizes(path.join(dir, f)).gzip);
+  return { js, wasm, total: js + wasm };
+}
+
+// What each option adds to the script with none (the smoke run builds the
+// bare script only, to keep `make test` quick).
+const bare = variant([]);
+const options = (SMOKE ? [] : OPTIONS).map((option) => {
+  const v = variant([option]);
+  return { option, js: v.js - bare.js, wasm: v.wasm - bare.wasm, total: v.total - bare.total };
+});
+
 const built = buildAll();
 const byId = Object.fromEntries(TRACKERS.map((t) => [t.id, t]));
+const plausibleOptions = bundle("plausible-options.js", path.join(workDir(), "trackers", "plausible-options.js"));
 const rows = [
   row(byId.edgetrack, "t.js + t.wasm (make tracker)", Object.values(built.edgetrack),
-    "the whole tracker: page views, SPA, outbound links, identity with consent, bot checks, retries"),
+    "the default script: page views at once, SPA, outbound links, tagged events, 404, consent modes (private by default), local pages skipped, bot checks, confirmed delivery"),
+  row(byId.edgetrack, "t.full.js + t.full.wasm", [path.join(PUBLIC, "t.full.js"), path.join(PUBLIC, "t.full.wasm")],
+    "every option: the default's, plus engagement, file downloads, revenue, properties on every event, manual pageviews, include/exclude, domains, beforeSend, forms"),
   row(byId.mixpanel, "npm bundle (esbuild --minify)", Object.values(built.mixpanel),
     "default import; session recording and targeting load later from the CDN, not counted"),
   row(byId.mixpanel, "CDN build dist/mixpanel.min.js", [path.join(NPM, "mixpanel-browser/dist/mixpanel.min.js")],
@@ -44,6 +69,8 @@ const rows = [
     "what the official snippet loads (ships minified)"),
   row(byId.plausible, "npm bundle (esbuild --minify)", Object.values(built.plausible),
     "the package ships one minified ES module"),
+  row(byId.plausible, "npm bundle, t.full.js's options on", [plausibleOptions],
+    "outbound links, file downloads, forms, hash routing, custom properties, transformRequest on (bench/entries/plausible-options.js); revenue, tagged events and engagement are always in"),
   row(byId.vemetric, "npm loader bundle + dist/main.js", Object.values(built.vemetric),
     "the npm package is a loader that adds main.js from Vemetric's CDN; the same package ships that main.js in dist/, measured here"),
   row(byId.vemetric, "npm loader bundle alone", [built.vemetric["/vemetric.js"]],
@@ -59,6 +86,8 @@ const result = {
   goalGzipBytes: GOAL_GZIP_BYTES,
   oursGzip: ours.gzip,
   goalMet: ours.gzip <= GOAL_GZIP_BYTES,
+  bare,
+  options,
   brotli: "Node zlib, quality 11",
   gzip: execFileSync("gzip", ["--version"]).toString().split("\n")[0],
   rows,
@@ -69,6 +98,7 @@ for (const r of rows) {
     `  brotli ${String(r.brotli).padStart(7)} B  (${r.gzipVsOurs.toFixed(2)}x ours)`);
 }
 console.log(`size: ours ${ours.gzip} B gzip against the ${GOAL_GZIP_BYTES} B goal: ${result.goalMet ? "met" : "not met"}`);
+console.log(`size: the script with no option ${bare.total} B; ` + options.map((o) => `${o.option} +${o.total}`).join(", "));
 if (!(ours.gzip > 0) || rows.some((r) => !(r.gzip > 0))) {
   console.error("size: a tracker measured 0 bytes");
   process.exit(1);

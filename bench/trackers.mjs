@@ -22,7 +22,9 @@ export const TRACKERS = [
     package: "tracker-wasm",
     version: () => "this checkout",
     files: () => ({ "/t.js": path.join(PUBLIC, "t.js"), "/t.wasm": path.join(PUBLIC, "t.wasm") }),
-    tag: (api) => `<script async src="/t.js" data-token="demo-token" data-api="${api}/collect"></script>`,
+    // data-local: the test page is served from a loopback address, which
+    // the tracker skips unless told (as Plausible's captureOnLocalhost).
+    tag: (api) => `<script async src="/t.js" data-token="demo-token" data-local data-api="${api}/collect"></script>`,
     pageview: /\/collect$/,
   },
   {

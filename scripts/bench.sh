@@ -4,20 +4,26 @@
 #   1 tracker bytes        bench/size.mjs     4 worker throughput  bench/worker.mjs
 #   2 tracker page cost    bench/page.mjs     5 cost by batch size bench/worker.mjs
 #   3 decode + validate    bench/decode.mjs   (criterion + callgrind in ingest-core/benches)
-# Usage: scripts/bench.sh [--smoke]
+# Usage: scripts/bench.sh [--smoke] [--only STEP,STEP]
 #   --smoke: one tiny iteration of each, results in target/bench-smoke/,
 #   BENCHMARKS.md untouched; exits non-zero when any step fails.
+#   --only size,page: measure only those sections (then write the report);
+#   the others keep their last full run's results, and the report says so.
 # Needs the built tracker and worker (`make site worker`). Everything it
 # starts listens on loopback, and every loop is bounded in count and time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODE=full
-case "${1:-}" in
-  "") ;;
-  --smoke) MODE=smoke ;;
-  *) echo "usage: scripts/bench.sh [--smoke]" >&2; exit 2 ;;
-esac
+ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) MODE=smoke ;;
+    --only) ONLY="${2:-}"; shift ;;
+    *) echo "usage: scripts/bench.sh [--smoke] [--only STEP,STEP]" >&2; exit 2 ;;
+  esac
+  shift
+done
 # A hung step is stopped and counted as failed (seconds).
 if [ "$MODE" = smoke ]; then STEP_LIMIT=240; else STEP_LIMIT=900; fi
 
@@ -78,13 +84,24 @@ out=${BENCH_OUT:-bench/results}
 mkdir -p "$out"
 dirty=false
 [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && dirty=true
-printf '{"started": "%s", "commit": "%s", "dirty": %s}\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
-  "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$dirty" >"$out/run.json"
+started="$(date -u '+%Y-%m-%d %H:%M UTC')"
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$ONLY" ]; then
+  # A partial run keeps the last whole run's stamp for the other sections.
+  previous="$(node -e 'const r = require(process.argv[1]); process.stdout.write(JSON.stringify(r.previous ?? r))' \
+    "$PWD/$out/run.json" 2>/dev/null || echo null)"
+  only_json="$(printf '%s' "$ONLY" | node -e 'process.stdout.write(JSON.stringify(require("fs").readFileSync(0, "utf8").split(",")))')"
+  printf '{"started": "%s", "commit": "%s", "dirty": %s, "only": %s, "previous": %s}\n' "$started" "$commit" "$dirty" \
+    "$only_json" "$previous" >"$out/run.json"
+else
+  printf '{"started": "%s", "commit": "%s", "dirty": %s}\n' "$started" "$commit" "$dirty" >"$out/run.json"
+fi
 
 passed=0
 failed=0
 failures=()
 for step in size page decode worker report; do
+  if [ -n "$ONLY" ] && [ "$step" != report ] && ! [[ ",$ONLY," == *",$step,"* ]]; then continue; fi
   say "$step"
   started=$SECONDS
   if timeout --kill-after=10 "$STEP_LIMIT" node "bench/$step.mjs" "${args[@]}"; then

@@ -299,7 +299,7 @@ test("every demo page includes the tracker with one plain script tag", async () 
     const html = readFileSync(path.join(WWW, file), "utf8");
     const tags = html.match(/<script[^>]*\bsrc="\/t\.js"[^>]*>/g) ?? [];
     assert.equal(tags.length, 1, file);
-    assert.match(tags[0], /^<script defer src="\/t\.js" data-token="demo-token"( data-consent="pending")?>$/, file);
+    assert.match(tags[0], /^<script defer src="\/t\.js" data-token="demo-token" data-local( data-consent="pending")?>$/, file);
     assert.equal(/data-consent="pending"/.test(tags[0]), file === "consent.html", file);
     assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+=|\sstyle=/i, `${file}: no inline code or style`);
   }

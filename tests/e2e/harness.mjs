@@ -127,16 +127,17 @@ function stopGroup(pid, signal = "SIGTERM") {
   } catch {}
 }
 
-/** Debian's Chromium, headless; `automation` keeps navigator.webdriver true
+/** Debian's Chromium, headless, with `args` added to its flags (e.g. a
+ *  --host-resolver-rules mapping); `automation` keeps navigator.webdriver true
  *  and the headless user agent. Otherwise the browser itself claims an
  *  ordinary Chrome's user agent: a page's override does not reach the
  *  beacons Chromium sends while a page unloads, and the worker would drop
  *  those as a headless bot. */
-export async function launchBrowser({ automation = false } = {}) {
+export async function launchBrowser({ automation = false, args: extra = [] } = {}) {
   const { chromium } = await import("playwright-core");
   const chromiumPath = execFileSync("sh", ["-c", "command -v chromium"]).toString().trim();
   const args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", ...extra];
   if (!automation) args.push("--disable-blink-features=AutomationControlled", `--user-agent=${BROWSER_UA}`);
   return chromium.launch({ executablePath: chromiumPath, headless: true, args });
 }

@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import {
-  startWorker, launchBrowser, humanPage, collect, exportEvents, waitForEvents, settle, stats, sleep,
+  startWorker, launchBrowser, humanPage, collect, exportEvents, waitForEvents, settle, stats, sleep, serveOrigin,
 } from "./harness.mjs";
 
 const DAY_S = 24 * 60 * 60;
@@ -52,13 +52,13 @@ async function fulfillExternal(context) {
   }
 }
 
-/** A page at `path` on the worker's origin whose only content is the tracker's tag with `attributes`. */
+/** A page at `path` on the worker's origin whose only content is the tracker's tag with `attributes` (and data-local: the worker is on 127.0.0.1). */
 async function tagPage(context, path, attributes, title = "tagged") {
   const url = `${worker.base}${path}`;
   await context.route(url, (r) => r.fulfill({
     status: 200,
     contentType: "text/html",
-    body: `<!doctype html><title>${title}</title><script defer src="/t.js" data-token="demo-token" ${attributes}></script><p>${title}</p>`,
+    body: `<!doctype html><title>${title}</title><script defer src="/t.js" data-token="demo-token" data-local ${attributes}></script><p>${title}</p>`,
   }));
   return url;
 }
@@ -349,7 +349,7 @@ test("a page whose CSP forbids WebAssembly gets one console warning naming 'wasm
       status: 200,
       contentType: "text/html",
       headers: { "content-security-policy": "script-src 'self'" },
-      body: `<title>strict</title><script defer src="/t.js" data-token="demo-token"></script>`,
+      body: `<title>strict</title><script defer src="/t.js" data-token="demo-token" data-local></script>`,
     }));
     const warnings = [];
     page.on("console", (m) => m.type() === "warning" && warnings.push(m.text()));
@@ -366,6 +366,31 @@ test("a page whose CSP forbids WebAssembly gets one console warning naming 'wasm
     await settle();
     assert.equal(fresh(seen)(await exportEvents(worker.base)).length, 0);
     assert.equal(warnings.filter((w) => w.startsWith("edgetrack")).length, 1, "one message, not one per call");
+  } finally {
+    await context.close();
+  }
+});
+
+test("a page whose CSP has no connect-src for the tracker's host gets one warning, and nothing breaks", async () => {
+  const { context, page } = await humanPage(browser);
+  try {
+    const url = `${worker.base}/csp-no-connect`;
+    await page.route(url, (r) => r.fulfill({
+      status: 200,
+      contentType: "text/html",
+      headers: { "content-security-policy": "script-src 'self' 'wasm-unsafe-eval'; connect-src 'none'" },
+      body: `<title>no connect</title><script async src="/t.js" data-token="demo-token" data-local></script>`,
+    }));
+    const warnings = [];
+    page.on("console", (m) => m.type() === "warning" && m.text().startsWith("edgetrack") && warnings.push(m.text()));
+    const requests = [];
+    page.on("request", (r) => r.url().startsWith(worker.base) && !r.url().endsWith("/csp-no-connect") && requests.push(r.url()));
+    const warned = page.waitForEvent("console", (m) => m.text().startsWith("edgetrack"));
+    await page.goto(url);
+    await warned;
+    assert.deepEqual(warnings, ["edgetrack is off: TypeError: Failed to fetch"]);
+    assert.equal(await page.evaluate(() => (edgetrack("track", "after"), document.title)), "no connect");
+    assert.deepEqual(requests, [`${worker.base}/t.js`], "t.wasm and /collect are never requested");
   } finally {
     await context.close();
   }
@@ -415,6 +440,296 @@ test("t.wasm served without the wasm MIME type still runs (the loader compiles i
     assert.match(served[0], /wasm/, "the worker itself labels it application/wasm");
     assert.deepEqual(rows.map((r) => r.event), ["$pageview"]);
     assert.deepEqual(warnings.filter((w) => /edgetrack|wasm|WebAssembly/i.test(w)), []);
+  } finally {
+    await context.close();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// The options of issue 17. t.js is the default script; options that are not
+// in it (tracker-wasm/README.md) are tested with t.full.js, the variant with
+// every option. Test pages are served on 127.0.0.1, so they say data-local.
+
+/** A page at `path` whose body is `body`, loading `script` (t.js or t.full.js) with `attributes` and data-local. */
+async function optionPage(context, path, { script = "/t.full.js", attributes = "", head = "", body = "", title = "options" } = {}) {
+  const url = `${worker.base}${path}`;
+  await context.route(url, (r) => r.fulfill({
+    status: 200,
+    contentType: "text/html",
+    body: `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title>${head}` +
+      `<script async src="${script}" data-token="demo-token" data-local ${attributes}></script></head><body>${body}</body></html>`,
+  }));
+  return url;
+}
+
+/** The stub a page defines before the tracker arrives, then `calls` (code run in the page). */
+const stub = (calls = "") =>
+  `<script>window.edgetrack=window.edgetrack||function(){(edgetrack.q=edgetrack.q||[]).push(arguments)};${calls}</script>`;
+
+/** Waits until the tracker's /collect request carrying an event named `name` left `page`. */
+const sentEvent = (page, name) => page.waitForRequest(
+  (r) => r.url() === `${worker.base}/collect` && (r.postData() || "").includes(`"n":${JSON.stringify(name)}`),
+  { timeout: 15_000 },
+);
+
+test("localhost and loopback pages are not counted without data-local; a real host name is", async (t) => {
+  const seen = await seenIds();
+  const named = await launchBrowser({ args: [`--host-resolver-rules=MAP shop.test 127.0.0.1`] });
+  try {
+    const { context, page } = await humanPage(named);
+    const requests = [];
+    page.on("request", (r) => r.url().endsWith("/collect") && requests.push(r.url()));
+    for (const [host, path] of [["127.0.0.1", "/loopback"], ["localhost", "/localhost"]]) {
+      const url = `http://${host}:${worker.port}${path}`;
+      await context.route(url, (r) => r.fulfill({
+        status: 200, contentType: "text/html",
+        body: `<title>local</title><script async src="/t.js" data-token="demo-token"></script>`,
+      }));
+      const wasm = page.waitForResponse((r) => r.url().endsWith("/t.wasm"));
+      await page.goto(url);
+      await wasm;
+      // The module ran: its own track call goes nowhere either.
+      await page.evaluate(() => edgetrack("track", "local-event"));
+    }
+    // A page under a real host name (resolved to this machine) is counted:
+    // the signal that everything before it had its chance. It comes from
+    // a server of its own (a page Playwright fulfils counts as public, and
+    // Chromium then refuses it a script from this machine).
+    const site = await serveOrigin({
+      "/shop": { type: "text/html", body: `<title>shop</title><script async src="http://shop.test:${worker.port}/t.js" data-token="demo-token"></script>` },
+    });
+    t.after(() => site.close());
+    const shop = site.base.replace("127.0.0.1", "shop.test") + "/shop";
+    await page.goto(shop);
+    const rows = await newRows(seen, (r) => r.length >= 1);
+    assert.deepEqual(rows.map((r) => [r.event, r.url]), [["$pageview", shop]]);
+    assert.deepEqual(requests, [`http://shop.test:${worker.port}/collect`], "the loopback pages sent nothing");
+    await context.close();
+  } finally {
+    await named.close();
+  }
+});
+
+test("data-manual: no automatic pageview; edgetrack('pageview', {url}) sends the URL given, and later events carry it", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser);
+  try {
+    const url = await optionPage(context, "/users/4711", {
+      attributes: "data-manual",
+      head: stub(`edgetrack("pageview", { url: "/users/:id" });`),
+    });
+    const view = sentEvent(page, "$pageview");
+    await page.goto(url);
+    await view;
+    await page.evaluate(() => {
+      history.pushState({}, "", "/users/4712");
+      edgetrack("track", "Saved");
+    });
+    const rows = await newRows(seen, (r) => r.some((e) => e.event === "Saved"));
+    const masked = `${worker.base}/users/:id`;
+    assert.deepEqual(
+      rows.filter((r) => r.event !== "$engagement").map((r) => [r.event, r.url]).sort(),
+      [["$pageview", masked], ["Saved", masked]],
+    );
+    assert.ok(!rows.some((r) => r.url.includes("4711") || r.url.includes("4712")), JSON.stringify(rows));
+  } finally {
+    await context.close();
+  }
+});
+
+test("data-include and data-exclude: an excluded path sends nothing, an SPA move to an included one is counted", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser);
+  try {
+    const url = await optionPage(context, "/blog/draft-1", { attributes: 'data-include="/blog/*" data-exclude="/blog/draft-*"' });
+    const wasm = page.waitForResponse((r) => r.url().endsWith("/t.full.wasm"));
+    await page.goto(url);
+    await wasm;
+    await page.evaluate(() => edgetrack("track", "on-draft"));
+    await page.evaluate(() => history.pushState({}, "", "/blog/final"));
+    await page.evaluate(() => edgetrack("track", "on-final"));
+    const rows = await newRows(seen, (r) => r.some((e) => e.event === "on-final"));
+    assert.deepEqual(
+      rows.filter((r) => r.event !== "$engagement").map((r) => [r.event, r.url]).sort(),
+      [["$pageview", `${worker.base}/blog/final`], ["on-final", `${worker.base}/blog/final`]],
+    );
+  } finally {
+    await context.close();
+  }
+});
+
+test("data-domains: a page on another host than the site's own is not counted", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser);
+  try {
+    const mirror = await optionPage(context, "/mirror", { attributes: 'data-domains="shop.example www.shop.example"' });
+    const wasm = page.waitForResponse((r) => r.url().endsWith("/t.full.wasm"));
+    await page.goto(mirror);
+    await wasm;
+    await page.evaluate(() => edgetrack("track", "on-mirror"));
+    const own = await optionPage(context, "/own", { attributes: 'data-domains="shop.example 127.0.0.1"' });
+    await page.goto(own);
+    const rows = await newRows(seen, (r) => r.some((e) => e.event === "$pageview"));
+    assert.deepEqual(rows.filter((r) => r.event !== "$engagement").map((r) => [r.event, r.url]), [["$pageview", own]]);
+  } finally {
+    await context.close();
+  }
+});
+
+test("properties on every event (data-et-prop-* and props), and revenue checked in the page and stored", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser);
+  try {
+    const url = await optionPage(context, "/shop", {
+      attributes: 'data-et-prop-author="ann"',
+      head: stub(`edgetrack("props", { section: "mugs" });`),
+    });
+    const view = sentEvent(page, "$pageview");
+    await page.goto(url);
+    await view;
+    await page.evaluate(() => {
+      edgetrack("track", "Purchase", { sku: "mug-blue", section: "sale", $revenue: { amount: 14.5, currency: "EUR" } });
+      edgetrack("track", "Refund", { $revenue: { amount: "-3", currency: "USD" } });
+      edgetrack("track", "Bad amount", { $revenue: { amount: "14,50", currency: "EUR" } });
+      edgetrack("track", "Bad currency", { $revenue: { amount: 1, currency: "euro" } });
+    });
+    const rows = await newRows(seen, (r) => r.filter((e) => e.event !== "$engagement").length >= 5);
+    const by = Object.fromEntries(rows.map((r) => [r.event, r.properties]));
+    assert.deepEqual(by.$pageview, { author: "ann", section: "mugs" });
+    assert.deepEqual(by.Purchase, { author: "ann", section: "sale", sku: "mug-blue", $revenue: { amount: 14.5, currency: "EUR" } });
+    assert.deepEqual(by.Refund, { author: "ann", section: "mugs", $revenue: { amount: -3, currency: "USD" } });
+    for (const bad of ["Bad amount", "Bad currency"]) assert.deepEqual(by[bad], { author: "ann", section: "mugs" }, bad);
+  } finally {
+    await context.close();
+  }
+  // The server checks it too, in /collect's error shape.
+  const r = await collect(worker.base, [{ n: "Purchase", i: "revenue-bad-1", ts: Date.now(), u: `${worker.base}/`,
+    p: { $revenue: { amount: 10, currency: "eur" } } }]);
+  assert.equal(r.status, 400);
+  const body = await r.json();
+  assert.deepEqual(body.fields.map((f) => f.field), ["properties.$revenue.currency"]);
+});
+
+test("$file_download: a click on a link to a file, by the default types or data-file-types", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser, { acceptDownloads: true });
+  try {
+    const links = '<a id="pdf" download href="/files/whitepaper.pdf">PDF</a> <a id="zip" download href="/files/all.zip">ZIP</a>';
+    const plain = await optionPage(context, "/files-default", { body: links });
+    const view = sentEvent(page, "$pageview");
+    await page.goto(plain);
+    await view;
+    await page.click("#pdf");
+    let rows = await newRows(seen, (r) => r.some((e) => e.event === "$file_download"));
+    assert.deepEqual(rows.filter((r) => r.event === "$file_download").map((r) => [r.properties.href, r.url]),
+      [[`${worker.base}/files/whitepaper.pdf`, plain]]);
+    const before = new Set([...seen, ...rows.map((r) => r.insert_id)]);
+    const zipOnly = await optionPage(context, "/files-zip", { body: links, attributes: 'data-file-types="zip"' });
+    const next = sentEvent(page, "$pageview");
+    await page.goto(zipOnly);
+    await next;
+    await page.click("#pdf");
+    await page.click("#zip");
+    rows = await newRows(before, (r) => r.some((e) => e.event === "$file_download"));
+    assert.deepEqual(rows.filter((r) => r.event === "$file_download").map((r) => r.properties.href),
+      [`${worker.base}/files/all.zip`], "the PDF is not a listed type any more");
+  } finally {
+    await context.close();
+  }
+});
+
+test("data-404 (in the default t.js) sends $404 with the pageview; edgetrack('404') another", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser);
+  try {
+    const url = await optionPage(context, "/no-such-page", { script: "/t.js", attributes: "data-404" });
+    await page.goto(url);
+    let rows = await newRows(seen, (r) => r.length >= 2);
+    assert.deepEqual(rows.map((r) => [r.event, r.url]).sort(), [["$404", url], ["$pageview", url]]);
+    await page.evaluate(() => {
+      history.pushState({}, "", "/gone");
+      edgetrack("404");
+    });
+    rows = await newRows(seen, (r) => r.filter((e) => e.event === "$404").length >= 2);
+    assert.deepEqual(rows.filter((r) => r.event === "$404").map((r) => r.url).sort(), [`${worker.base}/gone`, url]);
+  } finally {
+    await context.close();
+  }
+});
+
+test("engagement: visible time and deepest scroll, closed by an SPA navigation and sent when the page is left", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser, { viewport: { width: 1000, height: 1000 } });
+  try {
+    const url = await optionPage(context, "/long-read", {
+      head: "<style>body{margin:0}</style>",
+      body: '<div style="height:4000px">a long article</div>',
+    });
+    const view = sentEvent(page, "$pageview");
+    await page.goto(url);
+    await view;
+    // Down to the middle (viewport bottom at 2000 of 4000 px), back up.
+    await page.evaluate(() => window.scrollTo(0, 1000));
+    await page.waitForFunction(() => scrollY === 1000);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await sleep(1200);
+    const closed = sentEvent(page, "$engagement");
+    await page.evaluate(() => history.pushState({}, "", "/long-read/part-2"));
+    await closed;
+    await page.goto("about:blank");
+    const rows = await newRows(seen, (r) => r.filter((e) => e.event === "$engagement").length >= 2);
+    const engaged = rows.filter((r) => r.event === "$engagement").sort((a, b) => a.timestamp - b.timestamp);
+    assert.deepEqual(engaged.map((e) => e.url), [url, `${url}/part-2`], "each with its page view's URL");
+    assert.deepEqual(engaged.map((e) => e.properties.scroll), [50, 25], "the deepest point, in percent");
+    assert.ok(engaged.every((e) => Number.isInteger(e.properties.engaged_ms)), JSON.stringify(engaged));
+    assert.ok(engaged[0].properties.engaged_ms >= 1200, `visible at least as long as we waited: ${engaged[0].properties.engaged_ms}`);
+    assert.deepEqual(rows.filter((r) => r.event === "$pageview").map((r) => r.url).sort(), [url, `${url}/part-2`]);
+  } finally {
+    await context.close();
+  }
+});
+
+test("beforeSend can change an event (strip the query) or drop it", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser);
+  try {
+    const url = await optionPage(context, "/account?token=s3cret", {
+      head: stub(`edgetrack("beforeSend", (e) => e.n === "secret" ? null : { ...e, u: e.u.split("?")[0] });`),
+    });
+    await page.goto(url);
+    await page.evaluate(() => {
+      edgetrack("track", "secret");
+      edgetrack("track", "after");
+    });
+    const rows = await newRows(seen, (r) => r.some((e) => e.event === "after"));
+    assert.deepEqual(rows.filter((r) => r.event !== "$engagement").map((r) => [r.event, r.url]).sort(),
+      [["$pageview", `${worker.base}/account`], ["after", `${worker.base}/account`]]);
+  } finally {
+    await context.close();
+  }
+});
+
+test("data-forms: a submitted form sends $form_submit named by its id or name; without data-forms nothing", async () => {
+  const seen = await seenIds();
+  const { context, page } = await humanPage(browser);
+  try {
+    const forms = '<form id="newsletter"><button id="a">Subscribe</button></form>' +
+      '<form name="contact"><button id="b">Send</button></form>' +
+      '<script>for (const f of document.forms) f.addEventListener("submit", (e) => e.preventDefault())</script>';
+    const without = await optionPage(context, "/forms-off", { body: forms });
+    const first = sentEvent(page, "$pageview");
+    await page.goto(without);
+    await first;
+    await page.click("#a");
+    const url = await optionPage(context, "/forms", { body: forms, attributes: "data-forms" });
+    const view = sentEvent(page, "$pageview");
+    await page.goto(url);
+    await view;
+    await page.click("#a");
+    await page.click("#b");
+    const rows = await newRows(seen, (r) => r.filter((e) => e.event === "$form_submit").length >= 2);
+    const submits = rows.filter((r) => r.event === "$form_submit");
+    assert.deepEqual(submits.map((r) => [r.properties.form, r.url]).sort(), [["contact", url], ["newsletter", url]]);
   } finally {
     await context.close();
   }

@@ -1,6 +1,10 @@
 // What the script-tag loader and the ES module share: fetching and starting
 // the wasm module, the command backlog, and the page listeners. Listeners
 // only report what happened; the module decides what it means.
+//
+// ET_WASM (the module's file name beside the script) and the ET_* options
+// are set by the build (esbuild --define, see the Makefile): code for an
+// option a variant leaves out is not in its t.js.
 import { hooks, host, START, bytes, encode } from "./host.js";
 
 // Page event codes, as src/pageview.rs `Nav` numbers them.
@@ -10,14 +14,17 @@ const HASH = 2;
 const RESTORE = 3;
 const ACTIVATE = 4;
 const HIDE = 5;
+const SHOW = 6;
+const SCROLL = 7;
 
-const PROP_PREFIX = "data-et-prop-";
+export const PROP_PREFIX = "data-et-prop-";
 
-// Names by number, as src/tracker.rs COMMANDS and src/config.rs KEYS list
-// them; `call` takes the number (CLICK and CONFIG as in src/lib.rs).
-const COMMANDS = ["track", "identify", "reset", "consent", "optout"];
-const KEYS = ["token", "api", "base", "consent", "outbound", "spa", "cookie-name", "cookie-domain", "respect-dnt", "cookie-days"];
-const CLICK = 5;
+// Commands by number, as src/tracker.rs COMMANDS lists them; `call` takes
+// the number (CLICK, FORM and CONFIG as in src/lib.rs).
+const COMMANDS = ["track", "identify", "reset", "consent", "optout", "pageview", "props", "404"];
+const PROPS = 6;
+const CLICK = 8;
+const FORM = 9;
 const CONFIG = 10;
 
 // Calls into the module wait in the backlog until it runs (then the
@@ -25,18 +32,25 @@ const CONFIG = 10;
 // true once booting, false when starting failed (calls are dropped).
 let backlog = [];
 let booted;
+// A call into the module is running: a call made meanwhile (by the page's
+// beforeSend hook, which the module calls) runs right after it.
+let busy;
 // The module's exports (call, on, room, memory) once it runs.
 let wasm;
+// The page-wide properties (data-et-prop-* on the tag, and `props`).
+const props = {};
 
 // Runs `f` (a call into the module) now or once the module runs; a trap
 // inside the module must not reach the page.
 const later = (f) => {
-  if (!backlog) {
+  if (backlog) booted !== false && backlog.push(f);
+  else if (ET_HOOK && busy) queueMicrotask(() => later(f));
+  else {
+    if (ET_HOOK) busy = 1;
     try {
       f();
     } catch (e) {}
-  } else if (booted !== false) {
-    backlog.push(f);
+    if (ET_HOOK) busy = 0;
   }
 };
 
@@ -52,17 +66,29 @@ function send(code, ...texts) {
   wasm.call(code, ...encoded.map((e) => e.length));
 }
 
-// One command: ["track", name, props] | ["identify", id] | ["reset"] |
-// ["consent", "granted"|"denied"|"pending"] | ["optout", true|false].
-export function run(args) {
-  const op = COMMANDS.indexOf(args[0]);
-  // Texts arrive trimmed: " granted " is granted, "  " no name at all.
-  const arg = args[1] == null ? "" : String(args[1]).trim();
-  let props = "";
+// Texts arrive trimmed: " granted " is granted, "  " no name at all.
+const text = (x) => (x == null ? "" : String(x).trim());
+
+// One command: ["track", name, props] (props may hold $revenue: {amount,
+// currency}) | ["pageview", {url}] | ["props", props] | ["404"] |
+// ["identify", id] | ["reset"] | ["consent", "granted"|"denied"|"pending"] |
+// ["optout", true|false] | ["beforeSend", function].
+export function run([name, arg, more]) {
+  if (ET_HOOK && name == "beforeSend") return (hooks.b = typeof arg == "function" && arg);
+  const op = COMMANDS.indexOf(name);
+  let json = "";
+  let money;
   try {
-    if (args[2] && typeof args[2] == "object") props = JSON.stringify(args[2]);
+    // The page-wide properties are merged; a pageview's object is its URL.
+    if (ET_PROPS && op == PROPS) more = Object.assign(props, arg);
+    if (ET_MANUAL && op == 5) arg = arg?.url && new URL(arg.url, location.href);
+    if (more && typeof more == "object") {
+      // $revenue goes apart (the module checks it), never with the others.
+      if (ET_REVENUE) money = more.$revenue;
+      json = JSON.stringify(more, (key, value) => (key == "$revenue" ? undefined : value));
+    }
   } catch (e) {}
-  if (op >= 0) later(() => send(op, arg, props));
+  if (op >= 0) later(() => send(op, text(arg), json, ...(ET_REVENUE ? [text(money?.amount), text(money?.currency)] : [])));
 }
 
 function onClick(e) {
@@ -71,26 +97,31 @@ function onClick(e) {
   // A click on text has an element target; `closest` guards odd ones.
   const target = e.target;
   const tagged = target.closest?.("[data-et-event]");
-  if (tagged) {
-    const props = {};
-    for (const a of tagged.attributes) {
-      if (a.name.startsWith(PROP_PREFIX)) props[a.name.slice(PROP_PREFIX.length)] = a.value;
-    }
-    run(["track", tagged.getAttribute("data-et-event"), props]);
-  }
+  if (tagged) run(["track", tagged.getAttribute("data-et-event"), attributeProps(tagged)]);
   const a = target.closest?.("a[href]");
   // SVG links have an object for href; HTML anchors give the browser's
   // own parsing of the URL.
   if (a && typeof a.href == "string") {
-    // Hosts come lower-cased from the browser's URL parser; the path is
-    // lower-cased here for the download extensions.
-    const parts = [a.href, a.protocol, a.host, a.pathname.toLowerCase()];
+    // Host names come lower-cased from the browser's URL parser; the path
+    // is lower-cased here for the file extensions.
+    const parts = [a.href, a.protocol, a.hostname, a.pathname.toLowerCase()];
     later(() => send(CLICK, ...parts));
   }
 }
 
+// An element's data-et-prop-NAME="value" attributes as {NAME: value}.
+export function attributeProps(element) {
+  const found = {};
+  for (const a of element.attributes) {
+    if (a.name.startsWith(PROP_PREFIX)) found[a.name.slice(PROP_PREFIX.length)] = a.value;
+  }
+  return found;
+}
+
 function listen() {
-  const page = (code) => later(() => wasm.on(code, 0, 0));
+  // Page events carry the viewport's bottom edge and the page's height.
+  const page = (code) =>
+    later(() => wasm.on(code, ET_ENGAGEMENT && scrollY + innerHeight, ET_ENGAGEMENT && document.documentElement.scrollHeight));
   const when = (target, type, code) => target.addEventListener(type, () => page(code));
   for (const name of ["pushState", "replaceState"]) {
     const original = history[name];
@@ -103,11 +134,24 @@ function listen() {
   when(window, "popstate", HISTORY);
   when(window, "hashchange", HASH);
   when(window, "pagehide", HIDE);
+  if (ET_ENGAGEMENT) when(window, "scroll", SCROLL);
   when(document, "prerenderingchange", ACTIVATE);
   addEventListener("pageshow", (e) => e.persisted && page(RESTORE));
-  document.addEventListener("visibilitychange", () => document.visibilityState == "hidden" && page(HIDE));
-  document.addEventListener("click", onClick, true);
-  document.addEventListener("auxclick", onClick, true);
+  document.addEventListener("visibilitychange", () =>
+    ET_ENGAGEMENT ? page(document.hidden ? HIDE : SHOW) : document.hidden && page(HIDE),
+  );
+  for (const type of ["click", "auxclick"]) document.addEventListener(type, onClick, true);
+  // A form names itself by its id, name or action (attributes: a control
+  // called "id" or "name" would shadow the properties).
+  if (ET_FORMS)
+    document.addEventListener(
+      "submit",
+      (e) => {
+        const form = ["id", "name", "action"].map((n) => e.target.getAttribute?.(n)).find((v) => v) || "";
+        later(() => send(FORM, form));
+      },
+      true,
+    );
 }
 
 // The module's one import, as src/host.rs declares it.
@@ -115,11 +159,9 @@ const imports = { e: { h: host } };
 
 // Compiles the module from its bytes: whatever type the server labels it
 // with, and without console noise (for a module of a few kilobytes,
-// streaming compilation would gain nothing).
-const instantiate = (response) => {
-  if (!response.ok) throw Error("HTTP " + response.status);
-  return response.arrayBuffer().then((bytes) => WebAssembly.instantiate(bytes, imports));
-};
+// streaming compilation would gain nothing). An error page instead of the
+// module fails to compile, and the console message says so.
+const instantiate = (response) => response.arrayBuffer().then((bytes) => WebAssembly.instantiate(bytes, imports));
 
 // settings: [key, value] pairs named as the data- attributes are, without
 // "data-". here: the tracker's own URL; the default endpoint and t.wasm
@@ -129,16 +171,18 @@ export function boot(settings, here, wasmUrl) {
   booted = true;
   later(() => wasm.on(LOAD, 0, 0));
   listen();
-  fetch(wasmUrl || new URL("t.wasm", here))
+  fetch(wasmUrl || new URL(ET_WASM, here))
     .then(instantiate)
     .then(({ instance }) => {
       wasm = instance.exports;
       Object.assign(hooks, wasm);
-      const config = (key, value, i = KEYS.indexOf(key)) => i >= 0 && send(CONFIG + i, value.trim());
-      config("base", new URL(".", here).href);
-      // data-api may be relative to the page (a first-party proxy path); one
-      // that is no URL at all stops the tracker with the parser's message.
-      for (const [key, value] of settings) config(key, key == "api" ? new URL(value, location.href).href : value);
+      // The settings as `name=value` lines (src/config.rs), trimmed. data-api
+      // may be relative to the page (a first-party proxy path); one that is
+      // no URL at all stops the tracker with the parser's message.
+      const lines = [["base", new URL(".", here)], ...settings].map(
+        ([key, value]) => key + "=" + (key == "api" ? new URL(value, location.href) : value).toString().trim(),
+      );
+      send(CONFIG, lines.join("\n"));
       wasm.on(START, 0, 0);
       const queued = backlog;
       backlog = null;

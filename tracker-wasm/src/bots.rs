@@ -34,7 +34,7 @@ impl BotReason {
 /// Words in a (lower-cased) user agent or brand of headless or scripted
 /// browsers, comma separated (one string is smaller in the module than a
 /// slice of strings).
-pub const HEADLESS_AGENTS: &str = "headless,phantomjs,slimerjs,lighthouse";
+pub const HEADLESS_AGENTS: &str = "headless,phantomjs,lighthouse";
 
 /// Globals (on `window` or `document`) that automation tools set; a
 /// trailing `*` matches any rest. Exact: PhantomJS, Nightmare, Cypress,

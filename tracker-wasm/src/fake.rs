@@ -6,6 +6,9 @@ use crate::host::{Host, Read};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
+/// A page's `beforeSend` hook, as a test writes it.
+type Hook = Box<dyn Fn(&str) -> String>;
+
 pub struct Fake {
     now: Cell<f64>,
     seed: Cell<u32>,
@@ -22,6 +25,8 @@ pub struct Fake {
     /// Every body sent, by beacon or fetch, in the order they left.
     sends: RefCell<Vec<String>>,
     wakes: RefCell<Vec<f64>>,
+    /// The page's `beforeSend` hook, if a test set one.
+    hook: RefCell<Option<Hook>>,
 }
 
 impl Fake {
@@ -40,8 +45,10 @@ impl Fake {
             posts: RefCell::default(),
             sends: RefCell::default(),
             wakes: RefCell::default(),
+            hook: RefCell::default(),
         };
         fake.set_read(Read::Href, "https://site.test/");
+        fake.set_read(Read::Host, "site.test");
         fake.set_read(Read::Title, "Home");
         fake.set_read(Read::Screen, "1280x720");
         fake.set_read(
@@ -51,6 +58,9 @@ impl Fake {
         fake
     }
 
+    pub fn set_hook(&self, hook: impl Fn(&str) -> String + 'static) {
+        *self.hook.borrow_mut() = Some(Box::new(hook));
+    }
     pub fn set_read(&self, what: Read, value: &str) {
         self.reads.borrow_mut().insert(what as u32, value.into());
     }
@@ -167,5 +177,11 @@ impl Host for Fake {
     }
     fn wake(&self, ms: f64) {
         self.wakes.borrow_mut().push(ms);
+    }
+    fn hook(&self, event: &str) -> String {
+        match &*self.hook.borrow() {
+            Some(hook) => hook(event),
+            None => event.into(),
+        }
     }
 }

@@ -14,7 +14,7 @@ use core::cell::RefCell;
 pub enum Read {
     /// `location.href`
     Href = 0,
-    /// `location.host`
+    /// `location.hostname`
     Host = 1,
     /// `document.referrer`
     Referrer = 2,
@@ -37,6 +37,8 @@ pub enum Read {
     DoNotTrack = 10,
     /// `navigator.globalPrivacyControl` ("1" when set)
     PrivacyControl = 11,
+    /// `document.hidden` ("1" while the page is not visible)
+    Hidden = 12,
 }
 
 pub trait Host {
@@ -61,6 +63,11 @@ pub trait Host {
     /// `on(TICK)` after `ms` milliseconds, replacing any timer asked for
     /// before.
     fn wake(&self, ms: f64);
+    /// A finished event through the page's `beforeSend` hook, if it set
+    /// one: the event as the hook returned it (`JSON.stringify`), or
+    /// something that is no JSON object when the hook dropped it (or
+    /// failed). Without a hook, the event unchanged.
+    fn hook(&self, event: &str) -> String;
 }
 
 /// A borrowed host is a host (tests share one fake between trackers).
@@ -92,6 +99,9 @@ impl<T: Host> Host for &T {
     fn wake(&self, ms: f64) {
         (**self).wake(ms)
     }
+    fn hook(&self, event: &str) -> String {
+        (**self).hook(event)
+    }
 }
 
 // The boundary with `js/host.js` carries numbers only: text goes through
@@ -118,26 +128,33 @@ extern "C" {
     fn host(op: u32, a: u32, a_len: u32, b: u32, b_len: u32, x: f64) -> f64;
 }
 
-/// `host` operations after the [`Read`] facts (0 to 11), which, like
-/// `LOAD`, write their text's UTF-8 into the room at `a` (`a_len` bytes)
-/// when it fits and return its length either way.
+/// `host` operations after the [`Read`] facts (0 to 12), which, like
+/// `LOAD` and `HOOK`, write their text's UTF-8 into the room at `a` (`a_len`
+/// bytes) when it fits and return its length either way.
 mod op {
     /// localStorage item `b`.
-    pub const LOAD: u32 = 12;
+    pub const LOAD: u32 = 13;
+    /// The `beforeSend` hook on the event `b`.
+    pub const HOOK: u32 = 14;
     /// localStorage `a` = `b` ("" removes); an empty `a` sets the cookie `b`.
-    pub const WRITE: u32 = 13;
+    pub const WRITE: u32 = 15;
     /// `sendBeacon(a, b)`: 1 if the browser took it.
-    pub const BEACON: u32 = 14;
+    pub const BEACON: u32 = 16;
     /// `fetch(a, {method: "POST", body: b})`, answered by `on(DONE, x, status)`.
-    pub const FETCH: u32 = 15;
+    pub const FETCH: u32 = 17;
     /// The same with `keepalive`.
-    pub const KEEPALIVE: u32 = 16;
+    pub const KEEPALIVE: u32 = 18;
     /// `on(TICK)` after `x` milliseconds (one timer, replaced).
-    pub const WAKE: u32 = 17;
-    pub const NOW: u32 = 18;
+    pub const WAKE: u32 = 19;
+    pub const NOW: u32 = 20;
     /// 32 bits from `crypto.getRandomValues`.
-    pub const RANDOM: u32 = 19;
+    pub const RANDOM: u32 = 21;
 }
+
+/// The room offered for what the hook returns: an event larger than the
+/// largest delivery takes is dropped anyway, and a room that is too small
+/// would run the page's hook a second time.
+const HOOK_ROOM_BYTES: usize = 64 * 1024;
 
 /// `host`, safe: it only reads and writes the ranges it is given, and
 /// catches its own errors. (The wasm-bindgen import is already safe to call.)
@@ -168,10 +185,11 @@ unsafe impl<T> Sync for Slot<T> {}
 
 pub static ARGS: Slot<Vec<u8>> = Slot(RefCell::new(Vec::new()));
 
-/// A text from the host: `op` writes it into a room we offer and says how
-/// long it is; a room too small is grown and the question asked again.
-fn text_from(op: u32, key: &str) -> String {
-    let mut room = alloc::vec![0u8; 256];
+/// A text from the host: `op` writes it into a room of at least `size`
+/// bytes we offer and says how long it is; a room too small is grown and
+/// the question asked again.
+fn text_from(op: u32, key: &str, size: usize) -> String {
+    let mut room = alloc::vec![0u8; size];
     loop {
         let offered = room.len();
         let len = call_host(
@@ -215,10 +233,10 @@ impl Host for JsHost {
         host2(op::RANDOM, "", "", 0.0) as u32
     }
     fn read(&self, what: Read) -> String {
-        text_from(what as u32, "")
+        text_from(what as u32, "", 256)
     }
     fn load(&self, key: &str) -> String {
-        text_from(op::LOAD, key)
+        text_from(op::LOAD, key, 256)
     }
     fn store(&self, key: &str, value: &str) {
         host2(op::WRITE, key, value, 0.0);
@@ -240,6 +258,9 @@ impl Host for JsHost {
     fn wake(&self, ms: f64) {
         host2(op::WAKE, "", "", ms);
     }
+    fn hook(&self, event: &str) -> String {
+        text_from(op::HOOK, event, HOOK_ROOM_BYTES)
+    }
 }
 
 /// Tests run without js/core.js: this hands js/host.js the memory it reads
@@ -258,4 +279,38 @@ pub fn js_host() -> JsHost {
 /// `read` for facts that are flags: "1" means set.
 pub fn flag(host: &impl Host, what: Read) -> bool {
     host.read(what) == "1"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen(module = "/js/host.js")]
+    extern "C" {
+        #[wasm_bindgen(js_name = setHook)]
+        fn set_hook(hook: JsValue);
+    }
+
+    // In Chromium: the page's beforeSend function, through js/host.js.
+    #[wasm_bindgen_test]
+    fn browser_before_send_hook() {
+        let host = js_host();
+        let event = r#"{"n":"a","u":"https://site.test/?t=1"}"#;
+        set_hook(JsValue::UNDEFINED);
+        assert_eq!(host.hook(event), event, "no hook: unchanged");
+        let strip =
+            js_sys::Function::new_with_args("e", "return e.n == 'drop' ? null : { ...e, u: e.u.split('?')[0] }");
+        set_hook(strip.into());
+        assert_eq!(host.hook(event), r#"{"n":"a","u":"https://site.test/"}"#);
+        assert_eq!(host.hook(r#"{"n":"drop"}"#), "0", "dropped: no object");
+        let failing = js_sys::Function::new_with_args("e", "throw new Error('oops')");
+        set_hook(failing.into());
+        assert_eq!(host.hook(event), "", "a failing hook drops the event too");
+        let big = js_sys::Function::new_with_args("e", "return { ...e, x: 'x'.repeat(70000) }");
+        set_hook(big.into());
+        assert!(host.hook(event).len() > 70_000, "a long result is read whole");
+        set_hook(JsValue::UNDEFINED);
+    }
 }

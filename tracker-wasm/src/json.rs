@@ -1,6 +1,7 @@
 //! A tiny JSON writer and a checker for property objects. serde and
 //! `core::fmt` would cost kilobytes in the module; this is all we need.
 
+use crate::text::add;
 use alloc::string::String;
 
 /// Bytes of a `p` object accepted from the page. It also bounds every string
@@ -13,6 +14,56 @@ pub const MAX_PROPS_DEPTH: usize = 8;
 pub const MAX_PROPS_KEYS: usize = 255;
 /// Characters in a key (the server's `MAX_PROPERTY_KEY_CHARS`).
 pub const MAX_KEY_CHARS: usize = 255;
+
+/// Integer digits a revenue amount may have: it is below 10^12, as the
+/// server's `REVENUE_AMOUNT_LIMIT` requires.
+pub const MAX_REVENUE_DIGITS: usize = 12;
+/// Characters in a revenue amount's text (sign, digits and point).
+pub const MAX_AMOUNT_CHARS: usize = 32;
+
+/// Two JSON objects (texts from [`props_ok`] or ours, or "") as one: `b`'s
+/// members after `a`'s, so that where both have a key, `b`'s value counts
+/// (JSON parsers, the server's included, keep a repeated key's last value).
+pub fn join(a: &str, b: &str) -> String {
+    if a.len() <= 2 {
+        return b.into();
+    }
+    if b.len() <= 2 {
+        return a.into();
+    }
+    // `a` without its `}`, a comma, `b` without its `{`.
+    let mut out = String::from(a.get(..a.len() - 1).unwrap_or(""));
+    add(&mut out, ",");
+    add(&mut out, crate::text::from(b, 1));
+    out
+}
+
+/// `{"$revenue":{"amount":A,"currency":"C"}}` when `amount` is a decimal
+/// number as JSON writes it (optional `-`, no leading zeros, an optional
+/// fraction, at most [`MAX_REVENUE_DIGITS`] integer digits, at most
+/// [`MAX_AMOUNT_CHARS`] characters: what `String(number)` gives for amounts
+/// that size) and `currency` is three ASCII capital letters (an ISO 4217
+/// code). Anything else is no revenue: the server would refuse the batch.
+pub fn revenue(amount: &str, currency: &str) -> Option<String> {
+    let digits = amount.strip_prefix("-").unwrap_or(amount).as_bytes();
+    // Where the point is (or the end): the integer digits before it.
+    let point = digits.iter().position(|b| *b == b'.').unwrap_or(digits.len());
+    let ok = (1..=MAX_REVENUE_DIGITS).contains(&point)
+        && (point == 1 || digits.first() != Some(&b'0'))
+        && point + 1 != digits.len()
+        && digits.iter().enumerate().all(|(i, b)| b.is_ascii_digit() || i == point)
+        && amount.len() <= MAX_AMOUNT_CHARS
+        && currency.len() == 3
+        && currency.bytes().all(|b| b.is_ascii_uppercase());
+    ok.then(|| {
+        let mut out = String::from("{\"$revenue\":{\"amount\":");
+        add(&mut out, amount);
+        add(&mut out, ",\"currency\":");
+        quote(&mut out, currency);
+        add(&mut out, "}}");
+        out
+    })
+}
 
 /// Appends `text` as a JSON string. Quotes, backslashes and control
 /// characters are escaped; everything else, non-ASCII included, is copied
@@ -245,5 +296,49 @@ mod tests {
         let long = |bytes: usize| format!("{{\"v\":\"{}\"}}", "x".repeat(bytes - 8));
         assert!(props_ok(&long(MAX_PROPS_BYTES)));
         assert!(!props_ok(&long(MAX_PROPS_BYTES + 1)));
+    }
+    #[wasm_bindgen_test(unsupported = test)]
+    fn joined_objects_keep_the_later_value() {
+        assert_eq!(join("", ""), "");
+        assert_eq!(join("{}", r#"{"a":1}"#), r#"{"a":1}"#);
+        assert_eq!(join(r#"{"a":1}"#, ""), r#"{"a":1}"#);
+        assert_eq!(join(r#"{"a":1}"#, "{}"), r#"{"a":1}"#);
+        let both = join(r#"{"a":1,"b":2}"#, r#"{"b":3}"#);
+        assert_eq!(both, r#"{"a":1,"b":2,"b":3}"#);
+        let v: serde_json::Value = serde_json::from_str(&both).unwrap_or_default();
+        assert_eq!(v, serde_json::json!({"a": 1, "b": 3}), "serde_json keeps the last");
+        assert!(props_ok(&both));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn revenue_amounts_and_currencies() {
+        let value =
+            |a: &str, c: &str| revenue(a, c).map(|r| serde_json::from_str::<serde_json::Value>(&r).unwrap_or_default());
+        assert_eq!(
+            value("15.99", "USD"),
+            Some(serde_json::json!({"$revenue": {"amount": 15.99, "currency": "USD"}}))
+        );
+        for (amount, currency) in [("0", "EUR"), ("-5", "EUR"), ("0.5", "JPY"), ("1234567", "IDR")] {
+            assert!(value(amount, currency).is_some(), "{amount} {currency}");
+        }
+        let largest = "9".repeat(MAX_REVENUE_DIGITS);
+        assert!(revenue(&largest, "EUR").is_some());
+        assert!(revenue(&format!("{largest}.99"), "EUR").is_some());
+        assert!(
+            revenue(&format!("1{}", "0".repeat(MAX_REVENUE_DIGITS)), "EUR").is_none(),
+            "10^12"
+        );
+        let long_fraction = format!("1.{}", "5".repeat(MAX_AMOUNT_CHARS - 2));
+        assert!(revenue(&long_fraction, "EUR").is_some());
+        assert!(revenue(&format!("{long_fraction}5"), "EUR").is_none());
+        for amount in [
+            "", "-", "1.", ".5", "1.2.3", "007", "00", "-01", "1e3", "1e+21", "NaN", "Infinity", "12,50", " 1", "+1",
+            "0x10",
+        ] {
+            assert!(revenue(amount, "EUR").is_none(), "{amount:?}");
+        }
+        for currency in ["", "EU", "EURO", "eur", "Eur", "E1R", "€€€"] {
+            assert!(revenue("1", currency).is_none(), "{currency:?}");
+        }
     }
 }

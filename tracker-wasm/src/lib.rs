@@ -6,7 +6,9 @@
 //!
 //! - [`config`]: the `data-` attributes (or ESM `init` options);
 //! - [`pageview`]: which navigations are pageviews;
-//! - [`outbound`]: which clicked links are outbound;
+//! - [`site`]: which pages are counted at all (local, domains, paths);
+//! - [`engagement`]: visible time and scroll depth of each page view;
+//! - [`outbound`]: which clicked links are downloads or outbound;
 //! - [`identity`]: consent modes, the device cookie, the user id;
 //! - [`bots`]: automation that must not be counted;
 //! - [`delivery`]: batching, beacon/fetch, retries and the stored backlog;
@@ -29,6 +31,7 @@ extern crate alloc;
 pub mod bots;
 pub mod config;
 pub mod delivery;
+pub mod engagement;
 #[cfg(all(target_arch = "wasm32", not(test), not(debug_assertions)))]
 mod heap;
 pub mod host;
@@ -36,6 +39,7 @@ pub mod identity;
 pub mod json;
 pub mod outbound;
 pub mod pageview;
+pub mod site;
 pub mod text;
 pub mod tracker;
 
@@ -66,16 +70,17 @@ fn with(f: impl FnOnce(&mut Tracker<JsHost>)) {
     }
 }
 
-/// `call` codes after the [`tracker::COMMANDS`] (0 to 4).
-pub const CLICK: u32 = 5;
-/// `CONFIG + n` sets [`config::KEYS`]`[n]`.
+/// `call` codes after the [`tracker::COMMANDS`] (0 to 7).
+pub const CLICK: u32 = 8;
+pub const FORM: u32 = 9;
+/// The settings text (see [`config`]).
 pub const CONFIG: u32 = 10;
 
-/// `on` codes after the [`pageview::Nav`] ones (0 to 5); `js/host.js`
+/// `on` codes after the [`pageview::Nav`] ones (0 to 7); `js/host.js`
 /// and `js/core.js` use the same numbers.
-pub const START: u32 = 6;
-pub const TICK: u32 = 7;
-pub const DONE: u32 = 8;
+pub const START: u32 = 8;
+pub const TICK: u32 = 9;
+pub const DONE: u32 = 10;
 
 /// Makes room for `len` bytes of text for the next [`call`] and says where
 /// (the loader writes UTF-8 there). Texts cross as bytes in linear memory:
@@ -100,12 +105,15 @@ pub extern "C" fn room(len: u32) -> u32 {
 /// (see [`room`]), one after another, `a`, `b`, `c` and `d` bytes long.
 /// By code:
 ///
-/// - 0 to 4, the page's `edgetrack(...)` commands ([`tracker::COMMANDS`]):
-///   `track name props`, `identify id`, `reset`, `consent mode`,
-///   `optout [false]`; `props` is `JSON.stringify` of an object, or empty;
-/// - [`CLICK`] `href protocol host path`: a click or middle click on a
+/// - 0 to 7, the page's `edgetrack(...)` commands ([`tracker::COMMANDS`]):
+///   `track name props amount currency`, `identify id`, `reset`,
+///   `consent mode`, `optout [false]`, `pageview url`, `props - props`,
+///   `404`; `props` is `JSON.stringify` of an object (without `$revenue`,
+///   whose amount and currency come apart), or empty;
+/// - [`CLICK`] `href protocol hostname path`: a click or middle click on a
 ///   link, the parts as the browser parsed them;
-/// - [`CONFIG`] + n `value`: setting n, from the script tag's `data-`
+/// - [`FORM`] `form`: a form was submitted (its id, name or action);
+/// - [`CONFIG`] `lines`: the settings, from the script tag's `data-`
 ///   attributes or the ESM `init` options.
 #[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub extern "C" fn call(code: u32, a: u32, b: u32, c: u32, d: u32) {
@@ -126,23 +134,25 @@ pub extern "C" fn call(code: u32, a: u32, b: u32, c: u32, d: u32) {
                     path: d,
                 },
             ),
-            CONFIG.. => t.configure(code - CONFIG, a),
-            _ => t.command(code, a, b),
+            FORM => t.form(a),
+            CONFIG => t.configure(a),
+            _ => t.command(code, a, b, c, d),
         });
     }
 }
 
 /// The loader's calls that carry numbers: a page event ([`pageview::Nav`]
-/// code), [`START`], [`TICK`] (the timer asked for by the host's `wake`),
-/// or [`DONE`] with the id and status of a fetch the host started (status
-/// 0: network error).
+/// code, with the viewport's bottom edge and the page's height in pixels),
+/// [`START`], [`TICK`] (the timer asked for by the host's `wake`), or
+/// [`DONE`] with the id and status of a fetch the host started (status 0:
+/// network error).
 #[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub extern "C" fn on(code: u32, a: u32, b: u32) {
     with(|t| match code {
         START => t.start(),
         TICK => t.tick(),
         DONE => t.done(a, b),
-        nav => t.page(nav),
+        nav => t.page(nav, a, b),
     });
 }
 

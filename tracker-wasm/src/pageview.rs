@@ -7,7 +7,8 @@
 //! - the fragment is part of the URL only with `data-spa="hash"`;
 //! - a restore from the back/forward cache is a new pageview even though
 //!   the URL is the one last counted;
-//! - a prerendered page counts when it is shown, not before.
+//! - a prerendered page counts when it is shown, not before;
+//! - in manual mode (`data-manual`) none of them is; the page says when.
 
 use crate::text;
 use alloc::string::String;
@@ -28,6 +29,10 @@ pub enum Nav {
     /// `pagehide`, or `visibilitychange` to hidden: not a pageview, but
     /// the moment to send everything.
     Hide,
+    /// `visibilitychange` to visible.
+    Show,
+    /// `scroll`: the viewport moved.
+    Scroll,
 }
 
 impl Nav {
@@ -39,6 +44,8 @@ impl Nav {
             3 => Nav::Restore,
             4 => Nav::Activate,
             5 => Nav::Hide,
+            6 => Nav::Show,
+            7 => Nav::Scroll,
             _ => return None,
         })
     }
@@ -72,13 +79,13 @@ impl Pages {
         }
     }
 
-    /// Whether `nav` at `href` is a pageview; then `url` is the URL to
-    /// report. `prerendering` is the page's state now.
-    pub fn visit(&mut self, nav: Nav, href: &str, prerendering: bool) -> bool {
+    /// The URL to count when `nav` at `href` is a pageview (the caller then
+    /// makes it `url`). `prerendering` is the page's state now.
+    pub fn visit(&mut self, nav: Nav, href: &str, prerendering: bool) -> Option<String> {
         let again = match nav {
             Nav::Load if prerendering => {
                 self.held = true;
-                return false;
+                return None;
             }
             Nav::Activate if self.held => {
                 self.held = false;
@@ -86,18 +93,14 @@ impl Pages {
             }
             // Until a prerendered page is shown, the activation counts
             // whatever URL it has by then.
-            _ if self.held => return false,
+            _ if self.held => return None,
             Nav::Load | Nav::History => false,
             Nav::Hash if self.hash => false,
             Nav::Restore => true,
-            Nav::Hash | Nav::Activate | Nav::Hide => return false,
+            Nav::Hash | Nav::Activate | Nav::Hide | Nav::Show | Nav::Scroll => return None,
         };
         let url = self.report_url(href);
-        if url.is_empty() || (!again && url == self.url) {
-            return false;
-        }
-        self.url = String::from(url);
-        true
+        (!url.is_empty() && (again || url != self.url)).then(|| String::from(url))
     }
 }
 
@@ -106,30 +109,40 @@ mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
 
-    /// The URL counted, or None.
+    /// The URL counted, or None; as the tracker does, a counted URL becomes
+    /// the last one.
     fn seen(p: &mut Pages, nav: Nav, href: &str, prerendering: bool) -> Option<String> {
-        p.visit(nav, href, prerendering).then(|| p.url.clone())
+        let url = p.visit(nav, href, prerendering);
+        if let Some(u) = &url {
+            p.url = u.clone();
+        }
+        url
+    }
+
+    fn counts(p: &mut Pages, nav: Nav, href: &str, prerendering: bool) -> bool {
+        seen(p, nav, href, prerendering).is_some()
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn codes_round_trip() {
         assert_eq!(Nav::from_code(0), Some(Nav::Load));
         assert_eq!(Nav::from_code(5), Some(Nav::Hide));
-        assert_eq!(Nav::from_code(6), None);
+        assert_eq!(Nav::from_code(7), Some(Nav::Scroll));
+        assert_eq!(Nav::from_code(8), None);
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn load_then_spa_navigations_same_url_once() {
         let mut p = Pages::new(false);
-        assert!(p.visit(Nav::Load, "https://a.test/", false));
+        assert!(counts(&mut p, Nav::Load, "https://a.test/", false));
         assert_eq!(p.url, "https://a.test/");
         // replaceState with the same URL: not a pageview.
-        assert!(!p.visit(Nav::History, "https://a.test/", false));
+        assert!(!counts(&mut p, Nav::History, "https://a.test/", false));
         assert_eq!(
             seen(&mut p, Nav::History, "https://a.test/pricing?plan=pro", false).as_deref(),
             Some("https://a.test/pricing?plan=pro")
         );
-        assert!(!p.visit(Nav::History, "https://a.test/pricing?plan=pro", false));
+        assert!(!counts(&mut p, Nav::History, "https://a.test/pricing?plan=pro", false));
         // Back: popstate to the first URL is a pageview again.
         assert_eq!(
             seen(&mut p, Nav::History, "https://a.test/", false).as_deref(),
@@ -144,8 +157,8 @@ mod tests {
             seen(&mut plain, Nav::Load, "https://a.test/#top", false).as_deref(),
             Some("https://a.test/")
         );
-        assert!(!plain.visit(Nav::History, "https://a.test/#faq", false));
-        assert!(!plain.visit(Nav::Hash, "https://a.test/#faq", false));
+        assert!(!counts(&mut plain, Nav::History, "https://a.test/#faq", false));
+        assert!(!counts(&mut plain, Nav::Hash, "https://a.test/#faq", false));
 
         let mut hash = Pages::new(true);
         assert_eq!(
@@ -157,37 +170,39 @@ mod tests {
             Some("https://a.test/#/users")
         );
         // popstate and hashchange both fire for one fragment navigation.
-        assert!(!hash.visit(Nav::History, "https://a.test/#/users", false));
+        assert!(!counts(&mut hash, Nav::History, "https://a.test/#/users", false));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn back_forward_cache_restore_counts_again() {
         let mut p = Pages::new(false);
-        assert!(p.visit(Nav::Load, "https://a.test/x", false));
-        assert!(p.visit(Nav::Restore, "https://a.test/x", false));
+        assert!(counts(&mut p, Nav::Load, "https://a.test/x", false));
+        assert!(counts(&mut p, Nav::Restore, "https://a.test/x", false));
         assert_eq!(p.url, "https://a.test/x");
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn prerendered_page_counts_once_when_shown() {
         let mut p = Pages::new(false);
-        assert!(!p.visit(Nav::Load, "https://a.test/", true));
-        assert!(!p.visit(Nav::History, "https://a.test/next", true));
+        assert!(!counts(&mut p, Nav::Load, "https://a.test/", true));
+        assert!(!counts(&mut p, Nav::History, "https://a.test/next", true));
         assert_eq!(
             seen(&mut p, Nav::Activate, "https://a.test/next", false).as_deref(),
             Some("https://a.test/next")
         );
-        assert!(!p.visit(Nav::Activate, "https://a.test/next", false));
+        assert!(!counts(&mut p, Nav::Activate, "https://a.test/next", false));
         // A page that was never prerendered ignores activation.
         let mut q = Pages::new(false);
-        assert!(q.visit(Nav::Load, "https://a.test/", false));
-        assert!(!q.visit(Nav::Activate, "https://a.test/other", false));
+        assert!(counts(&mut q, Nav::Load, "https://a.test/", false));
+        assert!(!counts(&mut q, Nav::Activate, "https://a.test/other", false));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn hide_and_empty_urls_are_not_pageviews() {
         let mut p = Pages::new(false);
-        assert!(!p.visit(Nav::Hide, "https://a.test/", false));
-        assert!(!p.visit(Nav::Load, "", false));
+        assert!(!counts(&mut p, Nav::Hide, "https://a.test/", false));
+        assert!(!counts(&mut p, Nav::Show, "https://a.test/", false));
+        assert!(!counts(&mut p, Nav::Scroll, "https://a.test/", false));
+        assert!(!counts(&mut p, Nav::Load, "", false));
     }
 }

@@ -34,6 +34,11 @@ pub fn before(s: &str, sep: u8) -> &str {
     cut(s, sep, sep).0
 }
 
+/// `s` up to its first `a` or `b`, or all of it.
+pub fn before_any(s: &str, a: u8, b: u8) -> &str {
+    cut(s, a, b).0
+}
+
 /// `s` after its first `sep`, or "" when there is none.
 pub fn after(s: &str, sep: u8) -> &str {
     cut(s, sep, sep).1.unwrap_or("")

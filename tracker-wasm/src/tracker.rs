@@ -1,28 +1,39 @@
 //! The tracker's state machine: settings, consent, identity and page state,
 //! turning page events and commands into finished events for [`Delivery`].
 //!
-//! An event is written when it happens (name, insert_id, time, page) and
-//! finished when consent is known: with `d` (and `id`) under `granted`,
-//! without any id under `denied`. Under `pending`, and while a prerendered
-//! page is not shown, events wait in memory, unfinished. Each event gets its
-//! insert_id once and is handed to delivery once, so a change of consent
-//! never sends anything twice.
+//! An event is written when it happens (name, insert_id, time, page URL,
+//! properties) and finished when consent is known: with `d` (and `id`) under
+//! `granted`, without any id under `denied`. Under `pending`, and while a
+//! prerendered page is not shown, events wait in memory, unfinished. Each
+//! event gets its insert_id once and is handed to delivery once, so a change
+//! of consent never sends anything twice. A finished event passes the page's
+//! `beforeSend` hook on its way to delivery.
+//!
+//! Every event carries the URL of the page view it belongs to: the one the
+//! last pageview counted (in manual mode, the one the page gave), or the
+//! page's own before the first.
 
 use crate::bots::{self, BotReason, Signals};
 use crate::config::Config;
 use crate::delivery::{Delivery, Flush};
+use crate::engagement::Engagement;
 use crate::host::{flag, Host, Read};
 use crate::identity::{self, Consent, OPTOUT_KEY, USER_KEY};
-use crate::json::{props_ok, quote, write_u64};
+use crate::json::{join, props_ok, quote, revenue, write_u64};
 use crate::outbound::{self, Link};
 use crate::pageview::{Nav, Pages};
+use crate::site;
 use crate::text::{self, add};
 use alloc::string::String;
 
 /// The pageview event's name.
 pub const PAGEVIEW: &str = "$pageview";
-/// The outbound-link event's name; its `href` property is the target.
-pub const OUTBOUND_LINK: &str = "$outbound_link";
+/// Visible time and deepest scroll of a page view (see [`crate::engagement`]).
+pub const ENGAGEMENT: &str = "$engagement";
+/// A "not found" page (`data-404` or `edgetrack("404")`).
+pub const NOT_FOUND: &str = "$404";
+/// A form submission (`data-forms`); its `form` property names the form.
+pub const FORM_SUBMIT: &str = "$form_submit";
 /// Events waiting for consent or for a prerendered page to be shown.
 pub const MAX_WAITING_EVENTS: usize = 100;
 /// Characters in an event name (the server's `MAX_EVENT_NAME_CHARS`).
@@ -33,12 +44,17 @@ pub const MAX_TEXT_BYTES: usize = 8192;
 
 /// The page's commands: `js/core.js` passes `edgetrack(name, ...)`'s name
 /// as its index in this list, which it keeps in the same order.
-pub const COMMANDS: [&str; 5] = ["track", "identify", "reset", "consent", "optout"];
+pub const COMMANDS: [&str; 8] = [
+    "track", "identify", "reset", "consent", "optout", "pageview", "props", "404",
+];
 const TRACK: u32 = 0;
 const IDENTIFY: u32 = 1;
 const RESET: u32 = 2;
 const CONSENT: u32 = 3;
 const OPTOUT: u32 = 4;
+const PAGEVIEW_COMMAND: u32 = 5;
+const PROPS: u32 = 6;
+const NOT_FOUND_COMMAND: u32 = 7;
 
 /// Why no event is recorded at all right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +65,10 @@ pub enum Ignored {
     /// Do-Not-Track or Global Privacy Control, with `data-respect-dnt`.
     DoNotTrack,
     OptedOut,
+    /// A page on localhost, loopback or `file:`, without `data-local`.
+    Local,
+    /// A host that is not one of `data-domains`.
+    OtherDomain,
 }
 
 pub struct Tracker<H: Host> {
@@ -60,12 +80,20 @@ pub struct Tracker<H: Host> {
     bot: Option<BotReason>,
     /// Do-Not-Track or GPC, honoured.
     dnt: bool,
+    /// Not the site's page to count ([`Ignored::Local`], [`Ignored::OtherDomain`]).
+    elsewhere: Option<Ignored>,
+    /// `location.hostname`, read at start.
+    hostname: String,
     optout: bool,
     /// `optout` was said in this page (it then wins over the stored flag).
     optout_said: bool,
     device: String,
     user: String,
+    /// Properties on every event (`data-et-prop-*` and `props`): a JSON
+    /// object, or empty.
+    props: String,
     pages: Pages,
+    engagement: Engagement,
     /// Unfinished events (see the module docs), one per line.
     waiting: String,
     out: Delivery,
@@ -89,36 +117,50 @@ impl<H: Host> Tracker<H> {
             consent: Consent::Pending,
             bot: None,
             dnt: false,
+            elsewhere: None,
+            hostname: String::new(),
             optout: false,
             optout_said: false,
             device: String::new(),
             user: String::new(),
+            props: String::new(),
             pages: Pages::new(false),
+            engagement: Engagement::new(),
             waiting: String::new(),
             out: Delivery::new(String::new(), String::new()),
         }
     }
 
-    pub fn configure(&mut self, key: u32, value: &str) {
+    /// The loader's settings text (see [`Config`]); none after start.
+    pub fn configure(&mut self, lines: &str) {
         if !self.started {
-            self.cfg.set(key, value);
+            self.cfg.set(lines);
         }
     }
 
     pub fn start(&mut self) {
         let endpoint = self.cfg.endpoint();
-        if self.started || self.cfg.token.is_empty() || endpoint.is_empty() {
+        let token = self.cfg.text("token");
+        if self.started || token.is_empty() || endpoint.is_empty() {
             return;
         }
         self.started = true;
-        self.out = Delivery::new(endpoint, self.cfg.token.clone());
-        self.pages = Pages::new(self.cfg.hash);
+        self.out = Delivery::new(endpoint, token.into());
+        self.pages = Pages::new(self.cfg.has("spa", "hash"));
         self.bot = bots::classify(&Signals::read(&self.host));
-        self.dnt =
-            self.cfg.respect_dnt && (flag(&self.host, Read::DoNotTrack) || flag(&self.host, Read::PrivacyControl));
+        self.dnt = self.cfg.on("respect-dnt")
+            && (flag(&self.host, Read::DoNotTrack) || flag(&self.host, Read::PrivacyControl));
+        self.hostname = self.host.read(Read::Host);
+        self.elsewhere = if !self.cfg.on("local") && site::is_local(&self.hostname) {
+            Some(Ignored::Local)
+        } else if cfg!(feature = "domains") && !site::is_ours(&self.hostname, self.cfg.text("domains")) {
+            Some(Ignored::OtherDomain)
+        } else {
+            None
+        };
         // A denied start touches nothing: a cookie from an earlier grant
         // stays until consent is withdrawn by command.
-        self.consent = self.cfg.consent;
+        self.consent = self.cfg.consent();
         self.apply();
     }
 
@@ -128,21 +170,24 @@ impl<H: Host> Tracker<H> {
             _ if !self.started => Some(Ignored::NotStarted),
             Some(reason) if reason.is_final() => Some(Ignored::Bot(reason)),
             _ if self.dnt => Some(Ignored::DoNotTrack),
+            _ if self.elsewhere.is_some() => self.elsewhere,
             _ if self.optout => Some(Ignored::OptedOut),
             _ => None,
         }
     }
 
-    /// Storage is ours to use: consent, a shown page, not a bot, no DNT.
+    /// Storage is ours to use: consent, a shown page of the site, not a
+    /// bot, no DNT.
     fn may_store(&self) -> bool {
-        self.consent == Consent::Granted && self.started && self.bot.is_none() && !self.dnt
+        self.consent == Consent::Granted && self.started && self.bot.is_none() && !self.dnt && self.elsewhere.is_none()
     }
 
     /// Brings identity and storage in line with consent and opt-out, and
     /// finishes the waiting events once consent is known.
     fn apply(&mut self) {
-        // Bots and DNT get nothing; a prerendered page waits to be shown.
-        if self.bot.is_some() || self.dnt || self.consent == Consent::Pending {
+        // Bots, DNT and other sites get nothing; a prerendered page waits
+        // to be shown.
+        if self.bot.is_some() || self.dnt || self.elsewhere.is_some() || self.consent == Consent::Pending {
             return;
         }
         // The visitor's own refusal is kept in every mode (see identity).
@@ -186,14 +231,21 @@ impl<H: Host> Tracker<H> {
         self.device.clear();
     }
 
-    /// A page command by number (see [`COMMANDS`]).
-    pub fn command(&mut self, op: u32, arg: &str, props: &str) {
+    /// A page command by number (see [`COMMANDS`]). `arg` is its text (an
+    /// event name, a user id, a mode, a URL), `props` a JSON object or
+    /// empty; `amount` and `currency` are a `track`'s `$revenue`.
+    pub fn command(&mut self, op: u32, arg: &str, props: &str, amount: &str, currency: &str) {
         if !self.started {
             return;
         }
         match op {
             TRACK => {
-                self.record(arg, props, false);
+                let money = if cfg!(feature = "revenue") {
+                    revenue(amount, currency).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                self.record(arg, &join(props, &money), false);
             }
             IDENTIFY if identity::is_user_id(arg) => {
                 self.user = String::from(arg);
@@ -227,41 +279,107 @@ impl<H: Host> Tracker<H> {
                 }
                 self.apply();
             }
+            PAGEVIEW_COMMAND if cfg!(feature = "manual") => {
+                let url = if arg.is_empty() {
+                    String::from(self.pages.report_url(&self.host.read(Read::Href)))
+                } else {
+                    String::from(arg)
+                };
+                self.view(url);
+            }
+            PROPS if cfg!(feature = "props") && props_ok(props) => self.props = String::from(props),
+            NOT_FOUND_COMMAND if cfg!(feature = "not-found") => {
+                self.record(NOT_FOUND, "", false);
+            }
             _ => {}
         }
     }
 
-    pub fn page(&mut self, code: u32) {
+    /// A page event ([`Nav`] code), with the viewport's bottom edge and the
+    /// page's height in pixels (for the scroll depth).
+    pub fn page(&mut self, code: u32, bottom: u32, height: u32) {
         let Some(nav) = Nav::from_code(code) else { return };
         if !self.started {
             return;
         }
-        if nav == Nav::Hide {
-            self.out.flush(&self.host, Flush::Hiding);
-            return;
+        let now = self.host.now();
+        let engagement = cfg!(feature = "engagement");
+        match nav {
+            Nav::Scroll | Nav::Show if !engagement => return,
+            Nav::Scroll => return self.engagement.scrolled(bottom, height),
+            Nav::Show => return self.engagement.shown(now),
+            Nav::Hide => {
+                if engagement {
+                    self.engagement.scrolled(bottom, height);
+                    self.engagement.hidden(now);
+                    self.engage();
+                }
+                return self.out.flush(&self.host, Flush::Hiding);
+            }
+            Nav::Activate if engagement => self.engagement.shown(now),
+            _ => {}
         }
         if nav == Nav::Activate && self.bot == Some(BotReason::Prerendered) {
             self.bot = bots::classify(&Signals::read(&self.host));
             self.apply();
         }
+        if cfg!(feature = "not-found") && nav == Nav::Load && self.cfg.on("404") {
+            self.record(NOT_FOUND, "", false);
+        }
+        if cfg!(feature = "manual") && self.cfg.on("manual") {
+            return;
+        }
         let href = self.host.read(Read::Href);
-        if self.pages.visit(nav, &href, self.bot == Some(BotReason::Prerendered)) && self.record(PAGEVIEW, "", true) {
-            // A pageview leaves at once, with whatever waits in the open
-            // batch: a visitor who leaves within a second is still counted.
+        if let Some(url) = self.pages.visit(nav, &href, self.bot == Some(BotReason::Prerendered)) {
+            self.view(url);
+        }
+    }
+
+    /// A new page view at `url`: the previous one's engagement is closed,
+    /// and the pageview leaves at once, with whatever waits in the open
+    /// batch (a visitor who leaves within a second is still counted).
+    fn view(&mut self, url: String) {
+        self.engage();
+        self.pages.url = url;
+        if cfg!(feature = "engagement") {
+            self.engagement.start(self.host.now(), !flag(&self.host, Read::Hidden));
+        }
+        if self.record(PAGEVIEW, "", true) {
             self.out.flush(&self.host, Flush::Now);
+        }
+    }
+
+    /// Records the current page view's `$engagement`, if there is one and
+    /// it is worth sending.
+    fn engage(&mut self) {
+        if cfg!(feature = "engagement") && !self.pages.url.is_empty() {
+            if let Some(props) = self.engagement.report(self.host.now()) {
+                self.record(ENGAGEMENT, &props, false);
+            }
         }
     }
 
     /// A click on a link (parts as the browser parsed them).
     pub fn click(&mut self, href: &str, link: Link<'_>) {
-        if !self.started || !outbound::is_outbound(link, &self.host.read(Read::Host), self.cfg.extras) {
-            return;
+        if let Some(name) = outbound::event(link, &self.hostname, &self.cfg) {
+            self.now(name, "{\"href\":", href);
         }
-        let mut props = String::new();
-        member(&mut props, "{\"href\":", href);
+    }
+
+    /// A form submission; `form` is its id, name or action.
+    pub fn form(&mut self, form: &str) {
+        if cfg!(feature = "forms") && self.cfg.on("forms") {
+            self.now(FORM_SUBMIT, "{\"form\":", form);
+        }
+    }
+
+    /// An event with one text property (`{"key":` in `key`), sent at once:
+    /// the browser may be leaving the page.
+    fn now(&mut self, name: &str, key: &str, value: &str) {
+        let mut props = String::from(key);
+        quote(&mut props, cut(value));
         add(&mut props, "}");
-        if self.record(OUTBOUND_LINK, &props, false) {
-            // The browser may be leaving: a beacon now, not after the delay.
+        if self.record(name, &props, false) {
             self.out.flush(&self.host, Flush::Now);
         }
     }
@@ -275,37 +393,46 @@ impl<H: Host> Tracker<H> {
     }
 
     /// Writes an event and finishes it, or keeps it waiting; false when
-    /// it is dropped ([`Tracker::ignored`], a bad name, too large, too many
-    /// waiting). A pageview carries the page's referrer, title and screen.
-    /// `props` is a JSON object or empty; one the server would refuse is
+    /// it is dropped ([`Tracker::ignored`], a path the site excludes, a bad
+    /// name, too large, too many waiting). A pageview carries the page's
+    /// referrer, title and screen. `props` (a JSON object or empty) joins
+    /// the page-wide properties; properties the server would refuse are
     /// left out.
     fn record(&mut self, name: &str, props: &str, pageview: bool) -> bool {
         if self.ignored().is_some() || name.is_empty() || text::chars(name) > MAX_EVENT_NAME_CHARS {
             return false;
         }
-        let href = self.host.read(Read::Href);
+        let href;
+        let url = if self.pages.url.is_empty() {
+            href = self.host.read(Read::Href);
+            self.pages.report_url(&href)
+        } else {
+            &self.pages.url
+        };
+        if cfg!(feature = "paths")
+            && !site::allowed(site::path_of(url), self.cfg.text("include"), self.cfg.text("exclude"))
+        {
+            return false;
+        }
         let mut event = String::new();
         member(&mut event, "{\"n\":", name);
         member(&mut event, ",\"i\":", &identity::random_id(&self.host));
         add(&mut event, ",\"ts\":");
         write_u64(&mut event, self.host.now() as u64);
-        member(
-            &mut event,
-            ",\"u\":",
-            if pageview {
-                &self.pages.url
-            } else {
-                self.pages.report_url(&href)
-            },
-        );
+        member(&mut event, ",\"u\":", url);
         if pageview {
             member(&mut event, ",\"r\":", &self.host.read(Read::Referrer));
             member(&mut event, ",\"h\":", &self.host.read(Read::Title));
             member(&mut event, ",\"s\":", &self.host.read(Read::Screen));
         }
-        if props_ok(props) {
+        let props = if cfg!(feature = "props") {
+            join(&self.props, props)
+        } else {
+            String::from(props)
+        };
+        if props_ok(&props) {
             add(&mut event, ",\"p\":");
-            add(&mut event, props);
+            add(&mut event, &props);
         }
         if self.consent != Consent::Pending && self.bot.is_none() {
             return self.finish(&event);
@@ -319,7 +446,9 @@ impl<H: Host> Tracker<H> {
         true
     }
 
-    /// Adds the ids consent allows, closes the event and hands it over.
+    /// Adds the ids consent allows, closes the event, passes it through the
+    /// page's hook and hands it over. An event the hook drops (or turns into
+    /// anything but a JSON object) is not sent.
     fn finish(&mut self, open: &str) -> bool {
         let mut event = String::from(open);
         if self.consent == Consent::Granted {
@@ -327,7 +456,12 @@ impl<H: Host> Tracker<H> {
             member(&mut event, ",\"id\":", &self.user);
         }
         add(&mut event, "}");
-        self.out.push(&self.host, &event)
+        let event = if cfg!(feature = "hook") {
+            self.host.hook(&event)
+        } else {
+            event
+        };
+        event.starts_with("{") && self.out.push(&self.host, &event)
     }
 }
 
