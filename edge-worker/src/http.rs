@@ -3,7 +3,7 @@
 
 use futures_util::StreamExt;
 use ingest_core::dialect::Reply;
-use ingest_core::limits::MAX_BODY_BYTES;
+use ingest_core::payload::WireBody;
 use ingest_core::{IngestError, RequestContext};
 use worker::{D1Database, Env, Headers, Request, Response, Result};
 
@@ -11,35 +11,24 @@ pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
 }
 
-/// Reads the body, refusing early when `Content-Length` already says it is
-/// too large, and again after reading (the header may be absent or lie).
+/// Reads the body as it streams in, at most [`MAX_BODY_BYTES`]: a
+/// `Content-Length` past it is refused before reading, and a body without
+/// one (chunked) is refused as soon as it passes the cap. The rest is never
+/// read: the stream is dropped and the 413 goes out while the client may
+/// still be sending, so a hostile upload costs us 2 MiB, not its length.
+///
+/// [`MAX_BODY_BYTES`]: ingest_core::limits::MAX_BODY_BYTES
 pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, IngestError> {
-    let declared = header(req, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES });
-    }
-    // Read as a stream: a chunked body has no Content-Length, and reading
-    // it whole could exhaust the isolate. Past the limit the rest is read
-    // and dropped, so memory stays bounded and the client, still uploading,
-    // gets its 413 instead of a broken connection.
+    let mut body = WireBody::expect(header(req, "content-length").as_deref())?;
     // A request without a body has no stream: that is an empty body.
     let Ok(mut stream) = req.stream() else {
         return Ok(Vec::new());
     };
-    let mut body = Vec::new();
-    let mut too_large = false;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| IngestError::BadEncoding("request body"))?;
-        if too_large || body.len() + chunk.len() > MAX_BODY_BYTES {
-            too_large = true;
-            continue;
-        }
-        body.extend_from_slice(&chunk);
+        body.push(&chunk)?;
     }
-    if too_large {
-        return Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES });
-    }
-    Ok(body)
+    Ok(body.into_bytes())
 }
 
 pub fn header(req: &Request, name: &str) -> Option<String> {

@@ -33,6 +33,10 @@ impl FieldError {
 pub enum IngestError {
     #[error("request exceeds max limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body was within [`crate::limits::MAX_BODY_BYTES`] on the wire
+    /// but inflates past `limit`.
+    #[error("decompressed request exceeds max limit of {limit} bytes")]
+    InflatedTooLarge { limit: usize },
     #[error("compressed body expands more than {ratio} times")]
     CompressionRatio { ratio: usize },
     #[error("request body is empty")]
@@ -45,6 +49,8 @@ pub enum IngestError {
     BadRequest(String),
     #[error("JSON holds more than {limit} objects and arrays")]
     TooComplex { limit: usize },
+    #[error("JSON holds more than {limit} values in its objects and arrays")]
+    TooManyElements { limit: usize },
     #[error("too many events: {count}, at most {limit} per request")]
     TooManyEvents { count: usize, limit: usize },
     #[error("missing or invalid credentials")]
@@ -68,8 +74,12 @@ impl IngestError {
     /// documents another (Mixpanel `/track` answers 200 with body `0`).
     pub fn status(&self) -> u16 {
         match self {
-            IngestError::PayloadTooLarge { .. } | IngestError::CompressionRatio { .. } => 413,
-            IngestError::TooManyEvents { .. } | IngestError::TooComplex { .. } => 413,
+            IngestError::PayloadTooLarge { .. }
+            | IngestError::InflatedTooLarge { .. }
+            | IngestError::CompressionRatio { .. } => 413,
+            IngestError::TooManyEvents { .. }
+            | IngestError::TooComplex { .. }
+            | IngestError::TooManyElements { .. } => 413,
             IngestError::Unauthorized => 401,
             IngestError::Forbidden => 403,
             IngestError::MethodNotAllowed => 405,

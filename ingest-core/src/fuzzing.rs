@@ -14,7 +14,7 @@
 //!   stage (a payload error is 400, 413 or 415, a decode error 400 or 413,
 //!   never 5xx), and the dialect's error reply has that status and shape;
 //! - nothing grows without bound: inflated bodies stay within
-//!   [`MAX_BODY_BYTES`] and the gzip ratio, and a reply is at most
+//!   [`MAX_INFLATED_BODY_BYTES`] and the gzip ratio, and a reply is at most
 //!   [`REPLY_GROWTH`] times the (inflated) body plus [`REPLY_SLACK_BYTES`].
 //!
 //! Inputs that carry more than a body (a query string, headers) give them
@@ -207,12 +207,19 @@ pub fn json(data: &[u8]) {
                 "refused a document within the limit"
             )
         }
+        (Err(IngestError::TooManyElements { .. }), Ok(v)) => {
+            assert!(
+                elements(v) > MAX_JSON_ELEMENTS,
+                "refused a document within the element limit"
+            )
+        }
         (Err(e), Ok(_)) => panic!("refused valid JSON: {e:?}"),
         (Ok(_), Err(_)) => panic!("accepted invalid JSON"),
         (Err(e), Err(_)) => check_error(e, DECODE_STATUSES),
     }
     if let Ok(v) = &ours {
         assert!(containers(v) <= MAX_JSON_CONTAINERS);
+        assert!(elements(v) <= MAX_JSON_ELEMENTS);
     }
 }
 
@@ -227,6 +234,7 @@ pub fn ndjson(data: &[u8]) {
                     assert!(items.len() <= lines, "more items than lines");
                 }
                 assert!(items.iter().map(containers).sum::<usize>() <= MAX_JSON_CONTAINERS + 1);
+                assert!(items.iter().map(elements).sum::<usize>() <= MAX_JSON_ELEMENTS);
             }
             Err(e) => check_error(&e, DECODE_STATUSES),
         }
@@ -242,7 +250,8 @@ pub fn gzip(data: &[u8]) {
             encoding.is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip")) || data.starts_with(&[0x1f, 0x8b]);
         match payload::decode_body(data, encoding) {
             Ok(out) => {
-                assert!(out.len() <= MAX_BODY_BYTES, "inflated past the body limit");
+                assert!(data.len() <= MAX_BODY_BYTES, "read past the wire limit");
+                assert!(out.len() <= MAX_INFLATED_BODY_BYTES, "inflated past the body limit");
                 if inflates {
                     assert!(out.len() <= ratio_cap, "inflated past the ratio");
                 } else {
@@ -1018,6 +1027,16 @@ pub fn check_profile(u: &ProfileUpdate) {
 }
 
 /// Objects and arrays in a value, itself included.
+/// Values inside the objects and arrays of `value`, at any depth: what
+/// [`MAX_JSON_ELEMENTS`] counts.
+pub fn elements(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => items.len() + items.iter().map(elements).sum::<usize>(),
+        Value::Object(map) => map.len() + map.values().map(elements).sum::<usize>(),
+        _ => 0,
+    }
+}
+
 pub fn containers(value: &Value) -> usize {
     match value {
         Value::Array(items) => 1 + items.iter().map(containers).sum::<usize>(),

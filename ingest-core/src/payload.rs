@@ -1,9 +1,16 @@
 //! Payload extraction in one place: size caps, gzip (by header or magic
 //! bytes) with a decompressed-size and ratio cap, base64 in either alphabet,
 //! form fields, JSON and NDJSON.
+//!
+//! Sizes are held twice: the body as it came, to [`MAX_BODY_BYTES`] (the
+//! worker stops reading there), and a gzip body once inflated, to
+//! [`MAX_INFLATED_BODY_BYTES`] and at most [`MAX_GZIP_RATIO`] times its
+//! compressed size. So gzip lets a client send more than 2 MiB of JSON, as
+//! Mixpanel's page advises, and what the larger text may cost the parser is
+//! bounded by counting its objects, arrays and elements before parsing.
 
 use crate::error::IngestError;
-use crate::limits::{MAX_BODY_BYTES, MAX_GZIP_RATIO, MAX_JSON_CONTAINERS};
+use crate::limits::{MAX_BODY_BYTES, MAX_GZIP_RATIO, MAX_INFLATED_BODY_BYTES, MAX_JSON_CONTAINERS, MAX_JSON_ELEMENTS};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
@@ -16,8 +23,41 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// output grows past it.
 const INFLATE_CHUNK_BYTES: usize = 16 * 1024;
 
-/// Checks the raw size, then inflates gzip when the header says so or the
-/// bytes start with gzip's magic number.
+/// A request body read chunk by chunk as it streams in, held to
+/// [`MAX_BODY_BYTES`]: the chunk that would pass the cap is refused, so the
+/// reader stops there and never takes in (or waits for) the rest. A
+/// `Content-Length` above the cap is refused before anything is read.
+#[derive(Debug, Default)]
+pub struct WireBody {
+    bytes: Vec<u8>,
+}
+
+impl WireBody {
+    /// Refuses a declared length past the cap; an absent or unreadable
+    /// header says nothing (chunked bodies have none) and the chunks decide.
+    pub fn expect(content_length: Option<&str>) -> Result<Self, IngestError> {
+        match content_length.and_then(|v| v.trim().parse::<u64>().ok()) {
+            Some(n) if n > MAX_BODY_BYTES as u64 => Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES }),
+            _ => Ok(Self::default()),
+        }
+    }
+
+    /// Takes the next chunk, or refuses it when the body would pass the cap.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), IngestError> {
+        if self.bytes.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// Checks the size on the wire, then inflates gzip when the header says so
+/// or the bytes start with gzip's magic number.
 pub fn decode_body(body: &[u8], content_encoding: Option<&str>) -> Result<Vec<u8>, IngestError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES });
@@ -29,12 +69,14 @@ pub fn decode_body(body: &[u8], content_encoding: Option<&str>) -> Result<Vec<u8
         Some(_) => return Err(IngestError::UnsupportedMediaType),
     }
     if declared_gzip || body.starts_with(&GZIP_MAGIC) {
-        return gunzip(body, MAX_BODY_BYTES);
+        return gunzip(body, MAX_INFLATED_BODY_BYTES);
     }
     Ok(body.to_vec())
 }
 
-/// Inflates with a cap on the output size and on the expansion ratio.
+/// Inflates with a cap on the output size and on the expansion ratio. The
+/// output is checked before each slice is kept, so neither cap is passed by
+/// more than one slice in memory.
 pub fn gunzip(body: &[u8], cap: usize) -> Result<Vec<u8>, IngestError> {
     let ratio_cap = body.len().saturating_mul(MAX_GZIP_RATIO).max(INFLATE_CHUNK_BYTES);
     let mut decoder = MultiGzDecoder::new(body);
@@ -46,7 +88,7 @@ pub fn gunzip(body: &[u8], cap: usize) -> Result<Vec<u8>, IngestError> {
             return Ok(out);
         }
         if out.len() + n > cap {
-            return Err(IngestError::PayloadTooLarge { limit: cap });
+            return Err(IngestError::InflatedTooLarge { limit: cap });
         }
         if out.len() + n > ratio_cap {
             return Err(IngestError::CompressionRatio { ratio: MAX_GZIP_RATIO });
@@ -114,19 +156,24 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, IngestError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::EmptyBody);
     }
-    check_containers(bytes)?;
+    check_shape(bytes)?;
     serde_json::from_slice(bytes).map_err(|e| IngestError::InvalidJson(json_error_text(&e)))
 }
 
-/// Refuses JSON with more than [`MAX_JSON_CONTAINERS`] objects and arrays
-/// before any is built: parsing costs far more memory than the text when it
-/// is many small objects. Counts `{` and `[` outside strings, which is exact
-/// for valid JSON (and NDJSON, whose strings cannot span lines); invalid
-/// input fails either here or in the parser.
-fn check_containers(bytes: &[u8]) -> Result<(), IngestError> {
-    let mut count = 0usize;
+/// Refuses JSON with more than [`MAX_JSON_CONTAINERS`] objects and arrays,
+/// or more than [`MAX_JSON_ELEMENTS`] values inside them, before any is
+/// built: parsing costs far more memory than the text when it is many small
+/// values. Outside strings, `{` and `[` are the containers, and a container's
+/// elements are its commas plus one when it is not empty; that is exact for
+/// valid JSON (and NDJSON, whose strings cannot span lines). Invalid input
+/// fails either here or in the parser.
+fn check_shape(bytes: &[u8]) -> Result<(), IngestError> {
+    let mut containers = 0usize;
+    let mut elements = 0usize;
     let mut in_string = false;
     let mut escaped = false;
+    // Just after `{` or `[`: the next token says whether it holds anything.
+    let mut opened = false;
     for &b in bytes {
         if in_string {
             match b {
@@ -135,15 +182,33 @@ fn check_containers(bytes: &[u8]) -> Result<(), IngestError> {
                 b'"' => in_string = false,
                 _ => {}
             }
-        } else if b == b'"' {
-            in_string = true;
-        } else if b == b'{' || b == b'[' {
-            count += 1;
-            if count > MAX_JSON_CONTAINERS {
-                return Err(IngestError::TooComplex {
-                    limit: MAX_JSON_CONTAINERS,
-                });
+            continue;
+        }
+        if b.is_ascii_whitespace() {
+            continue;
+        }
+        if opened && b != b'}' && b != b']' {
+            elements += 1;
+        }
+        opened = false;
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                containers += 1;
+                opened = true;
             }
+            b',' => elements += 1,
+            _ => {}
+        }
+        if containers > MAX_JSON_CONTAINERS {
+            return Err(IngestError::TooComplex {
+                limit: MAX_JSON_CONTAINERS,
+            });
+        }
+        if elements > MAX_JSON_ELEMENTS {
+            return Err(IngestError::TooManyElements {
+                limit: MAX_JSON_ELEMENTS,
+            });
         }
     }
     Ok(())
@@ -162,7 +227,7 @@ pub fn parse_json_or_ndjson(bytes: &[u8], content_type: Option<&str>) -> Result<
             _ => Err(IngestError::InvalidJson("expected an array".into())),
         },
         _ => {
-            check_containers(bytes)?;
+            check_shape(bytes)?;
             let mut items = Vec::new();
             for (line_no, line) in bytes.split(|b| *b == b'\n').enumerate() {
                 if line.iter().all(u8::is_ascii_whitespace) {
@@ -213,6 +278,38 @@ mod tests {
     }
 
     #[test]
+    fn streamed_body_stops_at_the_limit() {
+        let chunk = vec![b' '; 64 * 1024];
+        let mut body = WireBody::expect(None).expect("no length is fine");
+        for _ in 0..MAX_BODY_BYTES / chunk.len() {
+            assert_eq!(body.push(&chunk), Ok(()));
+        }
+        // Exactly at the cap; the next byte is refused and not kept.
+        assert_eq!(
+            body.push(b"x"),
+            Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES })
+        );
+        assert_eq!(body.push(b""), Ok(()));
+        assert_eq!(body.into_bytes().len(), MAX_BODY_BYTES);
+        // A chunk that straddles the cap is refused whole.
+        let mut body = WireBody::default();
+        assert_eq!(body.push(&vec![b' '; MAX_BODY_BYTES - 1]), Ok(()));
+        assert!(body.push(b"ab").is_err());
+        assert_eq!(body.into_bytes().len(), MAX_BODY_BYTES - 1);
+        // A declared length decides before any chunk.
+        assert!(WireBody::expect(Some(&MAX_BODY_BYTES.to_string())).is_ok());
+        assert_eq!(
+            WireBody::expect(Some(&format!(" {} ", MAX_BODY_BYTES + 1))).err(),
+            Some(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES })
+        );
+        assert!(
+            WireBody::expect(Some("99999999999999999999999")).is_ok(),
+            "unreadable: the chunks decide"
+        );
+        assert!(WireBody::expect(Some("soon")).is_ok());
+    }
+
+    #[test]
     fn gzip_by_header_or_magic() {
         let packed = gzip(br#"{"a":1}"#);
         assert_eq!(decode_body(&packed, Some("gzip")).ok(), Some(br#"{"a":1}"#.to_vec()));
@@ -228,34 +325,104 @@ mod tests {
         );
     }
 
-    #[test]
-    fn decompressed_size_at_and_past_limit() {
-        // Random-looking text compresses little, so the ratio cap stays out
-        // of the way and only the size cap speaks.
+    /// Text of `len` letters drawn from `alphabet` by a fixed generator:
+    /// an alphabet of two compresses about 7 times, of 26 about 1.6 times,
+    /// so the ratio cap stays out of the way.
+    fn letters(len: usize, alphabet: &[u8]) -> Vec<u8> {
         let mut seed = 7u32;
-        let text: Vec<u8> = (0..MAX_BODY_BYTES + 1)
+        (0..len)
             .map(|_| {
                 seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                b'a' + (seed >> 16) as u8 % 26
+                alphabet[(seed >> 16) as usize % alphabet.len()]
             })
-            .collect();
-        assert_eq!(
-            gunzip(&gzip(&text[..MAX_BODY_BYTES]), MAX_BODY_BYTES).map(|b| b.len()),
-            Ok(MAX_BODY_BYTES)
+            .collect()
+    }
+
+    /// `bytes` gzipped into exactly `total` bytes: the compressed member as
+    /// usual, then empty members whose header comments fill the rest (a
+    /// header field holds at most 64 KiB; a body may hold many members).
+    fn gzip_exactly(bytes: &[u8], total: usize) -> Vec<u8> {
+        let mut packed = gzip(bytes);
+        let empty = gzip(b"").len();
+        assert!(
+            packed.len() + empty < total,
+            "{} bytes do not fit in {total}",
+            packed.len()
         );
+        while packed.len() < total {
+            // The comment ends with a NUL that the builder adds.
+            let room = total - packed.len() - empty - 1;
+            let comment = vec![b'c'; room.min(60_000)];
+            let member = flate2::GzBuilder::new()
+                .comment(comment)
+                .write(Vec::new(), Compression::default())
+                .finish()
+                .unwrap_or_default();
+            packed.extend(member);
+        }
+        assert_eq!(packed.len(), total);
+        packed
+    }
+
+    #[test]
+    fn wire_size_of_a_gzip_body_at_and_past_limit() {
+        // The seed's cure for "Payload too large": 3 MiB of JSON-like text
+        // arrives as exactly 2 MiB of gzip and is read whole.
+        let text = letters(3 * 1024 * 1024, b"ab");
+        let at = gzip_exactly(&text, MAX_BODY_BYTES);
+        assert_eq!(decode_body(&at, Some("gzip")).map(|b| b.len()), Ok(text.len()));
+        let past = gzip_exactly(&text, MAX_BODY_BYTES + 1);
         assert_eq!(
-            gunzip(&gzip(&text), MAX_BODY_BYTES),
+            decode_body(&past, Some("gzip")),
             Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES })
         );
     }
 
     #[test]
-    fn bomb_is_refused_by_ratio_before_inflating_far() {
-        let zeros = vec![0u8; 1024 * 1024];
-        let bomb = gzip(&zeros);
-        assert!(zeros.len() / bomb.len() > MAX_GZIP_RATIO);
+    fn inflated_size_at_and_past_limit() {
+        const { assert!(MAX_INFLATED_BODY_BYTES > MAX_BODY_BYTES) };
+        let text = letters(MAX_INFLATED_BODY_BYTES + 1, b"ab");
+        let at = gzip(&text[..MAX_INFLATED_BODY_BYTES]);
+        assert!(at.len() <= MAX_BODY_BYTES, "{} bytes of gzip", at.len());
         assert_eq!(
-            decode_body(&bomb, Some("gzip")),
+            decode_body(&at, Some("gzip")).map(|b| b.len()),
+            Ok(MAX_INFLATED_BODY_BYTES)
+        );
+        assert_eq!(
+            decode_body(&gzip(&text), None),
+            Err(IngestError::InflatedTooLarge {
+                limit: MAX_INFLATED_BODY_BYTES
+            })
+        );
+        assert_eq!(
+            IngestError::InflatedTooLarge {
+                limit: MAX_INFLATED_BODY_BYTES
+            }
+            .to_string(),
+            "decompressed request exceeds max limit of 10485760 bytes"
+        );
+        // gunzip keeps whatever cap it is given.
+        let small = letters(1000, b"abcdefghijklmnopqrstuvwxyz");
+        assert_eq!(gunzip(&gzip(&small), 1000).map(|b| b.len()), Ok(1000));
+        assert_eq!(
+            gunzip(&gzip(&small), 999),
+            Err(IngestError::InflatedTooLarge { limit: 999 })
+        );
+    }
+
+    #[test]
+    fn gzip_ratio_at_and_past_limit() {
+        // Zeros compress about a thousand times; the header comment pads
+        // the body so that it inflates exactly 200 times, then one byte more.
+        let packed_len = 8 * 1024;
+        let at = vec![0u8; packed_len * MAX_GZIP_RATIO];
+        assert_eq!(
+            decode_body(&gzip_exactly(&at, packed_len), Some("gzip")).map(|b| b.len()),
+            Ok(at.len())
+        );
+        let past = vec![0u8; packed_len * MAX_GZIP_RATIO + 1];
+        assert_eq!(
+            decode_body(&gzip_exactly(&past, packed_len), Some("gzip")),
             Err(IngestError::CompressionRatio { ratio: MAX_GZIP_RATIO })
         );
     }
@@ -345,6 +512,64 @@ mod tests {
         // Brackets inside strings, escaped quotes included, do not count.
         let text = format!(r#"{{"s":"{}\"{}"}}"#, "[".repeat(30_000), "{".repeat(30_000));
         assert!(parse_json(text.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn elements_at_and_past_limit() {
+        let zeros = |n: usize| format!("[{}]", vec!["0"; n].join(","));
+        assert_eq!(
+            parse_json(zeros(MAX_JSON_ELEMENTS).as_bytes()).map(|v| v.as_array().map(Vec::len)),
+            Ok(Some(MAX_JSON_ELEMENTS))
+        );
+        assert_eq!(
+            parse_json(zeros(MAX_JSON_ELEMENTS + 1).as_bytes()),
+            Err(IngestError::TooManyElements {
+                limit: MAX_JSON_ELEMENTS
+            })
+        );
+        assert_eq!(
+            IngestError::TooManyElements {
+                limit: MAX_JSON_ELEMENTS
+            }
+            .status(),
+            413
+        );
+        // Object members count once each, wherever they are nested, and in
+        // NDJSON too; empty containers and commas in strings count nothing.
+        let members = |n: usize| {
+            format!(
+                r#"{{"o":{{{}}}}}"#,
+                (0..n).map(|i| format!(r#""k{i}":0"#)).collect::<Vec<_>>().join(",")
+            )
+        };
+        assert!(parse_json(members(MAX_JSON_ELEMENTS - 1).as_bytes()).is_ok());
+        assert_eq!(
+            parse_json(members(MAX_JSON_ELEMENTS).as_bytes()),
+            Err(IngestError::TooManyElements {
+                limit: MAX_JSON_ELEMENTS
+            })
+        );
+        let line = zeros(1024);
+        let lines = vec![line.as_str(); MAX_JSON_ELEMENTS / 1024].join("\n");
+        assert_eq!(
+            parse_json_or_ndjson(lines.as_bytes(), Some("application/x-ndjson")).map(|v| v.len()),
+            Ok(MAX_JSON_ELEMENTS / 1024)
+        );
+        assert_eq!(
+            parse_json_or_ndjson(format!("{lines}\n[0]").as_bytes(), Some("application/x-ndjson")),
+            Err(IngestError::TooManyElements {
+                limit: MAX_JSON_ELEMENTS
+            })
+        );
+        assert!(parse_json(format!(r#"[[],{{}},"{}"]"#, ",".repeat(MAX_JSON_ELEMENTS + 1)).as_bytes()).is_ok());
+        // A plain body within the wire limit never meets the cap: 2 MiB of
+        // `[0,0,…]` holds one element fewer.
+        let densest = zeros((MAX_BODY_BYTES - 1) / 2);
+        assert_eq!(densest.len(), MAX_BODY_BYTES - 1);
+        assert_eq!(
+            parse_json(densest.as_bytes()).map(|v| v.as_array().map(Vec::len)),
+            Ok(Some(MAX_JSON_ELEMENTS - 1))
+        );
     }
 
     #[test]
