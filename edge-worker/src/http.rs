@@ -16,6 +16,8 @@ pub fn now_ms() -> i64 {
 /// one (chunked) is refused as soon as it passes the cap. The rest is never
 /// read: the stream is dropped and the 413 goes out while the client may
 /// still be sending, so a hostile upload costs us 2 MiB, not its length.
+/// A client that reads answers while it sends gets the 413; one that only
+/// reads after sending may see the connection closed instead.
 ///
 /// [`MAX_BODY_BYTES`]: ingest_core::limits::MAX_BODY_BYTES
 pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, IngestError> {
