@@ -1,7 +1,31 @@
-//! Event times: accepted as seconds or milliseconds, stored as milliseconds.
+//! Event times: accepted as seconds or milliseconds (or, where an API says
+//! milliseconds, only those), stored as milliseconds.
 
+use crate::event::Dialect;
 use crate::limits::{MAX_FUTURE_SKEW_MS, MIN_EVENT_TIME_MS, SECONDS_MS_BOUNDARY};
 use serde_json::Value;
+
+/// How an API writes a numeric time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// Mixpanel and the others: below [`SECONDS_MS_BOUNDARY`] seconds,
+    /// otherwise milliseconds (the two never overlap after 1973).
+    SecondsOrMilliseconds,
+    /// Emp-Mix: its page says "Epoch timestamp in milliseconds", and a
+    /// number is read that way whatever its size, so 1972 stays 1972 and a
+    /// time in seconds is refused (it would be January 1970) instead of
+    /// being guessed at.
+    Milliseconds,
+}
+
+impl TimeUnit {
+    pub fn of(dialect: Dialect) -> TimeUnit {
+        match dialect {
+            Dialect::EmpMix => TimeUnit::Milliseconds,
+            _ => TimeUnit::SecondsOrMilliseconds,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeError {
@@ -12,13 +36,26 @@ pub enum TimeError {
 
 impl TimeError {
     pub fn message(self) -> &'static str {
-        match self {
+        self.message_for(TimeUnit::SecondsOrMilliseconds)
+    }
+
+    /// The message in the terms of an API that reads times in `unit`.
+    pub fn message_for(self, unit: TimeUnit) -> &'static str {
+        match (self, unit) {
             // Seed 001's words for this error, quoted exactly (after the
             // field name that error replies put first). Milliseconds are
             // accepted too, as its own remedy says.
-            TimeError::NotANumber => "is invalid: must be specified as seconds since epoch",
-            TimeError::TooOld => "must not be before 1971-01-01",
-            TimeError::InFuture => "must not be more than one hour in the future",
+            (TimeError::NotANumber, TimeUnit::SecondsOrMilliseconds) => {
+                "is invalid: must be specified as seconds since epoch"
+            }
+            (TimeError::NotANumber, TimeUnit::Milliseconds) => {
+                "is invalid: must be specified as milliseconds since epoch"
+            }
+            (TimeError::TooOld, TimeUnit::SecondsOrMilliseconds) => "must not be before 1971-01-01",
+            (TimeError::TooOld, TimeUnit::Milliseconds) => {
+                "must not be before 1971-01-01 (it is read as milliseconds since epoch)"
+            }
+            (TimeError::InFuture, _) => "must not be more than one hour in the future",
         }
     }
 }
@@ -26,6 +63,12 @@ impl TimeError {
 /// Reads a JSON number (or numeric string, as several SDKs send) as a time in
 /// milliseconds: below 1e11 it is seconds, otherwise milliseconds.
 pub fn parse_time_ms(value: &Value) -> Result<i64, TimeError> {
+    parse_time(value, TimeUnit::SecondsOrMilliseconds)
+}
+
+/// Reads a JSON number (or numeric string) as a time in milliseconds, in
+/// the unit its API writes.
+pub fn parse_time(value: &Value, unit: TimeUnit) -> Result<i64, TimeError> {
     let raw = match value {
         Value::Number(n) => n.as_f64().ok_or(TimeError::NotANumber)?,
         Value::String(s) => s.trim().parse::<f64>().map_err(|_| TimeError::NotANumber)?,
@@ -34,7 +77,10 @@ pub fn parse_time_ms(value: &Value) -> Result<i64, TimeError> {
     if !raw.is_finite() || raw < 0.0 {
         return Err(TimeError::NotANumber);
     }
-    let ms = if raw < SECONDS_MS_BOUNDARY { raw * 1000.0 } else { raw };
+    let ms = match unit {
+        TimeUnit::SecondsOrMilliseconds if raw < SECONDS_MS_BOUNDARY => raw * 1000.0,
+        _ => raw,
+    };
     if ms > i64::MAX as f64 / 2.0 {
         return Err(TimeError::InFuture);
     }
@@ -94,6 +140,28 @@ mod tests {
         assert_eq!(parse_time_ms(&json!(1_700_000_000_123_i64)), Ok(1_700_000_000_123));
         assert_eq!(parse_time_ms(&json!(1_700_000_000.5)), Ok(1_700_000_000_500));
         assert_eq!(parse_time_ms(&json!("1700000000")), Ok(1_700_000_000_000));
+    }
+
+    #[test]
+    fn milliseconds_only_where_the_api_says_so() {
+        let ms = TimeUnit::Milliseconds;
+        assert_eq!(TimeUnit::of(Dialect::EmpMix), ms);
+        assert_eq!(TimeUnit::of(Dialect::MixpanelImport), TimeUnit::SecondsOrMilliseconds);
+        // Either side of the boundary where the other rule switches units.
+        let below = SECONDS_MS_BOUNDARY as i64 - 1;
+        assert_eq!(parse_time(&json!(below), ms), Ok(below));
+        assert_eq!(parse_time_ms(&json!(below)), Ok(below * 1000));
+        assert_eq!(parse_time(&json!(1_672_531_200_000_i64), ms), Ok(1_672_531_200_000));
+        // A time in seconds is January 1970 in milliseconds: too old.
+        let seconds = parse_time(&json!(1_672_531_200), ms);
+        assert_eq!(seconds, Ok(1_672_531_200));
+        assert_eq!(seconds.and_then(|t| check_window(t, NOW)), Err(TimeError::TooOld));
+        assert!(TimeError::TooOld.message_for(ms).contains("milliseconds"));
+        assert_eq!(parse_time(&json!("x"), ms), Err(TimeError::NotANumber));
+        assert_eq!(
+            TimeError::NotANumber.message_for(ms),
+            "is invalid: must be specified as milliseconds since epoch"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::error::FieldError;
 use crate::event::{Dialect, Event, EventDraft, PageContext, RequestContext};
 use crate::limits::*;
 use crate::profile::{ProfileDraft, ProfileOp, ProfileUpdate};
-use crate::time::{check_window, parse_time_ms};
+use crate::time::{check_window, parse_time, parse_time_ms, TimeUnit};
 use serde_json::{Map, Value};
 
 /// Everything validation needs besides the draft.
@@ -81,9 +81,10 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
     };
 
     let now_ms = cx.request.received_at_ms;
+    let unit = TimeUnit::of(cx.dialect);
     let time_ms = match draft.time.as_ref() {
         None | Some(Value::Null) => now_ms,
-        Some(raw) => match parse_time_ms(raw).and_then(|t| check_window(t, now_ms)) {
+        Some(raw) => match parse_time(raw, unit).and_then(|t| check_window(t, now_ms)) {
             Ok(t) => match recent_window(cx) {
                 Some(window) if t < now_ms - window.max_age_ms => {
                     fail("properties.time", window.message);
@@ -92,7 +93,7 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
                 _ => t,
             },
             Err(e) => {
-                fail("properties.time", e.message());
+                fail("properties.time", e.message_for(unit));
                 0
             }
         },
@@ -535,8 +536,10 @@ mod tests {
         let req = request();
         let at = |key: KeyKind, dialect: Dialect, time_ms: i64| {
             let mut d = draft();
-            // Seconds below the boundary (1971 in milliseconds reads as seconds).
-            d.time = Some(if (time_ms as f64) < SECONDS_MS_BOUNDARY {
+            // Seconds below the boundary (1971 in milliseconds reads as
+            // seconds), except where the API reads milliseconds only.
+            let seconds_rule = TimeUnit::of(dialect) == TimeUnit::SecondsOrMilliseconds;
+            d.time = Some(if seconds_rule && (time_ms as f64) < SECONDS_MS_BOUNDARY {
                 json!(time_ms / 1000)
             } else {
                 json!(time_ms)

@@ -58,6 +58,27 @@ describe("seed 000: Emp-Mix", () => {
     assert.deepEqual([noDistinct.status, (await noDistinct.json()).status], [400, 0]);
   });
 
+  test("'Epoch timestamp in milliseconds': read as milliseconds whatever the size, 1971-01-01 at the limit; a time in seconds is refused by name", async () => {
+    const at1971 = 31_536_000_000; // MIN_EVENT_TIME_MS
+    const before1973 = 99_999_999_999; // where the seconds-or-ms rule would switch
+    const r = await post("/public/track/bulk", {
+      apiKey: SECRET,
+      events: [
+        { event: "ms_edge", distinct_id: "ms-1", timestamp: at1971 },
+        { event: "ms_edge", distinct_id: "ms-2", timestamp: before1973 },
+      ],
+    });
+    assert.deepEqual([r.status, await r.json()], [200, { status: 1, error: null }]);
+    const rows = await waitForEvents(worker.base, (e) => e.filter((x) => x.event === "ms_edge").length === 2)
+      .then((e) => e.filter((x) => x.event === "ms_edge"));
+    assert.deepEqual(rows.map((x) => [x.distinct_id, x.timestamp]).sort(), [["ms-1", at1971], ["ms-2", before1973]]);
+    const message = "'timestamp' is invalid: must not be before 1971-01-01 (it is read as milliseconds since epoch)";
+    for (const timestamp of [at1971 - 1, 1672531200]) {
+      const refused = await post("/public/track/bulk", { apiKey: SECRET, events: [{ event: "ms_refused", distinct_id: "ms-3", timestamp }] });
+      assert.deepEqual([refused.status, await refused.json()], [400, { status: 0, error: message }], String(timestamp));
+    }
+  });
+
   test("GET /public/events?limit=10&page=1 pages through the events", async () => {
     const r = await fetch(`${worker.base}/public/events?limit=10&page=1`, { headers: { "x-api-key": SECRET } });
     const body = await r.json();

@@ -43,10 +43,7 @@ async fn ingest(
         request: &ctx,
         anonymous_id: None,
     };
-    let (events, errors) = validate::finish_all(request.drafts, &cx);
-    if !errors.is_empty() {
-        return Err(IngestError::Invalid(errors));
-    }
+    let events = empmix::finish(request.drafts, &cx)?;
     pipeline::enqueue_events(env, events).await?;
     Ok(empmix::ok())
 }

@@ -2,12 +2,19 @@
 //! the body, `POST /public/track/bulk` with the secret key and at most 1000
 //! events, `GET /public/events` with the secret key in `x-api-key`.
 //! Every answer is `{"status": 1|0, "error": null|"…"}`, plus data on export.
+//!
+//! `timestamp` is "Epoch timestamp in milliseconds", and is read as
+//! milliseconds whatever its size ([`crate::time::TimeUnit::Milliseconds`]):
+//! the other APIs' rule (below 1e11 it is seconds) would turn a 1972 time
+//! into the year 4000, and a time sent in seconds by mistake is refused
+//! (as January 1970) rather than guessed at.
 
 use super::Reply;
-use crate::error::IngestError;
-use crate::event::EventDraft;
+use crate::error::{FieldError, IngestError};
+use crate::event::{Dialect, Event, EventDraft};
 use crate::limits::MAX_BULK_EVENTS;
 use crate::payload::parse_json;
+use crate::validate::{finish_all, Context};
 use serde_json::{json, Map, Value};
 
 /// A decoded track or bulk request: the key it carried and its events.
@@ -89,6 +96,29 @@ fn draft(mut e: Map<String, Value>) -> Result<EventDraft, IngestError> {
     })
 }
 
+/// Validates every event, all or nothing: the errors name the fields as
+/// this API spells them (`timestamp`, `distinct_id`, `insert_id`).
+pub fn finish(drafts: Vec<EventDraft>, cx: &Context<'_>) -> Result<Vec<Event>, IngestError> {
+    let (events, mut errors) = finish_all(drafts, &cx.for_dialect(Dialect::EmpMix, false));
+    if errors.is_empty() {
+        return Ok(events);
+    }
+    for error in &mut errors {
+        rename_field(error);
+    }
+    Err(IngestError::Invalid(errors))
+}
+
+fn rename_field(error: &mut FieldError) {
+    let ours = match error.field.as_str() {
+        "properties.time" => "timestamp",
+        "properties.distinct_id" => "distinct_id",
+        "properties.$insert_id" => "insert_id",
+        _ => return,
+    };
+    error.field = ours.to_owned();
+}
+
 pub fn ok() -> Reply {
     Reply::json(200, &json!({"status": 1, "error": null}))
 }
@@ -155,6 +185,53 @@ mod tests {
         ] {
             assert!(matches!(decode_track(body), Err(IngestError::BadRequest(_))));
         }
+    }
+
+    fn finish_at(body: &[u8], now_ms: i64) -> Result<Vec<Event>, IngestError> {
+        let request = crate::event::RequestContext {
+            received_at_ms: now_ms,
+            ..Default::default()
+        };
+        // Bulk, with the secret key: the full range of times.
+        let cx = Context {
+            project: "demo",
+            dialect: Dialect::Browser,
+            key: crate::auth::KeyKind::Secret,
+            request: &request,
+            anonymous_id: Some("cl-x"),
+        };
+        finish(decode_bulk(body)?.drafts, &cx)
+    }
+
+    #[test]
+    fn timestamps_are_milliseconds_always() {
+        use crate::limits::{MIN_EVENT_TIME_MS, SECONDS_MS_BOUNDARY};
+        const NOW: i64 = 1_790_000_000_000;
+        let at = |ts: &str| {
+            let body = format!(r#"{{"apiKey":"k","events":[{{"event":"e","distinct_id":"u","timestamp":{ts}}}]}}"#);
+            finish_at(body.as_bytes(), NOW)
+        };
+        let time = |ts: &str| at(ts).map(|e| e[0].time_ms);
+        // The seed's example, and times before 1973 that the seconds rule
+        // would have read as seconds.
+        assert_eq!(time("1672531200000"), Ok(1_672_531_200_000));
+        assert_eq!(time(&MIN_EVENT_TIME_MS.to_string()), Ok(MIN_EVENT_TIME_MS));
+        let below = SECONDS_MS_BOUNDARY as i64 - 1;
+        assert_eq!(time(&below.to_string()), Ok(below));
+        // Just past 1971-01-01, and a time in seconds: refused by their own name.
+        for refused in [(MIN_EVENT_TIME_MS - 1).to_string(), "1672531200".to_owned()] {
+            let Err(IngestError::Invalid(errors)) = at(&refused) else {
+                panic!("{refused} accepted");
+            };
+            assert_eq!(errors[0].field, "timestamp");
+            assert_eq!(
+                error(&IngestError::Invalid(errors)).body,
+                br#"{"error":"'timestamp' is invalid: must not be before 1971-01-01 (it is read as milliseconds since epoch)","status":0}"#.to_vec()
+            );
+        }
+        // No timestamp: the server's time.
+        let events = finish_at(br#"{"apiKey":"k","events":[{"event":"e","distinct_id":"u"}]}"#, NOW);
+        assert_eq!(events.map(|e| (e[0].time_ms, e[0].source)), Ok((NOW, Dialect::EmpMix)));
     }
 
     #[test]
