@@ -417,6 +417,36 @@ describe("seed 003: Vemetric", () => {
     assert.equal(update.status, 200);
   });
 
+  test("'All values are converted to strings': null becomes \"null\", the key is kept", async () => {
+    const customData = { price: 9.5, member: true, none: null, nested: { k: [1, "x"] }, empty: "" };
+    const r = await post("/e", { name: "vm_strings", identifier: "vm-3", customData }, h);
+    assert.deepEqual([r.status, await r.text()], [200, ""]);
+    const [row] = await waitForEvents(worker.base, (e) => e.some((x) => x.event === "vm_strings")).then((e) => e.filter((x) => x.event === "vm_strings"));
+    assert.deepEqual(row.properties, { price: "9.5", member: "true", none: "null", nested: '{"k":[1,"x"]}', empty: "" });
+  });
+
+  test("/u with only the fields the document lists (token, displayName, avatarUrl, data) updates the request's own visitor", async () => {
+    // The visitor's id: what its identifier-less events are stored under today.
+    const seen = await post("/e", { name: "vm_visitor" }, h);
+    assert.equal(seen.status, 200);
+    const [visit] = await waitForEvents(worker.base, (e) => e.some((x) => x.event === "vm_visitor")).then((e) => e.filter((x) => x.event === "vm_visitor"));
+    assert.match(visit.distinct_id, /^cl-/);
+    const update = await post("/u", { token: TOKEN, displayName: "Anonymous Ann", avatarUrl: "https://example.com/ann.png", data: { set: { plan: "trial" } } },
+      { "user-agent": BROWSER_UA });
+    assert.deepEqual([update.status, await update.text()], [200, ""]);
+    const profileOf = (id) => fetch(`${worker.base}/api/profile?distinct_id=${encodeURIComponent(id)}`, { headers: { "x-api-key": SECRET } });
+    let profile;
+    for (let i = 0; i < 60 && profile?.status !== 200; i++) {
+      profile = await profileOf(visit.distinct_id);
+      if (profile.status !== 200) await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(profile.status, 200);
+    assert.deepEqual((await profile.json()).properties, { $name: "Anonymous Ann", $avatar: "https://example.com/ann.png", plan: "trial" });
+    // /i names its user: without an identifier it is still Invalid!.
+    const identify = await post("/i", { displayName: "x" }, h);
+    assert.deepEqual([identify.status, await identify.text()], [400, "Invalid!"]);
+  });
+
   test("without Allow-Cookies no persistent id is used: two visits of one browser share the cookieless hash", async () => {
     for (const i of [1, 2]) {
       const r = await post("/e", { name: "$pageview", url: `https://example.com/anon${i}` }, h);

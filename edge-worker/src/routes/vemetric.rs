@@ -87,12 +87,18 @@ async fn run(req: &mut Request, env: &Env, call: Call) -> Result<Reply, IngestEr
             };
             let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
             ratelimit::per_project(env, project, KeyKind::Public).await?;
+            // An update that names no user is for the request's visitor.
+            let anonymous = if request.needs_visitor() {
+                pipeline::anonymous_id(env, &project.id, &ctx).await
+            } else {
+                None
+            };
             let cx = validate::Context {
                 project: &project.id,
                 dialect: Dialect::Vemetric,
                 key: KeyKind::Public,
                 request: &ctx,
-                anonymous_id: None,
+                anonymous_id: anonymous.as_deref(),
             };
             let update = vemetric::finish_user(request, &cx).map_err(IngestError::Invalid)?;
             let update = profiles::one_within_caps(env, &project.id, update).await?;

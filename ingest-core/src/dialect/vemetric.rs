@@ -13,6 +13,16 @@
 //! The web SDK's automatic events `$$pageView` and `$$outboundLink` are
 //! stored as `$pageview` and `$outbound_link`, the names the seed documents
 //! and our own tracker uses, so the dashboard counts them together.
+//!
+//! Who a call is about: `identifier` (the web SDK, once identified, and the
+//! seed's `/e` and `/i`) or `userIdentifier` (the Node SDK). Without either,
+//! Vemetric's hub takes the visitor the request itself comes from (its
+//! cookie, or a daily hash of IP and user agent), and so do we: the
+//! cookieless daily visitor id, the same one that visitor's `/e` events carry
+//! that day (the hub sets no cookie of ours to read). That is who the seed's
+//! `/u`, which lists only `token`, `displayName`, `avatarUrl` and `data`,
+//! updates, and who an `/e`'s `userData` goes to. `/i` names its user, so it
+//! always needs `identifier`.
 
 use super::Reply;
 use crate::error::{FieldError, IngestError};
@@ -46,9 +56,9 @@ pub struct TrackRequest {
     pub token: Option<String>,
     pub allow_cookies: bool,
     pub draft: EventDraft,
-    /// `displayName` and `userData`, for a user we can name: the identifier,
-    /// or the cookie's device id when cookies are allowed. Without either
-    /// there is no lasting user to attach them to, and they are dropped.
+    /// `displayName` and `userData`, for the identifier, the cookie's device
+    /// id when cookies are allowed, or else (no `distinct_id` yet) the
+    /// visitor the event is stored under.
     pub profile: Option<ProfileDraft>,
 }
 
@@ -57,7 +67,17 @@ pub struct TrackRequest {
 pub struct UserRequest {
     pub token: Option<String>,
     pub allow_cookies: bool,
+    /// Without a `distinct_id` (an `/u` with no identifier), the update is
+    /// for the visitor the request comes from: [`finish_user`] takes the
+    /// context's anonymous id.
     pub profile: ProfileDraft,
+}
+
+impl UserRequest {
+    /// Whether the worker must work out the request's visitor id.
+    pub fn needs_visitor(&self) -> bool {
+        self.profile.distinct_id.is_none()
+    }
 }
 
 pub fn decode_event(body: &[u8], headers: &Headers<'_>) -> Result<TrackRequest, IngestError> {
@@ -71,10 +91,7 @@ pub fn decode_event(body: &[u8], headers: &Headers<'_>) -> Result<TrackRequest, 
 
     let mut properties = match root.remove("customData") {
         None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(data)) => data
-            .into_iter()
-            .filter_map(|(k, v)| as_text(v).map(|v| (k, v)))
-            .collect(),
+        Some(Value::Object(data)) => data.into_iter().map(|(k, v)| (k, as_text(v))).collect(),
         Some(_) => return Err(invalid("customData must be an object")),
     };
     if let Some(context) = text(&mut root, "contextId") {
@@ -94,15 +111,11 @@ pub fn decode_event(body: &[u8], headers: &Headers<'_>) -> Result<TrackRequest, 
     if let Some(name) = text(&mut root, "displayName") {
         set(&mut ops, "$name", name);
     }
-    let user = identifier.clone().or_else(|| device_id.clone());
-    let profile = match user {
-        Some(user) if !ops.is_empty() => Some(ProfileDraft {
-            distinct_id: Some(user),
-            time: None,
-            ops,
-        }),
-        _ => None,
-    };
+    let profile = (!ops.is_empty()).then(|| ProfileDraft {
+        distinct_id: identifier.clone().or_else(|| device_id.clone()),
+        time: None,
+        ops,
+    });
     let draft = EventDraft {
         name,
         distinct_id: identifier,
@@ -123,14 +136,18 @@ pub fn decode_event(body: &[u8], headers: &Headers<'_>) -> Result<TrackRequest, 
 /// say still makes sure their profile exists.
 pub fn decode_identify(body: &[u8], headers: &Headers<'_>) -> Result<UserRequest, IngestError> {
     let mut request = decode_user(body, headers)?;
+    if request.needs_visitor() {
+        return Err(invalid("identifier is required"));
+    }
     if request.profile.ops.is_empty() {
         request.profile.ops.push(ProfileOp::SetOnce(Map::new()));
     }
     Ok(request)
 }
 
-/// `/u`: the Node SDK names the user `userIdentifier`, the web SDK
-/// `identifier`.
+/// `/u`: the Node SDK names the user `userIdentifier`, the web SDK 0.6
+/// `identifier`; the seed names neither, and then the update is for the
+/// request's own visitor.
 pub fn decode_update(body: &[u8], headers: &Headers<'_>) -> Result<UserRequest, IngestError> {
     decode_user(body, headers)
 }
@@ -156,15 +173,22 @@ pub fn finish_event(
     let mut draft = request.draft;
     draft.time = Some(json!(cx.request.received_at_ms));
     let (mut events, mut errors) = finish_each([Ok(draft)], &cx, rules);
-    let profile = match request.profile {
-        Some(profile) => match finish_profile(profile, 0, &cx) {
-            Ok(update) => Some(update),
-            Err(found) => {
-                errors.extend(found);
-                None
+    // Without a user of its own, the profile is the event's visitor's; when
+    // the event itself failed, its errors say enough.
+    let profile = match (request.profile, events.first()) {
+        (Some(mut profile), Some(event)) => {
+            profile
+                .distinct_id
+                .get_or_insert_with(|| Value::String(event.distinct_id.clone()));
+            match finish_profile(profile, 0, &cx) {
+                Ok(update) => Some(update),
+                Err(found) => {
+                    errors.extend(found);
+                    None
+                }
             }
-        },
-        None => None,
+        }
+        _ => None,
     };
     match events.pop() {
         Some(event) if errors.is_empty() => Ok((event, profile)),
@@ -172,10 +196,16 @@ pub fn finish_event(
     }
 }
 
-/// Validates an `/i` or `/u`.
+/// Validates an `/i` or `/u`. An `/u` without an identifier updates the
+/// request's visitor (`cx.anonymous_id`); with none known (no IP to hash),
+/// it is refused like any request without a user.
 pub fn finish_user(request: UserRequest, cx: &Context<'_>) -> Result<ProfileUpdate, Vec<FieldError>> {
-    let cx = cx.for_dialect(Dialect::Vemetric, false);
-    finish_profile(request.profile, 0, &cx)
+    let cx = cx.for_dialect(Dialect::Vemetric, true);
+    let mut profile = request.profile;
+    if profile.distinct_id.is_none() {
+        profile.distinct_id = cx.anonymous_id.map(|id| Value::String(id.to_owned()));
+    }
+    finish_profile(profile, 0, &cx)
 }
 
 /// 200 with an empty body: `/e`, `/u`, `/l`, `/r`.
@@ -203,9 +233,7 @@ pub fn error(err: &IngestError) -> Reply {
 fn decode_user(body: &[u8], headers: &Headers<'_>) -> Result<UserRequest, IngestError> {
     let mut root = object(parse_json(body)?)?;
     let (token, allow_cookies) = credentials(&mut root, headers);
-    let Some(identifier) = identifier(&mut root) else {
-        return Err(invalid("identifier is required"));
-    };
+    let identifier = identifier(&mut root);
     let mut ops = user_ops(root.remove("data"), "data")?;
     if let Some(name) = text(&mut root, "displayName") {
         set(&mut ops, "$name", name);
@@ -214,7 +242,7 @@ fn decode_user(body: &[u8], headers: &Headers<'_>) -> Result<UserRequest, Ingest
         set(&mut ops, "$avatar", avatar);
     }
     let profile = ProfileDraft {
-        distinct_id: Some(identifier),
+        distinct_id: identifier,
         time: None,
         ops,
     };
@@ -278,13 +306,14 @@ fn canonical_name(name: String) -> String {
     }
 }
 
-/// Custom data values are strings in Vemetric: numbers and booleans are
-/// written out, objects and arrays become their JSON text, null is left out.
-fn as_text(value: Value) -> Option<Value> {
+/// "All values are converted to strings": numbers, booleans and null are
+/// written out as JSON writes them (`null` becomes `"null"`, as JavaScript's
+/// `String(null)` would; the key a client sent is kept), objects and arrays
+/// become their JSON text.
+fn as_text(value: Value) -> Value {
     match value {
-        Value::Null => None,
-        Value::String(s) => Some(Value::String(s)),
-        other => Some(Value::String(other.to_string())),
+        Value::String(s) => Value::String(s),
+        other => Value::String(other.to_string()),
     }
 }
 
@@ -486,12 +515,12 @@ mod tests {
 
     #[test]
     fn custom_data_values_become_strings() {
-        let body = br#"{"name":"e","customData":{"n":1.5,"b":true,"o":{"k":[1,2]},"a":["x"],"s":"t","z":null}}"#;
+        let body = br#"{"name":"e","customData":{"n":1.5,"b":true,"o":{"k":[1,2]},"a":["x"],"s":"t","z":null,"e":""}}"#;
         let req = decode_event(body, &header_token()).expect("decodes");
         let p = Value::Object(req.draft.properties);
         assert_eq!(
             p,
-            json!({"n": "1.5", "b": "true", "o": "{\"k\":[1,2]}", "a": "[\"x\"]", "s": "t"})
+            json!({"n": "1.5", "b": "true", "o": "{\"k\":[1,2]}", "a": "[\"x\"]", "s": "t", "z": "null", "e": ""})
         );
     }
 
@@ -515,10 +544,13 @@ mod tests {
     }
 
     #[test]
-    fn user_data_without_a_lasting_user_is_dropped() {
+    fn user_data_without_an_identifier_goes_to_the_visitor() {
         let body = br#"{"name":"e","userData":{"set":{"a":1}}}"#;
+        let r = request();
         let req = decode_event(body, &header_token()).expect("decodes");
-        assert_eq!(req.profile, None);
+        let (event, profile) = finish_event(req, &cx(&r)).expect("valid");
+        assert_eq!(event.distinct_id, "cl-visitor");
+        assert_eq!(profile.map(|p| p.distinct_id).as_deref(), Some("cl-visitor"));
         let with_cookie = Headers {
             allow_cookies: Some("true"),
             device_id: Some("dev"),
@@ -526,6 +558,10 @@ mod tests {
         };
         let req = decode_event(body, &with_cookie).expect("decodes");
         assert_eq!(req.profile.and_then(|p| p.distinct_id), Some(json!("dev")));
+        // An event refused for its own fields sends no profile update.
+        let req =
+            decode_event(br#"{"name":"$pageview","userData":{"set":{"a":1}}}"#, &header_token()).expect("decodes");
+        assert_eq!(fields(&finish_event(req, &cx(&r)).err().unwrap_or_default()), ["url"]);
     }
 
     #[test]
@@ -556,13 +592,45 @@ mod tests {
             .and_then(|q| finish_user(q, &cx(&r)).ok());
         assert_eq!(update.map(|u| u.distinct_id).as_deref(), Some("u2"));
 
-        // Nothing to update is invalid; no user is invalid.
+        // Nothing to update is invalid; identify without a user is invalid.
         let empty = decode_update(br#"{"identifier":"u1"}"#, &header_token()).expect("decodes");
         assert_eq!(finish_user(empty, &cx(&r)).err().map(|e| e.len()), Some(1));
         assert!(matches!(
             decode_identify(br#"{"displayName":"x"}"#, &header_token()),
             Err(IngestError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn update_with_only_the_seed_fields_is_for_the_requests_visitor() {
+        // The seed's /u: token, displayName, avatarUrl, data; no identifier.
+        let body = br#"{"token":"pubTOKEN","displayName":"Ann","avatarUrl":"https://a.test/a.png","data":{"set":{"plan":"pro"}}}"#;
+        let req = decode_update(body, &Headers::default()).expect("decodes");
+        assert!(req.needs_visitor());
+        assert_eq!(req.token.as_deref(), Some("pubTOKEN"));
+        let r = request();
+        let update = finish_user(req.clone(), &cx(&r)).expect("valid");
+        assert_eq!(update.distinct_id, "cl-visitor");
+        let applied = crate::profile::apply(None, &update.ops).map(Value::Object);
+        assert_eq!(
+            applied,
+            Some(json!({"plan": "pro", "$name": "Ann", "$avatar": "https://a.test/a.png"}))
+        );
+        // No visitor known (no IP to hash): refused like any request without a user.
+        let nobody = Context {
+            anonymous_id: None,
+            ..cx(&r)
+        };
+        let errors = finish_user(req, &nobody).err().unwrap_or_default();
+        assert_eq!(fields(&errors), ["distinct_id"]);
+        assert_eq!(error(&IngestError::Invalid(errors)).body, b"Invalid!".to_vec());
+        // An identifier, when sent, wins.
+        let named = decode_update(br#"{"identifier":"u9","data":{"set":{"a":1}}}"#, &header_token()).expect("decodes");
+        assert!(!named.needs_visitor());
+        assert_eq!(
+            finish_user(named, &cx(&r)).map(|u| u.distinct_id).ok().as_deref(),
+            Some("u9")
+        );
     }
 
     #[test]
