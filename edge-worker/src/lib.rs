@@ -5,6 +5,7 @@
 mod bindings;
 mod config;
 mod consumer;
+mod crm_store;
 mod groups;
 mod http;
 mod identities;

@@ -698,15 +698,46 @@ pub fn crm(data: &[u8]) {
             return check_crm_reply(&crm::error(&e), &e, size);
         }
     };
-    assert!(!request.user.is_empty() && request.user.chars().count() <= MAX_ID_CHARS);
-    if let Some(email) = &request.email {
-        assert_eq!(email, &request.user);
+    let keys = request.user.clone();
+    assert!(keys.email.is_some() || keys.id.is_some());
+    for key in [&keys.email, &keys.id].into_iter().flatten() {
+        assert!(!key.is_empty() && key.chars().count() <= MAX_ID_CHARS);
+    }
+    if let Some(email) = &keys.email {
         assert_eq!(email, &email.trim().to_lowercase());
     }
-    assert_eq!(request.requires_existing_user, request.kind != crm::Kind::Login);
-    let (user, kind) = (request.user.clone(), request.kind);
+    // Against empty storage only a login finds (creates) its user, under
+    // the identifier it came with and linked by every one it named.
+    let kind = request.kind;
+    let resolved = match crm::resolve(&request, &crm::Found::default()) {
+        Ok(resolved) => {
+            assert_eq!(kind, crm::Kind::Login);
+            assert_eq!(Some(&resolved.distinct_id), keys.email.as_ref().or(keys.id.as_ref()));
+            assert_eq!(resolved.link, keys.keys());
+            resolved
+        }
+        Err(e) => {
+            assert_ne!(kind, crm::Kind::Login);
+            assert_eq!(e, IngestError::BadRequest(crm::USER_NOT_FOUND.into()));
+            check_crm_reply(&crm::error(&e), &e, size);
+            // The same request for a user that exists under its first identifier.
+            let user = crm::KnownUser {
+                distinct_id: keys.email.clone().or(keys.id.clone()).unwrap_or_default(),
+                email: keys.email.clone(),
+            };
+            let found = crm::Found {
+                by_email: keys.email.as_ref().map(|_| user.clone()),
+                by_id: Some(user.clone()),
+            };
+            let resolved = crm::resolve(&request, &found);
+            assert_eq!(resolved.as_ref().map(|r| &r.distinct_id), Ok(&user.distinct_id));
+            assert!(resolved.as_ref().is_ok_and(|r| r.link.is_empty() && r.moved.is_none()));
+            resolved.unwrap_or_else(|_| unreachable!())
+        }
+    };
+    let user = resolved.distinct_id;
     let req = request_context();
-    match crm::finish(request, &context(&req, Dialect::Crm, KeyKind::Secret, false)) {
+    match crm::finish(request, &user, &context(&req, Dialect::Crm, KeyKind::Secret, false)) {
         Ok((event, profile)) => {
             check_event(&event, Dialect::Crm);
             assert_eq!(event.distinct_id, user);

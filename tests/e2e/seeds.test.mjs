@@ -4,7 +4,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
-import { startWorker, exportEvents, waitForEvents, settle, BROWSER_UA, SECRET, TOKEN } from "./harness.mjs";
+import { startWorker, exportEvents, waitForEvents, settle, d1, BROWSER_UA, SECRET, TOKEN } from "./harness.mjs";
 
 let worker;
 before(async () => (worker = await startWorker()));
@@ -472,7 +472,6 @@ describe("seed 004: CRM events API", () => {
   test("login creates the user; update and the seed's generic example are created", async () => {
     const login = await post("/v1/event", { user: { email: "alex@example.com" }, event: { login: { firstname: "alex" } } }, h);
     assert.equal(login.status, 200);
-    await new Promise((r) => setTimeout(r, 2500)); // the profile is written by the queue consumer
     const update = await post("/v1/event", { user: { email: "alex@example.com" }, event: { update: { firstname: "alexandru" } } }, h);
     assert.deepEqual([update.status, await update.json()], [200, { results: { message: "Event created", email: "Event was created for the specified user" } }]);
     const generic = await post("/v1/event", { user: { email: "alex@example.com" }, event: { generic: { generic: { event_name: "my_event", firstname: "alexandru" } } } }, h);
@@ -497,6 +496,120 @@ describe("seed 004: CRM events API", () => {
     await settle();
     assert.equal((await rowsOf((x) => x.event === "confirmation" && x.source === "crm")).length, 1);
     assert.equal((await rowsOf((x) => x.event === "email_open")).length, 1);
+  });
+
+  const crm = (user, event) => post("/v1/event", { user, event }, h);
+  const created = { results: { message: "Event created", email: "Event was created for the specified user" } };
+  /** Sends a marker event for `user` and waits until it is stored: whatever
+   *  was sent before it has been through the queue by then. */
+  const marker = async (user) => {
+    const name = `marker_${Math.random().toString(36).slice(2)}`;
+    assert.equal((await crm(user, { generic: { generic: { event_name: name } } })).status, 200);
+    await waitForEvents(worker.base, (e) => e.some((x) => x.event === name));
+  };
+  const profileOf = (id) => fetch(`${worker.base}/api/profile?distinct_id=${encodeURIComponent(id)}`, { headers: { "x-api-key": SECRET } });
+
+  test("'Note that user must exist in the database beforehand': a login is enough, at once, for every event type", async () => {
+    const types = {
+      update: { update: { plan: "pro" } },
+      generic: { generic: { generic: { event_name: "right_after_login" } } },
+      confirmation: { confirmation: { orderId: "RACE-1", total: 5 } },
+      email_open: { email_open: { campaign: "race" } },
+      custom: { add_to_cart: { product_id: "p1" } },
+      login: { login: { firstname: "again" } },
+    };
+    for (const [type, event] of Object.entries(types)) {
+      const user = { email: `race-${type}@example.com` };
+      const login = await crm(user, { login: { firstname: type } });
+      assert.deepEqual([login.status, await login.json()], [200, created], type);
+      // No wait: the queue has not stored anything of this user yet.
+      const next = await crm(user, event);
+      assert.deepEqual([next.status, await next.json()], [200, created], type);
+    }
+    const names = ["update", "right_after_login", "confirmation", "email_open", "add_to_cart"];
+    const rows = await waitForEvents(worker.base, (e) => names.every((n) => e.some((x) => x.event === n && x.distinct_id.startsWith("race-"))));
+    for (const [type, name] of Object.entries({ update: "update", generic: "right_after_login", confirmation: "confirmation", email_open: "email_open", custom: "add_to_cart" })) {
+      assert.equal(rows.filter((x) => x.event === name && x.distinct_id === `race-${type}@example.com`).length, 1, type);
+    }
+    await waitForEvents(worker.base, (e) => e.filter((x) => x.event === "login" && x.distinct_id === "race-login@example.com").length === 2);
+  });
+
+  test("'User: object with email or _id as identifier' ... 'adding email if anonymous': one user, reachable by either, no second profile", async () => {
+    // Known by both from the start: the _id alone reaches the user.
+    assert.equal((await crm({ email: "both@example.com", _id: "crm-both" }, { login: {} })).status, 200);
+    assert.equal((await crm({ _id: "crm-both" }, { generic: { generic: { event_name: "by_id_only" } } })).status, 200);
+    // Anonymous first, then logs in with an email: the email is added.
+    assert.equal((await crm({ _id: "crm-anon" }, { login: { firstname: "Anon" } })).status, 200);
+    assert.equal((await crm({ _id: "crm-anon" }, { update: { step: 1 } })).status, 200);
+    assert.equal((await crm({ _id: "crm-anon", email: "Anon@Example.com" }, { login: { plan: "pro" } })).status, 200);
+    assert.equal((await crm({ email: "anon@example.com" }, { generic: { generic: { event_name: "by_added_email" } } })).status, 200);
+    const rows = await waitForEvents(worker.base, (e) => ["by_id_only", "by_added_email"].every((n) => e.some((x) => x.event === n)));
+    assert.equal(rows.find((x) => x.event === "by_id_only").distinct_id, "both@example.com");
+    assert.equal(rows.find((x) => x.event === "by_added_email").distinct_id, "crm-anon");
+    await marker({ email: "anon@example.com" });
+    const profile = await profileOf("crm-anon");
+    assert.equal(profile.status, 200);
+    assert.deepEqual((await profile.json()).properties, { firstname: "Anon", step: 1, plan: "pro", $email: "anon@example.com" });
+    assert.equal((await profileOf("anon@example.com")).status, 404, "no second profile");
+    // An _id that another email identifies is not taken over.
+    const conflict = await crm({ _id: "crm-anon", email: "someone-else@example.com" }, { login: {} });
+    assert.equal(conflict.status, 400);
+    assert.deepEqual((await conflict.json()).errors.map((e) => e.message), ["User conflict"]);
+    const unknown = await crm({ email: "someone-else@example.com" }, { update: { a: 1 } });
+    assert.equal((await unknown.json()).errors[0].message, "User not found", "the refused login created nobody");
+    // Erasure forgets the identifiers too (the email is personal data).
+    const erased = await fetch(`${worker.base}/api/users/delete`, { method: "POST", headers: { "x-api-key": SECRET }, body: JSON.stringify({ distinct_id: "crm-anon" }) });
+    assert.equal((await erased.json()).deleted.crm_identities, 2);
+    for (const user of [{ email: "anon@example.com" }, { _id: "crm-anon" }]) {
+      const gone = await crm(user, { update: { a: 1 } });
+      assert.equal((await gone.json()).errors[0].message, "User not found");
+    }
+  });
+
+  test("'Email opens are limited at one each 20 minutes ... All other events coming within 20 minutes after first one are discarded': measured from the counted open", async () => {
+    const user = { email: "opens@example.com" };
+    assert.equal((await crm(user, { login: {} })).status, 200);
+    // Five at once (separate requests, isolates and queue batches): one counts.
+    const answers = await Promise.all(Array.from({ length: 5 }, () => crm(user, { email_open: { campaign: "c" } })));
+    assert.deepEqual(answers.map((r) => r.status), [200, 200, 200, 200, 200]);
+    await marker(user);
+    const opens = async () => (await exportEvents(worker.base)).filter((x) => x.event === "email_open" && x.distinct_id === "opens@example.com");
+    const [first] = await opens();
+    assert.equal((await opens()).length, 1);
+    const [{ counted_at_ms: counted }] = d1("SELECT counted_at_ms FROM crm_email_opens WHERE distinct_id = 'opens@example.com'", worker.persistDir);
+    assert.equal(counted, first.timestamp, "the window starts at the counted open");
+    // Move the counted open back so that its window ends a minute from now:
+    // still inside, discarded, wherever the clock's :00/:20/:40 fall.
+    const WINDOW = 20 * 60 * 1000;
+    const shift = (to) => d1(`UPDATE crm_email_opens SET counted_at_ms = ${to} WHERE distinct_id = 'opens@example.com'`, worker.persistDir);
+    shift(Date.now() - WINDOW + 60_000);
+    assert.equal((await crm(user, { email_open: { campaign: "c" } })).status, 200);
+    await marker(user);
+    assert.equal((await opens()).length, 1);
+    // A window that ended a second ago: the next open counts, and starts a new one.
+    const ended = Date.now() - WINDOW - 1000;
+    shift(ended);
+    assert.equal((await crm(user, { email_open: { campaign: "c" } })).status, 200);
+    assert.equal((await crm(user, { email_open: { campaign: "c" } })).status, 200);
+    await marker(user);
+    const after = await opens();
+    assert.equal(after.length, 2);
+    const second = after.find((x) => x.insert_id !== first.insert_id);
+    assert.ok(second.timestamp >= ended + WINDOW);
+    const [{ counted_at_ms: now }] = d1("SELECT counted_at_ms FROM crm_email_opens WHERE distinct_id = 'opens@example.com'", worker.persistDir);
+    assert.equal(now, second.timestamp);
+  });
+
+  test("'We limit confirmations by the orderId received in the event': without an orderId a confirmation is stored, with nothing to deduplicate it by", async () => {
+    const user = { email: "alex@example.com" };
+    for (const total of [7, 7]) {
+      const r = await crm(user, { confirmation: { total } });
+      assert.deepEqual([r.status, await r.json()], [200, created]);
+    }
+    await waitForEvents(worker.base, (e) => e.filter((x) => x.event === "confirmation" && x.properties.total === 7).length === 2);
+    const bad = await crm(user, { confirmation: { orderId: "", total: 1 } });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(await bad.json(), { errors: [{ message: "Invalid event information", description: "'event.confirmation.orderId' must be a non-empty string or a number" }] });
   });
 
   test("bot traffic is answered and excluded", async () => {

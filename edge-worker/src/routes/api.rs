@@ -219,6 +219,10 @@ async fn delete_reply(req: &mut Request, env: &Env) -> Result<Reply, IngestError
     let deleted = storage::delete_user(&db, &project.id, &distinct_id)
         .await
         .map_err(|_| IngestError::Unavailable)?;
+    // The CRM API's links hold the person's email and ids.
+    let identities = crate::crm_store::forget_user(&db, &project.id, &distinct_id)
+        .await
+        .map_err(|_| IngestError::Unavailable)?;
     let mut marks = 0;
     if let Ok(kv) = env.kv(crate::bindings::DEDUP_KV) {
         for key in deleted.dedup_keys.iter().take(DELETE_KV_MARKS_MAX) {
@@ -230,7 +234,7 @@ async fn delete_reply(req: &mut Request, env: &Env) -> Result<Reply, IngestError
     Ok(Reply::json(
         200,
         &json!({"distinct_id": distinct_id, "deleted": {"events": deleted.events, "profiles": deleted.profiles,
-            "dead_letters": deleted.dead_letters, "dedup_marks": marks}}),
+            "dead_letters": deleted.dead_letters, "dedup_marks": marks, "crm_identities": identities}}),
     ))
 }
 

@@ -1,9 +1,11 @@
 //! The CRM events API: `POST /v1/event` with `user` and `event` objects,
 //! authorised with the project's secret key (`Authorization: Bearer` or
-//! `x-api-key`), since it writes to user profiles.
+//! `x-api-key`), since it writes to user profiles. Users and email-open
+//! windows live in D1 tables of their own (`crm_store`), read and written
+//! here on the request path.
 
 use crate::http::{database, header, read_body, request_context};
-use crate::{config, pipeline, profiles, ratelimit, storage};
+use crate::{config, crm_store, pipeline, profiles, ratelimit};
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::crm;
 use ingest_core::dialect::Reply;
@@ -33,15 +35,19 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
         pipeline::count_bot(env, &project.id, reason, 1, ctx.received_at_ms).await?;
         return Ok(crm::created());
     }
-    if request.requires_existing_user {
-        let db = database(env)?;
-        let known = storage::load_profile(&db, &project.id, &request.user)
-            .await
-            .map_err(|_| IngestError::Unavailable)?;
-        if known.is_none() {
-            return Ok(crm::user_not_found());
-        }
-    }
+
+    // Read what storage knows, let the core decide, validate; only then
+    // write, so a refused request leaves nothing behind.
+    let db = database(env)?;
+    let unavailable = |e: worker::Error| {
+        worker::console_error!("CRM user storage: {e}");
+        IngestError::Unavailable
+    };
+    let found = crm_store::find(&db, &project.id, &request.user)
+        .await
+        .map_err(unavailable)?;
+    let resolved = crm::resolve(&request, &found)?;
+    let kind = request.kind;
     let cx = validate::Context {
         project: &project.id,
         dialect: Dialect::Crm,
@@ -49,13 +55,47 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
         request: &ctx,
         anonymous_id: None,
     };
-    let (event, profile) = crm::finish(request, &cx).map_err(IngestError::Invalid)?;
-    // The profile first: a login that creates the user must land before
-    // the next event that requires the user to exist.
-    if let Some(profile) = profile {
-        let profile = profiles::one_within_caps(env, &project.id, profile).await?;
-        pipeline::enqueue_profiles(env, vec![profile]).await?;
+    let (event, profile) = crm::finish(request, &resolved.distinct_id, &cx).map_err(IngestError::Invalid)?;
+    // An update past the profile caps refuses the request, before anything
+    // is written.
+    let profile = match profile {
+        Some(profile) => Some(profiles::one_within_caps(env, &project.id, profile).await?),
+        None => None,
+    };
+
+    // A login's links are written before it is answered: the user exists
+    // for the next request at once, not when the queue gets to it.
+    crm_store::link(&db, &project.id, &resolved, ctx.received_at_ms)
+        .await
+        .map_err(unavailable)?;
+    let at = event.time_ms;
+    let open = match kind {
+        crm::Kind::EmailOpen => Some(
+            crm_store::claim_open(&db, &project.id, &resolved.distinct_id, at)
+                .await
+                .map_err(unavailable)?,
+        ),
+        _ => None,
+    };
+    if open == Some(crm_store::Open::Discarded) {
+        return Ok(crm::created());
     }
-    pipeline::enqueue_events(env, vec![event]).await?;
+    let queued = async {
+        if let Some(profile) = profile {
+            pipeline::enqueue_profiles(env, vec![profile]).await?;
+        }
+        pipeline::enqueue_events(env, vec![event]).await
+    }
+    .await;
+    if let Err(e) = queued {
+        // The client will retry: the open it retries must still count.
+        if let Some(crm_store::Open::Counted { previous }) = open {
+            let released = crm_store::release_open(&db, &project.id, &resolved.distinct_id, at, previous).await;
+            if let Err(release) = released {
+                worker::console_error!("email open not released: {release}");
+            }
+        }
+        return Err(e);
+    }
     Ok(crm::created())
 }

@@ -8,22 +8,44 @@
 //!
 //! Types: `update` and `login` set user attributes (login may create the
 //! user); `generic` names itself with `event_name` (the seed nests it twice,
-//! once is accepted too); `confirmation` needs an `orderId`; `email_open`
-//! (also spelled `emailOpen`) is an email being opened. Any other type is
-//! stored as an event of that name with its fields as properties.
+//! once is accepted too); `confirmation` is a purchase, deduplicated by its
+//! `orderId` when it has one; `email_open` (also spelled `emailOpen`) is an
+//! email being opened. Any other type is stored as an event of that name
+//! with its fields as properties.
 //!
-//! The rules that need storage are left to the worker or made
-//! deterministic here:
-//! - the user must exist (except for `login`): [`CrmRequest::requires_existing_user`]
-//!   tells the worker to look the profile up and answer [`user_not_found`];
+//! Users. "User: object with email or _id as identifier": one user may be
+//! known by an email, by `_id`s, or both, and is reachable by any of them.
+//! The worker keeps each identifier → user link in D1 and hands what it
+//! found to [`resolve`], which decides (pure logic, tested here):
+//! - every type but `login` needs a user that exists ("Note that user must
+//!   exist in the database beforehand"), found by email first, then `_id`;
+//!   otherwise [`USER_NOT_FOUND`];
+//! - `login` creates the user when neither identifier is known, under the
+//!   identifier it first came with (the email when it has one), and links
+//!   the identifiers it did not know yet to the user it found. That is the
+//!   seed's "adding email if anonymous": an `_id`-only user who logs in with
+//!   an email gains the email, no second user. When the email already
+//!   belongs to another user and the `_id` is anonymous, the `_id` moves to
+//!   that user ("replacement of current user (if not identified already)");
+//!   an `_id` already identified by another email is [`USER_CONFLICT`].
+//!
+//! The worker writes those links before it answers, so the user exists for
+//! the very next request, whatever the queue is doing.
+//!
+//! Repeats:
 //! - a second confirmation of an order is discarded: its `$insert_id` is
 //!   derived from (project, "confirmation", orderId), and CRM events
 //!   deduplicate on name and insert_id alone ([`crate::dedup::dedup_key`]),
-//!   so D1's unique key drops the repeat whenever it comes;
-//! - one email open per user per 20 minutes: its `$insert_id` is derived
-//!   from (project, user, 20-minute window of the arrival time). Windows are
-//!   aligned (00:00, 00:20, …), so two opens just either side of a boundary
-//!   both count; within one window only the first is kept.
+//!   so D1's unique key drops the repeat whenever it comes. Without an
+//!   `orderId` (the seed requires none) a confirmation is stored like any
+//!   event, with nothing to deduplicate it by;
+//! - "All other events coming within 20 minutes after first one are
+//!   discarded": an email open counts when none of the user's opens counted
+//!   in the [`EMAIL_OPEN_WINDOW_MS`] before it ([`email_open_counts`]). The
+//!   worker keeps each user's last counted open in D1 and claims the next one
+//!   by compare-and-set, so the rule holds exactly across isolates, queue
+//!   batches and retries; the counted open's `$insert_id` is derived from
+//!   (project, user, its time), so a retried queue message stores it once.
 
 use super::Reply;
 use crate::dedup::hex;
@@ -41,6 +63,8 @@ pub const MISSING_EVENT: &str = "Missing event information";
 pub const MISSING_USER: &str = "Missing user information";
 pub const INVALID_USER: &str = "Invalid user information";
 pub const ONE_EVENT: &str = "One event per request";
+pub const USER_NOT_FOUND: &str = "User not found";
+pub const USER_CONFLICT: &str = "User conflict";
 
 /// The event types with rules of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,28 +78,76 @@ pub enum Kind {
     Other,
 }
 
+/// How a request names its user: a normalised email, an `_id`, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserKeys {
+    pub email: Option<String>,
+    pub id: Option<String>,
+}
+
+impl UserKeys {
+    /// The identifier keys as stored: `email:<email>`, then `id:<_id>`.
+    pub fn keys(&self) -> Vec<String> {
+        let email = self.email.as_deref().map(email_key);
+        let id = self.id.as_deref().map(id_key);
+        email.into_iter().chain(id).collect()
+    }
+}
+
+/// The stored key of an email identifier.
+pub fn email_key(email: &str) -> String {
+    format!("email:{email}")
+}
+
+/// The stored key of an `_id` identifier.
+pub fn id_key(id: &str) -> String {
+    format!("id:{id}")
+}
+
+/// A stored user that one of the request's identifiers leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownUser {
+    pub distinct_id: String,
+    /// The user's email, when it has one (a user without is anonymous).
+    pub email: Option<String>,
+}
+
+/// What storage knows of the request's identifiers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    pub by_email: Option<KnownUser>,
+    pub by_id: Option<KnownUser>,
+}
+
+/// The user a request is about, and what a login adds to storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// Where the event (and profile update) goes.
+    pub distinct_id: String,
+    /// Identifier keys to link to `distinct_id` if they are not linked yet.
+    pub link: Vec<String>,
+    /// An anonymous user's `_id` key that moves to `distinct_id`, with the
+    /// user it moves from (the move only applies if it still points there).
+    pub moved: Option<(String, String)>,
+}
+
 /// A decoded `POST /v1/event`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrmRequest {
-    /// The user as stored: the normalised email, or `_id` when there is no
-    /// email (the seed's examples and login both speak of emails).
-    pub user: String,
-    pub email: Option<String>,
+    pub user: UserKeys,
     pub kind: Kind,
+    /// The event, without its user yet (see [`finish`]).
     pub draft: EventDraft,
-    /// `update` and `login` attributes as a `$set` (login also sets
-    /// `$email`, and creates the profile even with no attributes).
-    pub profile: Option<ProfileDraft>,
-    /// True for every type but `login`: the worker must find the user's
-    /// profile and answer [`user_not_found`] when there is none.
-    pub requires_existing_user: bool,
+    /// `update` and `login` attributes as profile operations (login also
+    /// sets `$email`, and creates the profile even with no attributes).
+    pub profile: Option<Vec<ProfileOp>>,
 }
 
 pub fn decode(body: &[u8]) -> Result<CrmRequest, IngestError> {
     let Value::Object(mut root) = parse_json(body)? else {
         return Err(IngestError::BadRequest("body must be a JSON object".into()));
     };
-    let (user, email) = read_user(root.remove("user"))?;
+    let user = read_user(root.remove("user"))?;
     let Some(Value::Object(event)) = root.remove("event") else {
         return Err(IngestError::BadRequest(MISSING_EVENT.into()));
     };
@@ -119,7 +191,7 @@ pub fn decode(body: &[u8]) -> Result<CrmRequest, IngestError> {
         Kind::Update if !fields.is_empty() => Some(vec![ProfileOp::Set(fields.clone())]),
         Kind::Login => {
             let mut values = fields.clone();
-            if let Some(email) = &email {
+            if let Some(email) = &user.email {
                 values.insert("$email".into(), json!(email));
             }
             Some(vec![if values.is_empty() {
@@ -129,50 +201,119 @@ pub fn decode(body: &[u8]) -> Result<CrmRequest, IngestError> {
             }])
         }
         _ => None,
-    }
-    .map(|ops| ProfileDraft {
-        distinct_id: Some(json!(user)),
-        time: None,
-        ops,
-    });
+    };
     let draft = EventDraft {
         name,
-        distinct_id: Some(json!(user)),
         properties: fields,
         ..EventDraft::default()
     };
     Ok(CrmRequest {
         user,
-        email,
         kind,
         draft,
         profile,
-        requires_existing_user: kind != Kind::Login,
     })
 }
 
-/// Validates the event (and the profile update) and gives confirmations
-/// and email opens their dedup ids. Events carry no time of their own here,
-/// so they are stamped with the arrival time.
-pub fn finish(request: CrmRequest, cx: &Context<'_>) -> Result<(Event, Option<ProfileUpdate>), Vec<FieldError>> {
+/// Decides which user a request is about from what storage found for its
+/// identifiers (see the module's notes). Refusals are [`USER_NOT_FOUND`] and
+/// [`USER_CONFLICT`], answered by [`error`] in the documented shape.
+pub fn resolve(request: &CrmRequest, found: &Found) -> Result<Resolved, IngestError> {
+    let keys = &request.user;
+    let refuse = |message: &str| Err(IngestError::BadRequest(message.into()));
+    if request.kind != Kind::Login {
+        return match found.by_email.as_ref().or(found.by_id.as_ref()) {
+            Some(user) => Ok(Resolved {
+                distinct_id: user.distinct_id.clone(),
+                link: Vec::new(),
+                moved: None,
+            }),
+            None => refuse(USER_NOT_FOUND),
+        };
+    }
+    let (email, id) = (keys.email.as_deref(), keys.id.as_deref());
+    let (distinct_id, moved) = match (&found.by_email, &found.by_id) {
+        (None, None) => {
+            // New: under the identifier it came with, the email first.
+            let Some(first) = email.or(id) else {
+                return refuse(MISSING_USER);
+            };
+            (first.to_owned(), None)
+        }
+        (Some(user), None) => (user.distinct_id.clone(), None),
+        (None, Some(user)) => match (&user.email, email) {
+            // "adding email if anonymous"; the same email again is nothing new.
+            (None, _) | (_, None) => (user.distinct_id.clone(), None),
+            (Some(known), Some(email)) if known == email => (user.distinct_id.clone(), None),
+            (Some(_), Some(_)) => return refuse(USER_CONFLICT),
+        },
+        (Some(named), Some(current)) if named.distinct_id == current.distinct_id => (named.distinct_id.clone(), None),
+        (Some(named), Some(current)) => match (&current.email, id) {
+            // The anonymous visitor turns out to be the named user.
+            (None, Some(id)) => (
+                named.distinct_id.clone(),
+                Some((id_key(id), current.distinct_id.clone())),
+            ),
+            _ => return refuse(USER_CONFLICT),
+        },
+    };
+    let link = keys
+        .keys()
+        .into_iter()
+        .filter(|key| moved.as_ref().is_none_or(|(moved, _)| moved != key))
+        .collect();
+    Ok(Resolved {
+        distinct_id,
+        link,
+        moved,
+    })
+}
+
+/// Whether an email open at `now_ms` counts, given the user's last counted
+/// open: only when none counted in the [`EMAIL_OPEN_WINDOW_MS`] before it,
+/// measured from that open (not from the clock's hour), to the millisecond.
+pub fn email_open_counts(last_counted_ms: Option<i64>, now_ms: i64) -> bool {
+    last_counted_ms.is_none_or(|last| now_ms >= last.saturating_add(EMAIL_OPEN_WINDOW_MS))
+}
+
+/// Validates the event (and the profile update) for the resolved user and
+/// gives confirmations with an order, and email opens, their dedup ids.
+/// Events carry no time of their own here, so they are stamped with the
+/// arrival time (an email open's time is the one [`email_open_counts`]
+/// judged).
+pub fn finish(
+    request: CrmRequest,
+    distinct_id: &str,
+    cx: &Context<'_>,
+) -> Result<(Event, Option<ProfileUpdate>), Vec<FieldError>> {
     let cx = cx.for_dialect(Dialect::Crm, false);
     let now_ms = cx.request.received_at_ms;
     let mut draft = request.draft;
+    draft.distinct_id = Some(json!(distinct_id));
     draft.time = Some(json!(now_ms));
     let mut own = Vec::new();
     match request.kind {
         Kind::Confirmation => match order_id(draft.properties.get("orderId")) {
-            Some(order) => draft.insert_id = Some(json!(keyed_id(&[cx.project, "confirmation", &order]))),
-            None => own.push(FieldError::new(0, "event.confirmation.orderId", "is required")),
+            Ok(Some(order)) => draft.insert_id = Some(json!(keyed_id(&[cx.project, "confirmation", &order]))),
+            Ok(None) => {}
+            Err(message) => own.push(FieldError::new(0, "event.confirmation.orderId", message)),
         },
         Kind::EmailOpen => {
-            let window = now_ms.div_euclid(EMAIL_OPEN_WINDOW_MS).to_string();
-            draft.insert_id = Some(json!(keyed_id(&[cx.project, "email_open", &request.user, &window])));
+            let at = now_ms.to_string();
+            draft.insert_id = Some(json!(keyed_id(&[cx.project, "email_open", distinct_id, &at])));
         }
         _ => {}
     }
     let (mut events, mut errors) = finish_each([Ok(draft)], &cx, |_, _| std::mem::take(&mut own));
-    let profile = match request.profile.map(|p| finish_profile(p, 0, &cx)) {
+    let profile = request.profile.map(|ops| {
+        let draft = ProfileDraft {
+            distinct_id: Some(json!(distinct_id)),
+            time: None,
+            ops,
+        };
+        finish_profile(draft, 0, &cx)
+    });
+    let profile = match profile {
         Some(Ok(update)) => Some(update),
         Some(Err(found)) => {
             errors.extend(found);
@@ -204,18 +345,6 @@ pub fn created() -> Reply {
     )
 }
 
-/// For a user that must exist and does not. The page documents 400 as its
-/// only error status, so this is a 400 in the documented shape.
-pub fn user_not_found() -> Reply {
-    errors(
-        400,
-        vec![error_entry(
-            "User not found",
-            "No user with this email or _id exists; send a login event to create it first",
-        )],
-    )
-}
-
 pub fn error(err: &IngestError) -> Reply {
     let entries = match err {
         IngestError::BadRequest(message) if message == MISSING_EVENT => {
@@ -239,6 +368,16 @@ pub fn error(err: &IngestError) -> Reply {
         IngestError::BadRequest(message) if message == ONE_EVENT => {
             vec![error_entry(ONE_EVENT, "Send one event type in the event object")]
         }
+        // The page documents 400 as its only error status, so a user that
+        // must exist and does not is a 400 in the documented shape.
+        IngestError::BadRequest(message) if message == USER_NOT_FOUND => vec![error_entry(
+            USER_NOT_FOUND,
+            "No user with this email or _id exists; send a login event to create it first",
+        )],
+        IngestError::BadRequest(message) if message == USER_CONFLICT => vec![error_entry(
+            USER_CONFLICT,
+            "This _id belongs to a user identified by another email",
+        )],
         IngestError::Invalid(fields) => fields
             .iter()
             .map(|f| error_entry("Invalid event information", &format!("'{}' {}", f.field, f.message)))
@@ -264,9 +403,9 @@ fn errors(status: u16, entries: Vec<Value>) -> Reply {
     Reply::json(status, &json!({ "errors": entries }))
 }
 
-/// The user's id and email. Emails are compared without case or
-/// surrounding space, so they are stored that way.
-fn read_user(user: Option<Value>) -> Result<(String, Option<String>), IngestError> {
+/// The user's email and `_id`. Emails are compared without case or
+/// surrounding space, so they are kept that way.
+fn read_user(user: Option<Value>) -> Result<UserKeys, IngestError> {
     let missing = || IngestError::BadRequest(MISSING_USER.into());
     let invalid = || IngestError::BadRequest(INVALID_USER.into());
     let Some(Value::Object(user)) = user else {
@@ -293,19 +432,20 @@ fn read_user(user: Option<Value>) -> Result<(String, Option<String>), IngestErro
         Some(Value::Number(n)) => Some(n.to_string()),
         Some(_) => return Err(invalid()),
     };
-    match (email, id) {
-        (Some(email), _) => Ok((email.clone(), Some(email))),
-        (None, Some(id)) => Ok((id, None)),
-        (None, None) => Err(missing()),
+    if email.is_none() && id.is_none() {
+        return Err(missing());
     }
+    Ok(UserKeys { email, id })
 }
 
-/// An order id as text, so that `123` and `"123"` are one order.
-fn order_id(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// An order id as text, so that `123` and `"123"` are one order. Absent
+/// (or null) is no order; anything else that names none is refused.
+fn order_id(value: Option<&Value>) -> Result<Option<String>, &'static str> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err("must be a non-empty string or a number"),
     }
 }
 
@@ -347,21 +487,59 @@ mod tests {
         }
     }
 
+    /// Storage as it would be if the request's user had been created under
+    /// the identifier it names (its email when it has one).
+    fn existing(keys: &UserKeys) -> Found {
+        let user = KnownUser {
+            distinct_id: keys.email.clone().or_else(|| keys.id.clone()).unwrap_or_default(),
+            email: keys.email.clone(),
+        };
+        Found {
+            by_email: keys.email.as_ref().map(|_| user.clone()),
+            by_id: keys.id.as_ref().map(|_| user.clone()),
+        }
+    }
+
+    /// Decodes, resolves (a login against empty storage, anything else
+    /// against an existing user) and finishes.
     fn run(body: &str, at: i64) -> Result<(Event, Option<ProfileUpdate>), Vec<FieldError>> {
         let req = request_at(at);
-        let decoded = decode(body.as_bytes()).map_err(|e| vec![FieldError::new(0, "decode", e.message())])?;
-        finish(decoded, &cx(&req))
+        let as_errors = |e: IngestError| vec![FieldError::new(0, "decode", e.message())];
+        let decoded = decode(body.as_bytes()).map_err(as_errors)?;
+        let found = match decoded.kind {
+            Kind::Login => Found::default(),
+            _ => existing(&decoded.user),
+        };
+        let user = resolve(&decoded, &found).map_err(as_errors)?;
+        finish(decoded, &user.distinct_id, &cx(&req))
     }
 
     fn insert_id(body: &str, at: i64) -> Option<String> {
         run(body, at).ok().map(|(e, _)| e.insert_id)
     }
 
+    fn known(distinct_id: &str, email: Option<&str>) -> Option<KnownUser> {
+        Some(KnownUser {
+            distinct_id: distinct_id.into(),
+            email: email.map(str::to_owned),
+        })
+    }
+
+    fn request(user: &str, kind: &str) -> CrmRequest {
+        let body = format!(r#"{{"user": {user}, "event": {{"{kind}": {{}}}}}}"#);
+        decode(body.as_bytes()).expect("decodes")
+    }
+
     #[test]
     fn seed_update_example() {
         let body = r#"{"user": {"email": "alex@example.com"}, "event": {"update": {"firstname": "alexandru"}}}"#;
         let req = decode(body.as_bytes()).expect("decodes");
-        assert_eq!((req.kind, req.requires_existing_user), (Kind::Update, true));
+        assert_eq!(req.kind, Kind::Update);
+        assert_eq!(
+            resolve(&req, &Found::default()),
+            Err(IngestError::BadRequest(USER_NOT_FOUND.into())),
+            "the user must exist beforehand"
+        );
         let (event, profile) = run(body, NOW).expect("valid");
         assert_eq!(
             (event.name.as_str(), event.distinct_id.as_str()),
@@ -394,8 +572,7 @@ mod tests {
     fn login_creates_the_user_and_keeps_the_email() {
         let body = r#"{"user": {"email": "  Ann@Example.COM "}, "event": {"login": {"firstname": "Ann"}}}"#;
         let req = decode(body.as_bytes()).expect("decodes");
-        assert!(!req.requires_existing_user);
-        assert_eq!(req.user, "ann@example.com");
+        assert_eq!(req.user.email.as_deref(), Some("ann@example.com"));
         let (_, profile) = run(body, NOW).expect("valid");
         let applied = profile
             .and_then(|p| crate::profile::apply(None, &p.ops))
@@ -428,35 +605,182 @@ mod tests {
             insert_id(&confirm("a@b.c", "123"), NOW),
             insert_id(&confirm("a@b.c", "\"123\""), NOW)
         );
-        let missing = r#"{"user": {"email": "a@b.c"}, "event": {"confirmation": {"total": 10}}}"#;
-        let errors = run(missing, NOW).err().unwrap_or_default();
+        // A bad orderId is refused by name.
+        for bad in ["\"\"", "{}", "true"] {
+            let errors = run(&confirm("a@b.c", bad), NOW).err().unwrap_or_default();
+            assert_eq!(
+                errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
+                ["event.confirmation.orderId"],
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_confirmation_without_an_order_is_an_ordinary_event() {
+        // Neither the seed nor the README requires orderId: accepted, with
+        // no order to deduplicate it by.
+        let body = r#"{"user": {"email": "a@b.c"}, "event": {"confirmation": {"total": 10}}}"#;
+        let (event, _) = run(body, NOW).expect("valid");
         assert_eq!(
-            errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
-            ["event.confirmation.orderId"]
+            (event.name.as_str(), event.distinct_id.as_str()),
+            ("confirmation", "a@b.c")
+        );
+        assert_eq!(event.properties["total"], 10);
+        let null_order = body.replace(r#""total": 10"#, r#""total": 10, "orderId": null"#);
+        assert!(run(&null_order, NOW).is_ok());
+        assert_ne!(
+            insert_id(body, NOW),
+            insert_id(body, NOW + 1),
+            "two purchases, two events"
         );
     }
 
     #[test]
     fn email_open_window_at_and_past_limit() {
+        assert_eq!(EMAIL_OPEN_WINDOW_MS, 1_200_000);
+        // Measured from the last counted open, to the millisecond, wherever
+        // it falls on the clock.
+        let first = NOW;
+        assert!(email_open_counts(None, first));
+        assert!(!email_open_counts(Some(first), first));
+        assert!(!email_open_counts(Some(first), first + 10_000));
+        assert!(!email_open_counts(Some(first), first + EMAIL_OPEN_WINDOW_MS - 1));
+        assert!(email_open_counts(Some(first), first + EMAIL_OPEN_WINDOW_MS));
+        // An open stamped before the last counted one (another isolate's
+        // clock) is within its window too.
+        assert!(!email_open_counts(Some(first), first - 5));
+        // Across a clock-aligned boundary (:00, :20, :40) nothing changes.
+        let boundary = (NOW / EMAIL_OPEN_WINDOW_MS + 1) * EMAIL_OPEN_WINDOW_MS;
+        assert!(!email_open_counts(Some(boundary - 5_000), boundary + 5_000));
+    }
+
+    #[test]
+    fn a_counted_open_is_keyed_by_its_user_and_time() {
         let open = |user: &str| {
             format!(r#"{{"user": {{"email": "{user}"}}, "event": {{"email_open": {{"campaign": "c1"}}}}}}"#)
         };
-        let start = (NOW / EMAIL_OPEN_WINDOW_MS) * EMAIL_OPEN_WINDOW_MS;
-        let first = insert_id(&open("a@b.c"), start);
+        let first = insert_id(&open("a@b.c"), NOW);
+        assert!(first.as_deref().is_some_and(is_valid_insert_id));
+        assert_eq!(first, insert_id(&open("a@b.c"), NOW), "a retried message: one row");
+        assert_ne!(first, insert_id(&open("a@b.c"), NOW + EMAIL_OPEN_WINDOW_MS));
+        assert_ne!(first, insert_id(&open("z@b.c"), NOW));
+        let (event, _) = run(&open("a@b.c").replace("email_open", "emailOpen"), NOW).expect("valid");
+        assert_eq!((event.name.as_str(), event.time_ms), ("email_open", NOW));
+        assert_eq!(Some(event.insert_id), first);
+    }
+
+    #[test]
+    fn one_user_reachable_by_email_or_id() {
+        // Known by both: an event naming either finds the same user.
+        let both = known("ann@example.com", Some("ann@example.com"));
+        for (user, found) in [
+            (
+                r#"{"_id": "u-7"}"#,
+                Found {
+                    by_email: None,
+                    by_id: both.clone(),
+                },
+            ),
+            (
+                r#"{"email": "ann@example.com"}"#,
+                Found {
+                    by_email: both.clone(),
+                    by_id: None,
+                },
+            ),
+        ] {
+            let resolved = resolve(&request(user, "update"), &found).expect("found");
+            assert_eq!(
+                (resolved.distinct_id.as_str(), resolved.link.len()),
+                ("ann@example.com", 0)
+            );
+        }
+        // Email first when the two name different users.
+        let found = Found {
+            by_email: known("ann@example.com", Some("ann@example.com")),
+            by_id: known("u-9", None),
+        };
+        let req = request(r#"{"email": "ann@example.com", "_id": "u-9"}"#, "generic");
         assert_eq!(
-            first,
-            insert_id(&open("a@b.c"), start + EMAIL_OPEN_WINDOW_MS - 1),
-            "same window: a repeat"
+            resolve(&req, &found).map(|r| r.distinct_id).as_deref(),
+            Ok("ann@example.com")
         );
-        assert_ne!(
-            first,
-            insert_id(&open("a@b.c"), start + EMAIL_OPEN_WINDOW_MS),
-            "next window: a new open"
+        // Unknown by both: not found, for every type but login.
+        for kind in ["update", "generic", "confirmation", "email_open", "add_to_cart"] {
+            assert_eq!(
+                resolve(&request(r#"{"email": "x@y.z", "_id": "q"}"#, kind), &Found::default()),
+                Err(IngestError::BadRequest(USER_NOT_FOUND.into())),
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn login_links_identifiers_to_one_user() {
+        let login = |user: &str| request(user, "login");
+        let keys = |v: &[&str]| v.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        // New with both: created under the email, reachable by both.
+        let r = resolve(
+            &login(r#"{"email": "Ann@Example.com", "_id": "u-7"}"#),
+            &Found::default(),
+        )
+        .expect("ok");
+        assert_eq!(r.distinct_id, "ann@example.com");
+        assert_eq!(r.link, keys(&["email:ann@example.com", "id:u-7"]));
+        assert_eq!(r.moved, None);
+        // New and anonymous: under its _id.
+        let r = resolve(&login(r#"{"_id": 42}"#), &Found::default()).expect("ok");
+        assert_eq!((r.distinct_id.as_str(), r.link.clone()), ("42", keys(&["id:42"])));
+        // "adding email if anonymous": the _id user gains the email.
+        let anonymous = Found {
+            by_email: None,
+            by_id: known("u-7", None),
+        };
+        let r = resolve(&login(r#"{"email": "ann@example.com", "_id": "u-7"}"#), &anonymous).expect("ok");
+        assert_eq!(r.distinct_id, "u-7", "no second user");
+        assert_eq!(r.link, keys(&["email:ann@example.com", "id:u-7"]));
+        // A known email with a new _id: the _id joins that user.
+        let named = Found {
+            by_email: known("ann@example.com", Some("ann@example.com")),
+            by_id: None,
+        };
+        let r = resolve(&login(r#"{"email": "ann@example.com", "_id": "u-8"}"#), &named).expect("ok");
+        assert_eq!(r.distinct_id, "ann@example.com");
+        // The anonymous visitor turns out to be a known user: the _id moves.
+        let two = Found {
+            by_email: known("ann@example.com", Some("ann@example.com")),
+            by_id: known("u-7", None),
+        };
+        let r = resolve(&login(r#"{"email": "ann@example.com", "_id": "u-7"}"#), &two).expect("ok");
+        assert_eq!(r.distinct_id, "ann@example.com");
+        assert_eq!(r.moved, Some(("id:u-7".into(), "u-7".into())));
+        assert_eq!(r.link, keys(&["email:ann@example.com"]));
+        // An _id identified by another email is not taken over.
+        let conflict = Err(IngestError::BadRequest(USER_CONFLICT.into()));
+        let taken = Found {
+            by_email: None,
+            by_id: known("bob@example.com", Some("bob@example.com")),
+        };
+        assert_eq!(
+            resolve(&login(r#"{"email": "ann@example.com", "_id": "u-7"}"#), &taken),
+            conflict
         );
-        assert_ne!(first, insert_id(&open("z@b.c"), start));
-        let (event, _) = run(&open("a@b.c").replace("email_open", "emailOpen"), start).expect("valid");
-        assert_eq!((event.name.as_str(), Some(event.insert_id)), ("email_open", first));
-        assert_eq!(EMAIL_OPEN_WINDOW_MS, 1_200_000);
+        let both_named = Found {
+            by_email: known("ann@example.com", Some("ann@example.com")),
+            by_id: known("bob@example.com", Some("bob@example.com")),
+        };
+        assert_eq!(
+            resolve(&login(r#"{"email": "ann@example.com", "_id": "u-7"}"#), &both_named),
+            conflict
+        );
+        // A login that repeats what is known changes nothing.
+        let same = Found {
+            by_email: known("u-7", Some("ann@example.com")),
+            by_id: known("u-7", Some("ann@example.com")),
+        };
+        let r = resolve(&login(r#"{"email": "ann@example.com", "_id": "u-7"}"#), &same).expect("ok");
+        assert_eq!((r.distinct_id.as_str(), r.moved), ("u-7", None));
     }
 
     #[test]
@@ -550,9 +874,17 @@ mod tests {
             body,
             json!({"results": {"message": "Event created", "email": "Event was created for the specified user"}})
         );
-        let missing = user_not_found();
-        assert_eq!(missing.status, 400);
-        assert!(String::from_utf8_lossy(&missing.body).contains("User not found"));
+        for (refusal, description) in [(USER_NOT_FOUND, "send a login event"), (USER_CONFLICT, "another email")] {
+            let reply = error(&IngestError::BadRequest(refusal.into()));
+            let body: Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+            assert_eq!(
+                (reply.status, body["errors"][0]["message"].as_str()),
+                (400, Some(refusal))
+            );
+            assert!(body["errors"][0]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains(description)));
+        }
         for (err, status) in [
             (IngestError::Unauthorized, 401),
             (IngestError::Forbidden, 403),
