@@ -11,26 +11,37 @@ pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
 }
 
-/// Reads the body as it streams in, at most [`MAX_BODY_BYTES`]: a
+/// Reads the body as it streams in, keeping at most [`MAX_BODY_BYTES`]: a
 /// `Content-Length` past it is refused before reading, and a body without
-/// one (chunked) is refused as soon as it passes the cap. The rest is never
-/// read: the stream is dropped and the 413 goes out while the client may
-/// still be sending, so a hostile upload costs us 2 MiB, not its length.
-/// A client that reads answers while it sends gets the 413; one that only
-/// reads after sending may see the connection closed instead.
+/// one (chunked) is refused once it passes the cap. Reading goes on,
+/// dropping everything, for at most [`BODY_DRAIN_BYTES`] more, so a client
+/// slightly over the cap finishes sending and reads its 413; then the
+/// stream is dropped and the rest never read, so a hostile upload costs us
+/// at most those two, not its length. (A client that only reads answers
+/// after sending a larger body may then see the connection closed instead.)
 ///
 /// [`MAX_BODY_BYTES`]: ingest_core::limits::MAX_BODY_BYTES
+/// [`BODY_DRAIN_BYTES`]: ingest_core::limits::BODY_DRAIN_BYTES
 pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, IngestError> {
     let mut body = WireBody::expect(header(req, "content-length").as_deref())?;
     // A request without a body has no stream: that is an empty body.
     let Ok(mut stream) = req.stream() else {
         return Ok(Vec::new());
     };
+    let mut refused = None;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| IngestError::BadEncoding("request body"))?;
-        body.push(&chunk)?;
+        if let Err(e) = body.push(&chunk) {
+            refused.get_or_insert(e);
+        }
+        if !body.read_on() {
+            break;
+        }
     }
-    Ok(body.into_bytes())
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(body.into_bytes()),
+    }
 }
 
 pub fn header(req: &Request, name: &str) -> Option<String> {

@@ -7,6 +7,14 @@
 /// and its inflated size to [`MAX_INFLATED_BODY_BYTES`].
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
+/// After a body passes [`MAX_BODY_BYTES`], the worker reads on (keeping
+/// nothing) at most this much more, then stops reading. A client a little
+/// over the cap that only reads the answer once it has sent everything then
+/// gets its 413; one that is not reading while it sends a larger body would
+/// otherwise lose the answer to the connection being closed under it. An
+/// upload of any length costs at most the cap plus this.
+pub const BODY_DRAIN_BYTES: usize = 2 * 1024 * 1024;
+
 /// Largest body after gzip is undone: 10 MiB, the uncompressed request
 /// size Mixpanel documents for `/import` (2000 events with a few dozen
 /// properties each are well past 2 MiB before compression). What such a body may cost to parse is held

@@ -10,7 +10,9 @@
 //! bounded by counting its objects, arrays and elements before parsing.
 
 use crate::error::IngestError;
-use crate::limits::{MAX_BODY_BYTES, MAX_GZIP_RATIO, MAX_INFLATED_BODY_BYTES, MAX_JSON_CONTAINERS, MAX_JSON_ELEMENTS};
+use crate::limits::{
+    BODY_DRAIN_BYTES, MAX_BODY_BYTES, MAX_GZIP_RATIO, MAX_INFLATED_BODY_BYTES, MAX_JSON_CONTAINERS, MAX_JSON_ELEMENTS,
+};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
@@ -24,12 +26,19 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const INFLATE_CHUNK_BYTES: usize = 16 * 1024;
 
 /// A request body read chunk by chunk as it streams in, held to
-/// [`MAX_BODY_BYTES`]: the chunk that would pass the cap is refused, so the
-/// reader stops there and never takes in (or waits for) the rest. A
+/// [`MAX_BODY_BYTES`]: the chunk that would pass the cap is refused and
+/// nothing more is kept. The reader may go on reading (and dropping) at most
+/// [`BODY_DRAIN_BYTES`] more, so that a client a little over the cap, still
+/// sending, finishes and reads its 413 instead of having its connection
+/// closed under it; past that it stops reading ([`WireBody::read_on`]), so
+/// an upload of any length costs at most the cap plus the drain. A
 /// `Content-Length` above the cap is refused before anything is read.
 #[derive(Debug, Default)]
 pub struct WireBody {
     bytes: Vec<u8>,
+    /// Bytes read so far, kept or not.
+    read: usize,
+    too_large: bool,
 }
 
 impl WireBody {
@@ -42,13 +51,23 @@ impl WireBody {
         }
     }
 
-    /// Takes the next chunk, or refuses it when the body would pass the cap.
+    /// Takes the next chunk, or refuses it (and every later one) when the
+    /// body would pass the cap; what was kept is let go then.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), IngestError> {
-        if self.bytes.len() + chunk.len() > MAX_BODY_BYTES {
+        self.read = self.read.saturating_add(chunk.len());
+        if self.too_large || self.bytes.len() + chunk.len() > MAX_BODY_BYTES {
+            self.too_large = true;
+            self.bytes = Vec::new();
             return Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES });
         }
         self.bytes.extend_from_slice(chunk);
         Ok(())
+    }
+
+    /// Whether to read another chunk: always within the cap; past it only
+    /// while the drain allows.
+    pub fn read_on(&self) -> bool {
+        !self.too_large || self.read <= MAX_BODY_BYTES + BODY_DRAIN_BYTES
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
@@ -283,19 +302,32 @@ mod tests {
         let mut body = WireBody::expect(None).expect("no length is fine");
         for _ in 0..MAX_BODY_BYTES / chunk.len() {
             assert_eq!(body.push(&chunk), Ok(()));
+            assert!(body.read_on());
         }
-        // Exactly at the cap; the next byte is refused and not kept.
+        // Exactly at the cap; the next byte is refused, and so is what follows.
         assert_eq!(
             body.push(b"x"),
             Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES })
         );
-        assert_eq!(body.push(b""), Ok(()));
-        assert_eq!(body.into_bytes().len(), MAX_BODY_BYTES);
+        assert_eq!(
+            body.push(b""),
+            Err(IngestError::PayloadTooLarge { limit: MAX_BODY_BYTES })
+        );
+        // Read on, dropping, up to the drain: at it, still; one byte past, stop.
+        assert!(body.read_on());
+        assert!(body.push(&vec![b' '; BODY_DRAIN_BYTES - 1]).is_err());
+        assert!(body.read_on(), "read: cap + drain");
+        assert!(body.push(b"y").is_err());
+        assert!(!body.read_on(), "read: cap + drain + 1");
+        assert!(body.into_bytes().is_empty(), "nothing of a refused body is kept");
         // A chunk that straddles the cap is refused whole.
         let mut body = WireBody::default();
         assert_eq!(body.push(&vec![b' '; MAX_BODY_BYTES - 1]), Ok(()));
         assert!(body.push(b"ab").is_err());
-        assert_eq!(body.into_bytes().len(), MAX_BODY_BYTES - 1);
+        // A body within the cap is kept whole.
+        let mut body = WireBody::default();
+        assert_eq!(body.push(&vec![b'a'; MAX_BODY_BYTES]), Ok(()));
+        assert_eq!(body.into_bytes().len(), MAX_BODY_BYTES);
         // A declared length decides before any chunk.
         assert!(WireBody::expect(Some(&MAX_BODY_BYTES.to_string())).is_ok());
         assert_eq!(

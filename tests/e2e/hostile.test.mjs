@@ -153,7 +153,11 @@ function sendChunked(port, { method, path, headers, body }) {
     socket.on("close", () => {
       clearTimeout(timer);
       const res = parseResponse(Buffer.concat(received));
-      if (res) resolve({ ...res, ms: Date.now() - started });
+      if (res) resolve({ ...res, ms: Date.now() - started, sent: offset, length: body.length });
+      // The server stopped reading before the body was all out, and the
+      // connection closed with the answer lost on the way: only a case
+      // marked `stops_reading` accepts that (see checkStopped).
+      else if (offset < body.length) resolve({ stopped: true, sent: offset, length: body.length });
       else reject(new Error("connection closed without an answer"));
     });
     const lines = [`${method} ${path} HTTP/1.1`, `host: 127.0.0.1:${port}`, "connection: close", "transfer-encoding: chunked"];
@@ -198,7 +202,9 @@ function parseResponse(bytes) {
   } else if (headers["content-length"] !== undefined) {
     rest = rest.subarray(0, Number(headers["content-length"]));
   }
-  return { status, headers, body: rest };
+  // Whether all of a declared length arrived (a chunked answer is taken as read).
+  const complete = headers["content-length"] === undefined || rest.length === Number(headers["content-length"]);
+  return { status, headers, body: rest, complete };
 }
 
 // ---------------------------------------------------------------------------
@@ -262,6 +268,22 @@ const SHAPES = {
   jsonp: (res) => assert.match(type(res), /^application\/javascript/),
 };
 
+/** wrangler's local proxy (its ProxyWorker, not ours) answers this 503
+ *  when the worker's side closed while the proxy was still passing the
+ *  upload on: in production there is no such proxy. */
+function devProxyLostUpstream(res) {
+  return res.status === 503 && text(res).startsWith("Your worker restarted mid-request.");
+}
+
+/** A body the worker stopped reading, the connection closed before the
+ *  client could send it all (no answer, or only part of one, got through):
+ *  allowed only where the case says so, and only well before the body's end
+ *  (reading on to the end is what the cap stops). */
+function checkStopped(c, res) {
+  assert.ok(c.stops_reading, `no answer of the worker's after ${res.sent} of ${res.length} bytes`);
+  assert.ok(res.sent <= c.stops_reading, `the client sent ${res.sent} bytes before the close, more than ${c.stops_reading}`);
+}
+
 function checkAnswer(c, res) {
   const e = c.expect ?? {};
   const shown = `${res.status} ${type(res)} ${JSON.stringify(text(res).slice(0, 300))}`;
@@ -317,6 +339,7 @@ for (const c of cases) {
   const options = c.known_defect ? { todo: `worker defect: ${c.known_defect}` } : {};
   test(`${c.file}: ${c.name}`, options, async () => {
     const res = await (c.chunked ? sendChunked : send)(worker.port, request(c));
+    if (res.stopped || devProxyLostUpstream(res) || (c.stops_reading && res.complete === false)) return checkStopped(c, res);
     checkAnswer(c, res);
   });
 }

@@ -382,8 +382,9 @@ describe("seed 001: Payload too large, and its cure", () => {
     for (let attempt = 0; attempt < 5 && !(answer?.status === 413 && answer.complete); attempt++) {
       answer = await upload();
       // Reading on to the end (the old behaviour) takes all 64 MiB before
-      // answering; stopping at the cap answers after 2 MiB and what the
-      // sockets' buffers held.
+      // answering; now the worker reads the 2 MiB cap and 2 MiB of drain,
+      // and the client gets on top of that only what the sockets' buffers
+      // held.
       assert.ok(answer.sent < 16 * 1024 * 1024, `the client had to send ${answer.sent} bytes`);
     }
     assert.equal(answer.status, 413, answer.body);
