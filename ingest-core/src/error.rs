@@ -19,6 +19,17 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    /// `'field' is invalid: message`, or `'field' message` when the message
+    /// already says so (seed 001's time error is quoted with its own "is
+    /// invalid:").
+    pub fn sentence(&self) -> String {
+        if self.message.starts_with("is invalid: ") {
+            format!("'{}' {}", self.field, self.message)
+        } else {
+            format!("'{}' is invalid: {}", self.field, self.message)
+        }
+    }
+
     pub fn new(index: usize, field: impl Into<String>, message: impl Into<String>) -> Self {
         FieldError {
             index,
@@ -98,13 +109,8 @@ impl IngestError {
     pub fn message(&self) -> String {
         match self {
             IngestError::Invalid(errors) => match errors.first() {
-                Some(first) if errors.len() == 1 => format!("'{}' is invalid: {}", first.field, first.message),
-                Some(first) => format!(
-                    "'{}' is invalid: {} (and {} more)",
-                    first.field,
-                    first.message,
-                    errors.len() - 1
-                ),
+                Some(first) if errors.len() == 1 => first.sentence(),
+                Some(first) => format!("{} (and {} more)", first.sentence(), errors.len() - 1),
                 None => "invalid event".to_string(),
             },
             other => other.to_string(),

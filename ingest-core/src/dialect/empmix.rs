@@ -229,6 +229,14 @@ mod tests {
                 br#"{"error":"'timestamp' is invalid: must not be before 1971-01-01 (it is read as milliseconds since epoch)","status":0}"#.to_vec()
             );
         }
+        // Not a number: said once, in milliseconds.
+        let Err(not_a_number) = at(r#""soon""#) else {
+            panic!("a word accepted as a time");
+        };
+        assert_eq!(
+            not_a_number.message(),
+            "'timestamp' is invalid: must be specified as milliseconds since epoch"
+        );
         // No timestamp: the server's time.
         let events = finish_at(br#"{"apiKey":"k","events":[{"event":"e","distinct_id":"u"}]}"#, NOW);
         assert_eq!(events.map(|e| (e[0].time_ms, e[0].source)), Ok((NOW, Dialect::EmpMix)));
