@@ -17,6 +17,8 @@ pub const PROJECTS_VAR: &str = "PROJECTS";
 pub const ARCHIVE_ENABLED_VAR: &str = "ARCHIVE_ENABLED";
 /// When set, every stored batch is also POSTed there as NDJSON.
 pub const HTTP_SINK_URL_VAR: &str = "HTTP_SINK_URL";
+/// When set, every user deletion is announced there (JSON) before it is done.
+pub const HTTP_SINK_ERASURE_URL_VAR: &str = "HTTP_SINK_ERASURE_URL";
 /// Rate limiters: per client IP, and per project.
 pub const RATE_LIMIT_IP: &str = "RATE_LIMIT_IP";
 pub const RATE_LIMIT_PROJECT: &str = "RATE_LIMIT_PROJECT";

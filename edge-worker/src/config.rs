@@ -1,6 +1,9 @@
 //! Configuration read from the environment on each request (it is small).
 
-use crate::bindings::{ARCHIVE_ENABLED_VAR, HTTP_SINK_URL_VAR, OUTBOX_REPLAY_AFTER_VAR, OUTBOX_VAR, PROJECTS_VAR};
+use crate::bindings::{
+    ARCHIVE_ENABLED_VAR, HTTP_SINK_ERASURE_URL_VAR, HTTP_SINK_URL_VAR, OUTBOX_REPLAY_AFTER_VAR, OUTBOX_VAR,
+    PROJECTS_VAR,
+};
 use ingest_core::auth::{ConfigError, Projects};
 use ingest_core::IngestError;
 use std::cell::RefCell;
@@ -53,6 +56,13 @@ pub fn archive_enabled(env: &Env) -> bool {
 
 pub fn http_sink_url(env: &Env) -> Option<String> {
     env.var(HTTP_SINK_URL_VAR)
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|u| !u.trim().is_empty())
+}
+
+pub fn http_sink_erasure_url(env: &Env) -> Option<String> {
+    env.var(HTTP_SINK_ERASURE_URL_VAR)
         .ok()
         .map(|v| v.to_string())
         .filter(|u| !u.trim().is_empty())

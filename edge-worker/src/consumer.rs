@@ -8,6 +8,7 @@ use crate::bindings::{ARCHIVE_BUCKET, DB, DEAD_LETTER_QUEUE_NAME};
 use crate::config;
 use crate::http::now_ms;
 use crate::storage;
+use ingest_core::dedup::dedup_key;
 use ingest_core::profile::ProfileUpdate;
 use ingest_core::profile_caps::apply_within_caps;
 use ingest_core::queue::Job;
@@ -56,7 +57,13 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
                 settle(message, result);
             }
             Ok(Job::Identity(link)) => {
-                let result = crate::identities::apply_link(&db, &link, now_ms()).await;
+                let queued_at = message.timestamp().as_millis() as i64;
+                let result = match crate::erasure::link_erased(&db, &link, queued_at).await {
+                    // Queued before an erasure of one of its ids: dropped.
+                    Ok(true) => Ok(()),
+                    Ok(false) => crate::identities::apply_link(&db, &link, now_ms()).await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
                 settle(message, result);
             }
             Ok(Job::BotDrop {
@@ -109,7 +116,15 @@ async fn store_profile(db: &D1Database, update: &ProfileUpdate, queue: &str, bod
     let current = storage::load_profile(db, &update.project, &update.distinct_id).await?;
     match apply_within_caps(current, &update.ops) {
         Ok(next) => {
-            storage::save_profile(db, &update.project, &update.distinct_id, next.as_ref(), update.time_ms).await
+            storage::save_profile(
+                db,
+                &update.project,
+                &update.distinct_id,
+                next.as_ref(),
+                update.time_ms,
+                update.received_at_ms,
+            )
+            .await
         }
         Err(refused) => {
             let reason = format!("profile cap: {} {}", refused.op, refused.error);
@@ -125,14 +140,19 @@ async fn store_events(
     outbox_ids: &[String],
     pack_sizes: &[usize],
 ) -> worker::Result<()> {
-    storage::insert_events(db, events, outbox_ids).await?;
+    let stored = storage::insert_events(db, events, outbox_ids).await?;
     // The sinks run after D1 so a retry (D1 ignores the repeats) re-sends
-    // the whole batch to them: they see every event at least once.
+    // the whole batch to them: they see every event at least once, except
+    // those an erasure's tombstone dropped on arrival.
+    let kept = |e: &&Event| stored.erased.is_empty() || !stored.erased.contains(&(dedup_key(e), e.distinct_id.clone()));
     if config::archive_enabled(env) {
-        archive(env, events, pack_sizes).await?;
+        archive(env, events, pack_sizes, &kept).await?;
     }
     if let Some(url) = config::http_sink_url(env) {
-        post_ndjson(&url, ndjson(events)).await?;
+        let body = ndjson(events.iter().filter(kept));
+        if !body.is_empty() {
+            post_ndjson(&url, body).await?;
+        }
     }
     Ok(())
 }
@@ -140,13 +160,24 @@ async fn store_events(
 /// Writes each message's events to R2. Object names are digests of their
 /// contents, and one message's events never change, so a message delivered
 /// again (in whatever batch) rewrites its own objects and nothing else.
-async fn archive(env: &Env, events: &[Event], pack_sizes: &[usize]) -> worker::Result<()> {
+async fn archive(
+    env: &Env,
+    events: &[Event],
+    pack_sizes: &[usize],
+    kept: &impl Fn(&&Event) -> bool,
+) -> worker::Result<()> {
     let bucket = env.bucket(ARCHIVE_BUCKET)?;
     let mut rest = events;
     for &size in pack_sizes {
         let (pack, tail) = rest.split_at(size.min(rest.len()));
         rest = tail;
-        for (key, body) in archive_objects(pack) {
+        // Copied only when an erasure took some of the batch.
+        let pack: std::borrow::Cow<'_, [Event]> = if pack.iter().all(|e| kept(&e)) {
+            pack.into()
+        } else {
+            pack.iter().filter(kept).cloned().collect::<Vec<_>>().into()
+        };
+        for (key, body) in archive_objects(&pack) {
             bucket.put(key, body.into_bytes()).execute().await?;
         }
     }
@@ -154,8 +185,13 @@ async fn archive(env: &Env, events: &[Event], pack_sizes: &[usize]) -> worker::R
 }
 
 async fn post_ndjson(url: &str, body: String) -> worker::Result<()> {
+    post(url, "application/x-ndjson", body).await
+}
+
+/// POSTs a body to a sink; anything but a 2xx is an error.
+pub async fn post(url: &str, content_type: &str, body: String) -> worker::Result<()> {
     let headers = worker::Headers::new();
-    headers.set("Content-Type", "application/x-ndjson")?;
+    headers.set("Content-Type", content_type)?;
     let mut init = worker::RequestInit::new();
     init.with_method(worker::Method::Post)
         .with_headers(headers)

@@ -6,6 +6,7 @@ mod bindings;
 mod config;
 mod consumer;
 mod crm_store;
+mod erasure;
 mod groups;
 mod http;
 mod identities;

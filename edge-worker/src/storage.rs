@@ -60,30 +60,49 @@ pub fn event_chunks(events: &[Event]) -> Vec<String> {
     chunks
 }
 
+/// What storing a batch did.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// Rows that were new.
+    pub inserted: usize,
+    /// `(dedup_key, distinct_id)` of events a tombstone erased on arrival:
+    /// not kept, and not for the sinks either.
+    pub erased: std::collections::HashSet<(String, String)>,
+}
+
 /// Inserts events in one D1 batch (one transaction): all or nothing. The
-/// outbox rows of the messages that carried them go in the same
-/// transaction, so a row outlives its events only if they were not stored.
-/// Returns how many rows were new.
-pub async fn insert_events(db: &D1Database, events: &[Event], outbox_ids: &[String]) -> Result<usize> {
+/// tombstone check of GDPR erasures runs in the same transaction, after the
+/// insert (`crate::erasure::on_arrival`). The outbox rows of the messages
+/// that carried the events go in it too, so a row outlives its events only
+/// if they were not stored.
+pub async fn insert_events(db: &D1Database, events: &[Event], outbox_ids: &[String]) -> Result<Stored> {
     let mut statements: Vec<D1PreparedStatement> = event_chunks(events)
         .into_iter()
         .map(|chunk| db.prepare(INSERT_EVENTS).bind(&[JsValue::from(chunk)]))
         .collect::<Result<_>>()?;
+    let inserts = statements.len();
+    let erasures = crate::erasure::on_arrival(db, events)?;
+    let erasure_count = erasures.len();
+    statements.extend(erasures);
     if !outbox_ids.is_empty() {
         statements.push(forget_outbox_statement(db, outbox_ids)?);
     }
     if statements.is_empty() {
-        return Ok(0);
+        return Ok(Stored::default());
     }
     let results = db.batch(statements).await?;
-    let mut inserted = 0;
-    for result in results {
+    let mut stored = Stored::default();
+    for result in &results {
         if let Some(error) = result.error() {
             return Err(worker::Error::RustError(error));
         }
-        inserted += result.meta()?.and_then(|m| m.changes).unwrap_or(0);
     }
-    Ok(inserted)
+    for result in results.iter().take(inserts) {
+        stored.inserted += result.meta()?.and_then(|m| m.changes).unwrap_or(0);
+    }
+    let erasure_results = results.get(inserts..inserts + erasure_count).unwrap_or_default();
+    stored.erased = crate::erasure::erased_on_arrival(erasure_results)?;
+    Ok(stored)
 }
 
 pub async fn add_bot_drop(db: &D1Database, project: &str, day: &str, reason: &str, events: u32) -> Result<()> {
@@ -151,17 +170,23 @@ pub async fn load_profiles(
         .collect())
 }
 
+/// Writes a profile (or deletes it when `profile` is `None`). An update
+/// received at or before an erasure of its person writes nothing: the
+/// tombstone check is part of the statement, so no erasure can fall between
+/// the check and the write.
 pub async fn save_profile(
     db: &D1Database,
     project: &str,
     distinct_id: &str,
     profile: Option<&Map<String, Value>>,
     now_ms: i64,
+    received_at_ms: i64,
 ) -> Result<()> {
     let statement = match profile {
         Some(props) => db
             .prepare(
-                "INSERT INTO profiles (project, distinct_id, properties, updated_at_ms) VALUES (?1, ?2, ?3, ?4) \
+                "INSERT INTO profiles (project, distinct_id, properties, updated_at_ms) SELECT ?1, ?2, ?3, ?4 \
+                 WHERE NOT EXISTS (SELECT 1 FROM erasures WHERE project = ?1 AND subject = ?5 AND erased_at_ms >= ?6) \
                  ON CONFLICT (project, distinct_id) DO UPDATE SET properties = excluded.properties, updated_at_ms = excluded.updated_at_ms",
             )
             .bind(&[
@@ -169,6 +194,8 @@ pub async fn save_profile(
                 distinct_id.into(),
                 Value::Object(props.clone()).to_string().into(),
                 JsValue::from_f64(now_ms as f64),
+                ingest_core::erasure::user_subject(distinct_id).into(),
+                JsValue::from_f64(received_at_ms as f64),
             ])?,
         None => db
             .prepare("DELETE FROM profiles WHERE project = ?1 AND distinct_id = ?2")
@@ -297,61 +324,6 @@ pub async fn export_range(
     .all()
     .await?
     .results::<EventRow>()
-}
-
-/// What a user deletion removed.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct Deleted {
-    pub events: usize,
-    pub profiles: usize,
-    pub dead_letters: usize,
-    /// Dedup keys whose KV marks the caller should drop.
-    #[serde(skip)]
-    pub dedup_keys: Vec<String>,
-}
-
-/// Deletes everything stored about one person: events under their
-/// distinct_id or under any device they used, their profile, and dead
-/// letters that mention them. One D1 batch, so it is all or nothing.
-pub async fn delete_user(db: &D1Database, project: &str, distinct_id: &str) -> Result<Deleted> {
-    #[derive(Deserialize)]
-    struct Key {
-        dedup_key: String,
-    }
-    // Devices the person used, so the anonymous events before they were
-    // identified go too.
-    let scope = "project = ?1 AND (distinct_id = ?2 OR device_id = ?2 OR device_id IN \
-        (SELECT device_id FROM events WHERE project = ?1 AND distinct_id = ?2 AND device_id IS NOT NULL))";
-    let ids = db
-        .prepare(format!("SELECT dedup_key FROM events WHERE {scope}"))
-        .bind(&[project.into(), distinct_id.into()])?
-        .all()
-        .await?
-        .results::<Key>()?;
-    let quoted = Value::String(distinct_id.to_owned()).to_string();
-    let results = db
-        .batch(vec![
-            db.prepare(format!("DELETE FROM events WHERE {scope}"))
-                .bind(&[project.into(), distinct_id.into()])?,
-            db.prepare("DELETE FROM profiles WHERE project = ?1 AND distinct_id = ?2")
-                .bind(&[project.into(), distinct_id.into()])?,
-            db.prepare("DELETE FROM dead_letters WHERE instr(body, ?1) > 0 AND instr(body, ?2) > 0")
-                .bind(&[quoted.into(), Value::String(project.to_owned()).to_string().into()])?,
-        ])
-        .await?;
-    let changes = |i: usize| {
-        results
-            .get(i)
-            .and_then(|r| r.meta().ok().flatten())
-            .and_then(|m| m.changes)
-            .unwrap_or(0)
-    };
-    Ok(Deleted {
-        events: changes(0),
-        profiles: changes(1),
-        dead_letters: changes(2),
-        dedup_keys: ids.into_iter().map(|k| k.dedup_key).collect(),
-    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -443,6 +443,7 @@ pub fn mixpanel_groups(data: &[u8]) {
             distinct_id: update.group_id.clone(),
             ops: update.ops.clone(),
             time_ms: update.time_ms,
+            received_at_ms: update.time_ms,
         });
     }
     let reply = mixpanel::track_reply(&request.params, updates.len(), &errors, &[]);

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bots;
 pub mod dedup;
 pub mod dialect;
+pub mod erasure;
 pub mod error;
 pub mod event;
 pub mod export;

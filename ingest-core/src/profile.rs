@@ -57,6 +57,11 @@ pub struct ProfileUpdate {
     pub distinct_id: String,
     pub ops: Vec<ProfileOp>,
     pub time_ms: i64,
+    /// When the worker accepted it: an erasure made later drops it on
+    /// arrival (see `erasure`). Messages queued before this field existed
+    /// read as 0, i.e. older than any erasure.
+    #[serde(default)]
+    pub received_at_ms: i64,
 }
 
 /// Applies operations to a profile. `None` means the profile does not exist

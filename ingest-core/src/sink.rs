@@ -39,13 +39,26 @@ pub fn archive_objects(events: &[Event]) -> Vec<(String, String)> {
         .into_iter()
         .map(|((project, day, hour), events)| {
             let body = ndjson(events);
-            let digest = crate::dedup::hex(&Sha256::digest(body.as_bytes())[..16]);
             (
-                format!("events/project={project}/dt={day}/hour={hour:02}/{digest}.ndjson"),
+                archive_key(&format!("events/project={project}/dt={day}/hour={hour:02}/"), &body),
                 body,
             )
         })
         .collect()
+}
+
+/// The archive partition (a key prefix) of an event of `project` at
+/// `time_ms`.
+pub fn archive_prefix(project: &str, time_ms: i64) -> String {
+    let day = crate::time::utc_day(time_ms);
+    let hour = time_ms.rem_euclid(86_400_000) / 3_600_000;
+    format!("events/project={project}/dt={day}/hour={hour:02}/")
+}
+
+/// The name of an archive object: its partition and a digest of its body.
+pub fn archive_key(prefix: &str, body: &str) -> String {
+    let digest = crate::dedup::hex(&Sha256::digest(body.as_bytes())[..16]);
+    format!("{prefix}{digest}.ndjson")
 }
 
 #[cfg(test)]
@@ -95,6 +108,8 @@ mod tests {
             assert_eq!(name.len(), 32 + ".ndjson".len(), "{name}");
         }
         assert_eq!(objects[0].1.lines().count(), 2);
+        assert_eq!(archive_prefix("a", h10 + 3_599_999), prefixes[0]);
+        assert_eq!(objects[0].0, archive_key(prefixes[0], &objects[0].1));
         let back: Event = serde_json::from_str(objects[1].1.trim_end()).expect("valid JSON line");
         assert_eq!(back.insert_id, "3");
     }

@@ -325,6 +325,7 @@ pub fn finish_profile(draft: ProfileDraft, index: usize, cx: &Context<'_>) -> Re
         distinct_id: distinct_id.unwrap_or_default(),
         ops: draft.ops,
         time_ms,
+        received_at_ms: cx.request.received_at_ms,
     };
     let size = serialized_len(&update);
     if size > MAX_EVENT_BYTES {

@@ -14,6 +14,9 @@ const sinkBodies = [];
 // Sink bodies holding one of these markers are refused once (500), so the
 // consumer retries their message after D1 and the archive have it.
 const failOnce = new Set(["r2-retry-1"]);
+// Erasure notices (HTTP_SINK_ERASURE_URL), and whether the sink refuses them.
+const notices = [];
+let refuseNotices = false;
 
 before(async () => {
   const sinkPort = await freePort();
@@ -21,6 +24,11 @@ before(async () => {
     let body = "";
     req.on("data", (d) => (body += d));
     req.on("end", () => {
+      if (req.url === "/erasure") {
+        if (refuseNotices) return res.writeHead(503).end();
+        notices.push({ type: req.headers["content-type"], body: JSON.parse(body) });
+        return res.writeHead(204).end();
+      }
       const marker = [...failOnce].find((m) => body.includes(`"${m}"`));
       if (marker) {
         failOnce.delete(marker);
@@ -31,7 +39,8 @@ before(async () => {
     });
   });
   await new Promise((r) => sink.listen(sinkPort, "127.0.0.1", r));
-  worker = await startWorker({ vars: { ARCHIVE_ENABLED: "1", HTTP_SINK_URL: `http://127.0.0.1:${sinkPort}/ingest` } });
+  worker = await startWorker({ vars: { ARCHIVE_ENABLED: "1", HTTP_SINK_URL: `http://127.0.0.1:${sinkPort}/ingest`,
+    HTTP_SINK_ERASURE_URL: `http://127.0.0.1:${sinkPort}/erasure` } });
 });
 after(async () => {
   await worker?.stop();
@@ -270,6 +279,58 @@ test("R2: a batch delivered again after the archive wrote it leaves one copy", a
   assert.equal(failOnce.size, 0, "the first delivery was refused");
   const ids = (await archived(ts, "r2-retry-")).map((e) => e.insert_id).sort();
   assert.deepEqual(ids, ["r2-retry-1", "r2-retry-2"], "one copy of each");
+});
+
+test("erasure: the HTTP sink hears of it first (refused: nothing deleted), the archive is scrubbed of the person only", async () => {
+  const ts = now();
+  assert.equal((await collect(worker.base, [
+    { n: "x", i: "er-user-1", d: "er-dev", id: "er-user", ts },
+    { n: "x", i: "er-anon-1", d: "er-dev", ts },
+    { n: "x", i: "er-other-1", d: "er-dev-2", id: "er-other", ts },
+  ])).status, 202);
+  await waitForEvents(worker.base, (e) => e.filter((x) => x.insert_id.startsWith("er-")).length === 3);
+  const deadline = Date.now() + 10_000;
+  while ((await archived(ts, "er-")).length < 3 && Date.now() < deadline) await sleep(250);
+  const othersBefore = (await archived(ts, "")).filter((e) => !e.insert_id.startsWith("er-")).length;
+  const erase = () => fetch(`${worker.base}/api/users/delete`, { method: "POST", headers: { "x-api-key": SECRET }, body: JSON.stringify({ distinct_id: "er-user" }) });
+
+  refuseNotices = true;
+  const refused = await erase();
+  refuseNotices = false;
+  assert.equal(refused.status, 503);
+  assert.equal((await exportEvents(worker.base)).filter((x) => x.insert_id.startsWith("er-")).length, 3, "nothing deleted");
+
+  const r = await erase();
+  assert.equal(r.status, 200);
+  const answer = await r.json();
+  assert.equal(answer.deleted.events, 2);
+  assert.equal(answer.http_sink_notified, true);
+  assert.deepEqual(answer.archive_prefixes, [hourPrefix(ts)]);
+  assert.equal(notices.length, 1);
+  assert.equal(notices[0].type, "application/json");
+  const { erased_at_ms: at, ...notice } = notices[0].body;
+  assert.deepEqual(notice, { type: "erasure", project: "demo", distinct_id: "er-user", devices: ["er-dev"] });
+  assert.ok(at >= ts);
+
+  let removed = 0;
+  for (const prefix of answer.archive_prefixes) {
+    let cursor = null;
+    do {
+      const scrub = await fetch(`${worker.base}/api/archive/scrub`, { method: "POST", headers: { "x-api-key": SECRET }, body: JSON.stringify({ prefix, cursor }) });
+      assert.equal(scrub.status, 200);
+      const done = await scrub.json();
+      removed += done.events_removed;
+      cursor = done.cursor;
+    } while (cursor);
+  }
+  assert.equal(removed, 2);
+  assert.deepEqual((await archived(ts, "er-")).map((e) => e.insert_id), ["er-other-1"]);
+  assert.equal((await archived(ts, "")).filter((e) => !e.insert_id.startsWith("er-")).length, othersBefore, "nobody else's lines");
+  const objects = await archiveObjects(worker.persistDir, hourPrefix(ts));
+  for (const { key } of objects) assert.match(key, /\/[0-9a-f]{32}\.ndjson$/);
+  // Another project's folder cannot be named.
+  const foreign = await fetch(`${worker.base}/api/archive/scrub`, { method: "POST", headers: { "x-api-key": SECRET }, body: JSON.stringify({ prefix: "events/project=other/" }) });
+  assert.equal(foreign.status, 400);
 });
 
 test("when D1 writes fail the consumer retries, then dead-letters every event", async () => {

@@ -3,7 +3,7 @@
 //! of `{"event", "properties": {time (s), distinct_id, $insert_id, …}}`).
 
 use crate::http::{database, header, now_ms, query};
-use crate::{config, stats, storage};
+use crate::{config, erasure, stats, storage};
 use ingest_core::auth::{KeyKind, Project};
 use ingest_core::dialect::mixpanel;
 use ingest_core::dialect::Reply;
@@ -199,8 +199,13 @@ const DELETE_KV_MARKS_MAX: usize = 500;
 /// Dead letters re-queued by one replay call.
 const REPLAY_MAX_LETTERS: u32 = 100;
 
-/// `POST /api/users/delete` with `{"distinct_id": "…"}`: deletes one
-/// person's events, profile, dead letters and dedup marks (GDPR erasure).
+/// `POST /api/users/delete` with `{"distinct_id": "…"}`: GDPR erasure of one
+/// person (see `ingest_core::erasure` for whose events): events, profile,
+/// their part of every dead letter, dedup marks, and tombstones that keep
+/// their data still in the queue or outbox out. With `HTTP_SINK_ERASURE_URL`
+/// set, the erasure is announced there first; if that fails, nothing is
+/// deleted and the answer is a 503 to retry. When the archive is on, the
+/// answer lists the partitions to scrub (`POST /api/archive/scrub`).
 pub async fn delete_user(mut req: Request, env: &Env) -> Reply {
     delete_reply(&mut req, env).await.unwrap_or_else(|e| error(&e))
 }
@@ -216,7 +221,23 @@ async fn delete_reply(req: &mut Request, env: &Env) -> Result<Reply, IngestError
         _ => return Err(IngestError::BadRequest("body must be a JSON object".into())),
     };
     let db = database(env)?;
-    let deleted = storage::delete_user(&db, &project.id, &distinct_id)
+    let plan = erasure::plan(&db, &project.id, &distinct_id)
+        .await
+        .map_err(|_| IngestError::Unavailable)?;
+    let now = now_ms();
+    let sink_notified = match config::http_sink_erasure_url(env) {
+        Some(url) => {
+            let notice = json!({"type": "erasure", "project": project.id, "distinct_id": distinct_id,
+                "devices": plan.scope.devices, "erased_at_ms": now});
+            if let Err(e) = crate::consumer::post(&url, "application/json", notice.to_string()).await {
+                worker::console_error!("erasure notice refused, nothing deleted: {e}");
+                return Err(IngestError::Unavailable);
+            }
+            true
+        }
+        None => false,
+    };
+    let erased = erasure::apply(&db, &plan, now)
         .await
         .map_err(|_| IngestError::Unavailable)?;
     // The CRM API's links hold the person's email and ids.
@@ -225,17 +246,66 @@ async fn delete_reply(req: &mut Request, env: &Env) -> Result<Reply, IngestError
         .map_err(|_| IngestError::Unavailable)?;
     let mut marks = 0;
     if let Ok(kv) = env.kv(crate::bindings::DEDUP_KV) {
-        for key in deleted.dedup_keys.iter().take(DELETE_KV_MARKS_MAX) {
+        for key in plan.dedup_keys.iter().take(DELETE_KV_MARKS_MAX) {
             if kv.delete(&ingest_core::dedup::kv_key(&project.id, key)).await.is_ok() {
                 marks += 1;
             }
         }
     }
-    Ok(Reply::json(
-        200,
-        &json!({"distinct_id": distinct_id, "deleted": {"events": deleted.events, "profiles": deleted.profiles,
-            "dead_letters": deleted.dead_letters, "dedup_marks": marks, "crm_identities": identities}}),
-    ))
+    let mut answer = json!({"distinct_id": distinct_id,
+        "deleted": {"events": erased.events, "profiles": erased.profiles,
+            "dead_letters": erased.dead_letters, "identities": erased.identities, "dedup_marks": marks,
+            "crm_identities": identities},
+        "devices": plan.scope.devices.len(), "tombstones": erased.tombstones,
+        "http_sink_notified": sink_notified});
+    if config::archive_enabled(env) {
+        answer["archive_prefixes"] = json!(plan.archive_prefixes);
+    }
+    Ok(Reply::json(200, &answer))
+}
+
+/// Archive objects one scrub call rewrites at most (each is read, filtered
+/// and written back within the request).
+const ARCHIVE_SCRUB_MAX_OBJECTS: u32 = 50;
+
+/// `POST /api/archive/scrub` with `{"prefix": "events/project=P/…", "cursor"}`:
+/// rewrites up to 50 R2 archive objects under the prefix without the events
+/// that the project's erasures cover; the answer's `cursor`, when not null,
+/// continues. Only the calling project's folder can be named.
+pub async fn scrub_archive(mut req: Request, env: &Env) -> Reply {
+    scrub_reply(&mut req, env).await.unwrap_or_else(|e| error(&e))
+}
+
+async fn scrub_reply(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
+    let project = secret_project(req, env)?;
+    let body = crate::http::read_body(req).await?;
+    let Value::Object(map) = ingest_core::payload::parse_json(&body)? else {
+        return Err(IngestError::BadRequest("body must be a JSON object".into()));
+    };
+    let folder = format!("events/project={}/", project.id);
+    let prefix = match map.get("prefix") {
+        Some(Value::String(p)) if p.starts_with(&folder) => p.clone(),
+        _ => return Err(IngestError::BadRequest(format!("prefix must start with {folder}"))),
+    };
+    let cursor = match map.get("cursor") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) => Some(c.clone()),
+        _ => return Err(IngestError::BadRequest("cursor must be a string".into())),
+    };
+    if !config::archive_enabled(env) {
+        return Err(IngestError::BadRequest("the archive is not enabled".into()));
+    }
+    let db = database(env)?;
+    let bucket = env
+        .bucket(crate::bindings::ARCHIVE_BUCKET)
+        .map_err(|_| IngestError::Unavailable)?;
+    let done = erasure::scrub_archive(&db, &bucket, &project.id, &prefix, cursor, ARCHIVE_SCRUB_MAX_OBJECTS)
+        .await
+        .map_err(|e| {
+            worker::console_error!("archive scrub failed: {e}");
+            IngestError::Unavailable
+        })?;
+    Ok(Reply::json(200, &json!(done)))
 }
 
 /// `POST /api/dead-letters/replay`: puts a project's dead letters back on

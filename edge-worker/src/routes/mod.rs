@@ -65,12 +65,13 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         (Method::Get, "/api/identity") => api::identity(req, &env).await,
         (Method::Post, "/api/users/delete") => api::delete_user(req, &env).await,
         (Method::Post, "/api/dead-letters/replay") => api::replay_dead_letters(req, &env).await,
+        (Method::Post, "/api/archive/scrub") => api::scrub_archive(req, &env).await,
         (Method::Get, "/api/2.0/export" | "/api/export") => api::export(req, &env).await,
 
         (_, "/api/stats" | "/api/profile" | "/api/group" | "/api/identity" | "/api/2.0/export" | "/api/export") => {
             api::error(&IngestError::MethodNotAllowed).with_header("Allow", "GET")
         }
-        (_, "/api/users/delete" | "/api/dead-letters/replay") => {
+        (_, "/api/users/delete" | "/api/dead-letters/replay" | "/api/archive/scrub") => {
             api::error(&IngestError::MethodNotAllowed).with_header("Allow", "POST")
         }
 

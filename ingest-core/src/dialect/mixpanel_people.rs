@@ -55,6 +55,7 @@ mod tests {
             distinct_id: "u".into(),
             ops,
             time_ms: 1_700_000_000_999,
+            received_at_ms: 1_700_000_000_999,
         }
     }
 
