@@ -495,7 +495,12 @@ describe("configuration", () => {
       const again = await fetch(`${bad.base}/public/events`, { headers: { "x-api-key": "a-secret-71d0" } });
       assert.equal(again.status, 503);
       assert.equal((await again.json()).status, 0, "in Emp-Mix's own shape");
+      // The worker's output reaches us a moment after its answers: wait
+      // for wrangler's line of the last request, then count.
+      const deadline = Date.now() + 10_000;
+      while (!/GET \/public\/events 503/.test(bad.log()) && Date.now() < deadline) await sleep(100);
       const log = bad.log();
+      assert.match(log, /GET \/public\/events 503/);
       const refusals = log.split("\n").filter((l) => l.includes("PROJECTS is refused"));
       assert.equal(refusals.length, 1, `checked once, not per request:\n${refusals.join("\n")}`);
       assert.match(refusals[0], /project b's secret is also project a's token/);
