@@ -132,7 +132,7 @@
     const query = new URLSearchParams({ from: range.from, to: range.to });
     let response;
     try {
-      response = await fetch("/api/stats?" + query, { headers: { "x-api-key": key }, cache: "no-store", credentials: "omit" });
+      response = await fetch("/api/stats/v1?" + query, { headers: { "x-api-key": key }, cache: "no-store", credentials: "omit" });
     } catch (e) {
       throw new ApiError(0, MESSAGES.network);
     }

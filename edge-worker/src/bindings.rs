@@ -28,3 +28,7 @@ pub const RATE_LIMITS_VAR: &str = "RATE_LIMITS";
 pub const OUTBOX_VAR: &str = "OUTBOX";
 /// Seconds an outbox row may wait before the sweeper queues it again.
 pub const OUTBOX_REPLAY_AFTER_VAR: &str = "OUTBOX_REPLAY_AFTER_SECONDS";
+/// Seconds without news before a visit is made final (default 1800).
+pub const VISIT_FINALIZE_AFTER_VAR: &str = "VISIT_FINALIZE_AFTER_SECONDS";
+/// `"off"` keeps events only (no visits or rollups): a benchmark baseline.
+pub const READ_MODEL_VAR: &str = "READ_MODEL";

@@ -84,3 +84,23 @@ pub fn outbox_replay_after_ms(env: &Env) -> i64 {
         .unwrap_or(DEFAULT_OUTBOX_REPLAY_AFTER_SECONDS)
         * 1000
 }
+
+/// A visit is made final once nothing arrived for it this long.
+const DEFAULT_VISIT_FINALIZE_AFTER_SECONDS: i64 = 30 * 60;
+
+pub fn visit_finalize_after_ms(env: &Env) -> i64 {
+    env.var(crate::bindings::VISIT_FINALIZE_AFTER_VAR)
+        .ok()
+        .and_then(|v| v.to_string().parse::<i64>().ok())
+        .filter(|s| *s >= 1)
+        .unwrap_or(DEFAULT_VISIT_FINALIZE_AFTER_SECONDS)
+        * 1000
+}
+
+/// `READ_MODEL = "off"` stores events without visits and rollups: only the
+/// benchmark's baseline uses it.
+pub fn read_model_enabled(env: &Env) -> bool {
+    env.var(crate::bindings::READ_MODEL_VAR)
+        .map(|v| v.to_string() != "off")
+        .unwrap_or(true)
+}

@@ -66,6 +66,11 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
                 };
                 settle(message, result);
             }
+            Ok(Job::FinalizeVisits { project, before_ms }) => {
+                let projects = config::projects(&env).ok();
+                let result = crate::readmodel::finalize(&db, projects.as_deref(), &project, before_ms).await;
+                settle(message, result);
+            }
             Ok(Job::BotDrop {
                 project,
                 day,
@@ -140,7 +145,16 @@ async fn store_events(
     outbox_ids: &[String],
     pack_sizes: &[usize],
 ) -> worker::Result<()> {
-    let stored = storage::insert_events(db, events, outbox_ids).await?;
+    let projects = config::projects(env).ok();
+    let stored = crate::readmodel::store(
+        db,
+        projects.as_deref(),
+        events,
+        outbox_ids,
+        now_ms(),
+        config::read_model_enabled(env),
+    )
+    .await?;
     // The sinks run after D1 so a retry (D1 ignores the repeats) re-sends
     // the whole batch to them: they see every event at least once, except
     // those an erasure's tombstone dropped on arrival.
@@ -262,4 +276,36 @@ pub async fn sweep_outbox(env: &Env) -> worker::Result<usize> {
         .await
         .map_err(|e| worker::Error::RustError(e.to_string()))?;
     Ok(count)
+}
+
+/// Deletes raw events older than each project's `raw_retention_days`, a
+/// bounded number per run ([`storage::RETENTION_DELETE_ROWS`]).
+/// Asks the consumer to make each project's quiet visits final (see
+/// `readmodel::finalize`); queued, so it never runs beside a batch.
+pub async fn queue_finalization(env: &Env) -> worker::Result<()> {
+    let projects = config::projects(env).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let before_ms = now_ms() - config::visit_finalize_after_ms(env);
+    let jobs = projects
+        .all()
+        .iter()
+        .map(|p| Job::FinalizeVisits {
+            project: p.id.clone(),
+            before_ms,
+        })
+        .collect();
+    crate::pipeline::requeue(env, jobs)
+        .await
+        .map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+pub async fn apply_retention(env: &Env) -> worker::Result<usize> {
+    let db = env.d1(DB)?;
+    let projects = config::projects(env).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let now = now_ms();
+    let mut deleted = 0;
+    for project in projects.all() {
+        let cutoff = now - i64::from(project.raw_retention_days) * 86_400_000;
+        deleted += storage::prune(&db, &project.id, cutoff, now).await?;
+    }
+    Ok(deleted)
 }

@@ -25,6 +25,46 @@ const ERASE_ON_ARRIVAL: &str = "DELETE FROM events WHERE (project, dedup_key, di
   AND t.subject = json_extract(j.value, '$.subject') AND t.erased_at_ms >= json_extract(j.value, '$.received_at_ms')) \
  RETURNING dedup_key, distinct_id";
 
+/// Events of a batch that a tombstone already erases, found before the
+/// read model counts them (the same rule as [`ERASE_ON_ARRIVAL`], read
+/// instead of deleted): `(project, dedup_key, distinct_id)`.
+pub async fn erased_already(db: &D1Database, events: &[Event]) -> Result<HashSet<(String, String, String)>> {
+    #[derive(Deserialize)]
+    struct Row {
+        project: String,
+        dedup_key: String,
+        distinct_id: String,
+    }
+    let mut found = HashSet::new();
+    let texts: Vec<String> = arrivals(events)
+        .iter()
+        .filter_map(|a| serde_json::to_string(a).ok())
+        .collect();
+    let mut start = 0;
+    while start < texts.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < texts.len() && (end == start || bytes + texts[end].len() + 2 <= D1_JSON_CHUNK_MAX_BYTES) {
+            bytes += texts[end].len() + 1;
+            end += 1;
+        }
+        let rows = db
+            .prepare(
+                "SELECT json_extract(j.value, '$.project') AS project, json_extract(j.value, '$.dedup_key') AS dedup_key, \
+                 json_extract(j.value, '$.distinct_id') AS distinct_id FROM json_each(?1) AS j JOIN erasures AS t \
+                 ON t.project = json_extract(j.value, '$.project') AND t.subject = json_extract(j.value, '$.subject') \
+                 AND t.erased_at_ms >= json_extract(j.value, '$.received_at_ms')",
+            )
+            .bind(&[JsValue::from(format!("[{}]", texts[start..end].join(",")))])?
+            .all()
+            .await?
+            .results::<Row>()?;
+        found.extend(rows.into_iter().map(|r| (r.project, r.dedup_key, r.distinct_id)));
+        start = end;
+    }
+    Ok(found)
+}
+
 /// The statements that honour tombstones for `events` (see
 /// [`ERASE_ON_ARRIVAL`]), one per JSON chunk of their arrivals.
 pub fn on_arrival(db: &D1Database, events: &[Event]) -> Result<Vec<D1PreparedStatement>> {

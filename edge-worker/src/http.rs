@@ -67,7 +67,9 @@ pub fn request_context(req: &Request) -> RequestContext {
         user_agent: header(req, "user-agent"),
         // Cloudflare sets this on every request; the IP is hashed, never kept.
         ip: header(req, "cf-connecting-ip"),
-        country: cf.and_then(|cf| cf.country()),
+        country: cf.as_ref().and_then(|cf| cf.country()),
+        region: cf.as_ref().and_then(|cf| cf.region()).filter(|r| !r.is_empty()),
+        city: cf.as_ref().and_then(|cf| cf.city()).filter(|c| !c.is_empty()),
         verified_bot: cf.is_some_and(|cf| cf.verified_bot_category().is_some_and(|c| !c.is_empty())),
         request_id: crate::pipeline::random_uuid(),
     }
@@ -114,6 +116,22 @@ pub enum Audience {
     Browser,
     /// Server SDKs and the dashboard on our own origin: no CORS at all.
     Server,
+}
+
+/// A server API's streamed 200 (the raw export): the same headers as
+/// [`to_response`] gives server replies.
+pub fn stream_response<S>(stream: S, content_type: &str) -> Result<Response>
+where
+    S: futures_util::TryStream + 'static,
+    S::Ok: Into<Vec<u8>>,
+    S::Error: Into<worker::Error>,
+{
+    let headers = Headers::new();
+    headers.set("Content-Type", content_type)?;
+    headers.set("Cache-Control", "no-store")?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
+    headers.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")?;
+    Ok(Response::from_stream(stream)?.with_headers(headers))
 }
 
 pub fn to_response(reply: Reply, audience: Audience, origin: Option<&str>) -> Result<Response> {

@@ -13,8 +13,10 @@ mod identities;
 mod pipeline;
 mod profiles;
 mod ratelimit;
+mod readmodel;
 mod routes;
 mod stats;
+mod stats_v1;
 mod storage;
 
 use worker::{
@@ -31,12 +33,20 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
     consumer::handle(batch, env).await
 }
 
-/// Every minute: re-queue event messages the outbox holds past their grace.
+/// Every minute: re-queue event messages the outbox holds past their
+/// grace, make quiet visits final, and delete raw events past each
+/// project's retention.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     if config::outbox_enabled(&env) {
         if let Err(e) = consumer::sweep_outbox(&env).await {
             console_error!("outbox sweep failed: {e}");
         }
+    }
+    if let Err(e) = consumer::queue_finalization(&env).await {
+        console_error!("visit finalization not queued: {e}");
+    }
+    if let Err(e) = consumer::apply_retention(&env).await {
+        console_error!("retention failed: {e}");
     }
 }

@@ -4,43 +4,39 @@
 //! primary key `(project, dedup_key)`, the authoritative dedup
 //! ([`ingest_core::dedup::dedup_key`]).
 
-use ingest_core::dedup::dedup_key;
-use ingest_core::export::Page;
+use ingest_core::export::{Cursor, ExportRow, Page, EXPORT_COLUMNS};
 use ingest_core::limits::D1_JSON_CHUNK_MAX_BYTES;
-use ingest_core::Event;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Result};
 
-const INSERT_EVENTS: &str = "INSERT OR IGNORE INTO events \
- (project, dedup_key, insert_id, event, distinct_id, device_id, time_ms, received_at_ms, url, referrer, title, screen, properties, source, user_agent, country) \
- SELECT json_extract(value, '$.project'), json_extract(value, '$.dedup_key'), json_extract(value, '$.insert_id'), json_extract(value, '$.name'), \
- json_extract(value, '$.distinct_id'), json_extract(value, '$.device_id'), json_extract(value, '$.time_ms'), \
- json_extract(value, '$.received_at_ms'), json_extract(value, '$.page.url'), json_extract(value, '$.page.referrer'), \
- json_extract(value, '$.page.title'), json_extract(value, '$.page.screen'), json(json_extract(value, '$.properties')), \
- json_extract(value, '$.source'), json_extract(value, '$.user_agent'), json_extract(value, '$.country') \
+/// Event rows go in as JSON objects: the canonical event flattened, its
+/// enrichment (ingest-core's `readmodel::batch::StoredEvent`) and its
+/// dedup key.
+pub const INSERT_EVENTS: &str = "INSERT OR IGNORE INTO events \
+ (project, dedup_key, insert_id, event, distinct_id, device_id, time_ms, received_at_ms, url, referrer, title, screen, \
+ properties, source, country, region, city, path, hostname, referrer_source, channel, utm_source, utm_medium, \
+ utm_campaign, utm_term, utm_content, browser, browser_version, os, device, visit_id) \
+ SELECT json_extract(value, '$.project'), json_extract(value, '$.dedup_key'), json_extract(value, '$.insert_id'), \
+ json_extract(value, '$.name'), json_extract(value, '$.distinct_id'), json_extract(value, '$.device_id'), \
+ json_extract(value, '$.time_ms'), json_extract(value, '$.received_at_ms'), json_extract(value, '$.page.url'), \
+ json_extract(value, '$.page.referrer'), json_extract(value, '$.page.title'), json_extract(value, '$.page.screen'), \
+ json(json_extract(value, '$.properties')), json_extract(value, '$.source'), json_extract(value, '$.country'), \
+ json_extract(value, '$.region'), json_extract(value, '$.city'), json_extract(value, '$.path'), \
+ json_extract(value, '$.hostname'), json_extract(value, '$.referrer_source'), json_extract(value, '$.channel'), \
+ json_extract(value, '$.utm_source'), json_extract(value, '$.utm_medium'), json_extract(value, '$.utm_campaign'), \
+ json_extract(value, '$.utm_term'), json_extract(value, '$.utm_content'), json_extract(value, '$.browser'), \
+ json_extract(value, '$.browser_version'), json_extract(value, '$.os'), json_extract(value, '$.device'), \
+ json_extract(value, '$.visit_id') \
  FROM json_each(?1)";
 
-/// An event as the insert statement reads it: the event's own fields and
-/// its dedup key, computed here so queued messages (and dead letters from
-/// before the key existed) need not carry it.
-#[derive(serde::Serialize)]
-struct Row<'a> {
-    #[serde(flatten)]
-    event: &'a Event,
-    dedup_key: String,
-}
-
-/// Cuts events into JSON arrays no larger than the chunk cap.
-pub fn event_chunks(events: &[Event]) -> Vec<String> {
+/// Cuts rows (each serialised as one JSON object) into JSON arrays no
+/// larger than the chunk cap.
+pub fn json_chunks<T: serde::Serialize>(rows: impl IntoIterator<Item = T>) -> Vec<String> {
     let mut chunks = Vec::new();
     let mut current = String::from("[");
-    for event in events {
-        let row = Row {
-            event,
-            dedup_key: dedup_key(event),
-        };
+    for row in rows {
         let Ok(text) = serde_json::to_string(&row) else {
             continue;
         };
@@ -63,46 +59,9 @@ pub fn event_chunks(events: &[Event]) -> Vec<String> {
 /// What storing a batch did.
 #[derive(Debug, Default)]
 pub struct Stored {
-    /// Rows that were new.
-    pub inserted: usize,
     /// `(dedup_key, distinct_id)` of events a tombstone erased on arrival:
     /// not kept, and not for the sinks either.
     pub erased: std::collections::HashSet<(String, String)>,
-}
-
-/// Inserts events in one D1 batch (one transaction): all or nothing. The
-/// tombstone check of GDPR erasures runs in the same transaction, after the
-/// insert (`crate::erasure::on_arrival`). The outbox rows of the messages
-/// that carried the events go in it too, so a row outlives its events only
-/// if they were not stored.
-pub async fn insert_events(db: &D1Database, events: &[Event], outbox_ids: &[String]) -> Result<Stored> {
-    let mut statements: Vec<D1PreparedStatement> = event_chunks(events)
-        .into_iter()
-        .map(|chunk| db.prepare(INSERT_EVENTS).bind(&[JsValue::from(chunk)]))
-        .collect::<Result<_>>()?;
-    let inserts = statements.len();
-    let erasures = crate::erasure::on_arrival(db, events)?;
-    let erasure_count = erasures.len();
-    statements.extend(erasures);
-    if !outbox_ids.is_empty() {
-        statements.push(forget_outbox_statement(db, outbox_ids)?);
-    }
-    if statements.is_empty() {
-        return Ok(Stored::default());
-    }
-    let results = db.batch(statements).await?;
-    let mut stored = Stored::default();
-    for result in &results {
-        if let Some(error) = result.error() {
-            return Err(worker::Error::RustError(error));
-        }
-    }
-    for result in results.iter().take(inserts) {
-        stored.inserted += result.meta()?.and_then(|m| m.changes).unwrap_or(0);
-    }
-    let erasure_results = results.get(inserts..inserts + erasure_count).unwrap_or_default();
-    stored.erased = crate::erasure::erased_on_arrival(erasure_results)?;
-    Ok(stored)
 }
 
 pub async fn add_bot_drop(db: &D1Database, project: &str, day: &str, reason: &str, events: u32) -> Result<()> {
@@ -254,12 +213,7 @@ pub async fn save_group(
 pub struct EventRow {
     pub insert_id: String,
     pub event: String,
-    /// The id the event came with.
     pub distinct_id: String,
-    /// Its person: the identity map's canonical id for `distinct_id` (read
-    /// by Mixpanel's export only).
-    #[serde(default)]
-    pub resolved_distinct_id: Option<String>,
     pub device_id: Option<String>,
     pub time_ms: f64,
     pub received_at_ms: f64,
@@ -299,31 +253,38 @@ pub async fn events_page(db: &D1Database, project: &str, page: Page) -> Result<(
     Ok((rows, total.map_or(0, |c| c.n as u64)))
 }
 
-/// Events of a date range in Mixpanel's raw-export shape, oldest first,
-/// each under its person's canonical id (as Mixpanel's exports show merged
-/// ids), with the id it came with beside it.
-pub async fn export_range(
+/// One page of a range's events for the raw export, ordered by time then
+/// dedup key, after `after` when given.
+pub async fn export_page(
     db: &D1Database,
     project: &str,
     start_ms: i64,
     end_ms: i64,
+    after: Option<&Cursor>,
     limit: u32,
-) -> Result<Vec<EventRow>> {
+) -> Result<Vec<ExportRow>> {
+    // Merged and aliased ids export as their person, as in Mixpanel.
     let resolved = crate::identities::RESOLVED_DISTINCT_ID;
+    let (after_time, after_key) = match after {
+        Some(c) => (c.time_ms as f64, c.dedup_key.as_str()),
+        None => (f64::MIN, ""),
+    };
     db.prepare(format!(
-        "SELECT {EVENT_COLUMNS}, {resolved} AS resolved_distinct_id FROM events \
+        "SELECT {EXPORT_COLUMNS}, {resolved} AS resolved_distinct_id FROM events \
          WHERE project = ?1 AND time_ms >= ?2 AND time_ms < ?3 \
-         ORDER BY time_ms, insert_id, dedup_key LIMIT ?4"
+         AND (time_ms, dedup_key) > (?4, ?5) ORDER BY time_ms, dedup_key LIMIT ?6"
     ))
     .bind(&[
         project.into(),
         JsValue::from_f64(start_ms as f64),
         JsValue::from_f64(end_ms as f64),
+        JsValue::from_f64(after_time),
+        after_key.into(),
         limit.into(),
     ])?
     .all()
     .await?
-    .results::<EventRow>()
+    .results::<ExportRow>()
 }
 
 #[derive(Debug, Deserialize)]
@@ -354,7 +315,7 @@ pub async fn forget_dead_letters(db: &D1Database, ids: &[f64]) -> Result<usize> 
     Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0))
 }
 
-fn forget_outbox_statement(db: &D1Database, ids: &[String]) -> Result<D1PreparedStatement> {
+pub fn forget_outbox_statement(db: &D1Database, ids: &[String]) -> Result<D1PreparedStatement> {
     let list = Value::Array(ids.iter().cloned().map(Value::String).collect()).to_string();
     db.prepare("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?1))")
         .bind(&[list.into()])
@@ -409,4 +370,48 @@ pub async fn take_stale_outbox(db: &D1Database, cutoff_ms: i64, now_ms: i64, lim
             .await?;
     }
     Ok(rows)
+}
+
+/// Raw rows deleted per project by one cron run; the cron runs every
+/// minute, so a backlog drains in bounded steps.
+pub const RETENTION_DELETE_ROWS: u32 = 5_000;
+/// Per-minute rollups kept for the realtime view.
+pub const REALTIME_KEEP_MS: i64 = 2 * 60 * 60 * 1000;
+
+/// Deletes raw events and visits older than `cutoff_ms` (at most
+/// [`RETENTION_DELETE_ROWS`] of each) and per-minute rows past the
+/// realtime window. Rollups stay. Returns the events deleted.
+pub async fn prune(db: &D1Database, project: &str, cutoff_ms: i64, now_ms: i64) -> Result<usize> {
+    let results = db
+        .batch(vec![
+            db.prepare(
+                "DELETE FROM events WHERE project = ?1 AND dedup_key IN \
+                 (SELECT dedup_key FROM events WHERE project = ?1 AND time_ms < ?2 LIMIT ?3)",
+            )
+            .bind(&[
+                project.into(),
+                JsValue::from_f64(cutoff_ms as f64),
+                RETENTION_DELETE_ROWS.into(),
+            ])?,
+            // A visit ends within a day of its start in practice; the day's
+            // margin keeps visits whose events are still kept.
+            db.prepare(
+                "DELETE FROM visits WHERE project = ?1 AND visit_id IN \
+                 (SELECT visit_id FROM visits WHERE project = ?1 AND start_ms < ?2 AND last_ms < ?3 LIMIT ?4)",
+            )
+            .bind(&[
+                project.into(),
+                JsValue::from_f64((cutoff_ms - 86_400_000) as f64),
+                JsValue::from_f64(cutoff_ms as f64),
+                RETENTION_DELETE_ROWS.into(),
+            ])?,
+            db.prepare("DELETE FROM rollup_minutes WHERE project = ?1 AND minute_ms < ?2")
+                .bind(&[project.into(), JsValue::from_f64((now_ms - REALTIME_KEEP_MS) as f64)])?,
+        ])
+        .await?;
+    Ok(results
+        .first()
+        .and_then(|r| r.meta().ok().flatten())
+        .and_then(|m| m.changes)
+        .unwrap_or(0))
 }

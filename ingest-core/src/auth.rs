@@ -3,8 +3,11 @@
 //! compared in constant time and never echoed.
 
 use crate::error::IngestError;
-use crate::limits::{MAX_RATE_LIMIT, RATE_LIMIT_SLOT_REQUESTS};
+use crate::limits::{MAX_PROPERTY_KEY_CHARS, MAX_RATE_LIMIT, RATE_LIMIT_SLOT_REQUESTS};
 use crate::rate::RateLimits;
+use crate::readmodel::rollup::MAX_ROLLUP_PROPERTIES;
+use crate::readmodel::Goal;
+use crate::zone::Zone;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
@@ -20,7 +23,25 @@ pub struct Project {
     pub redirect_hosts: Vec<String>,
     /// Requests per period and location for each kind of key.
     pub rate_limits: RateLimits,
+    /// The IANA time zone the project's days and hours are counted in.
+    pub zone: Zone,
+    /// Conversion goals: `{"event": "Signup"}` or `{"page": "/thanks*"}`.
+    pub goals: Vec<Goal>,
+    /// The currency revenue is summed in (ISO 4217).
+    pub currency: String,
+    /// Days raw events are kept; rollups are kept for good.
+    pub raw_retention_days: u32,
+    /// Custom-event property keys rolled up for fast breakdowns.
+    pub properties: Vec<String>,
 }
+
+/// Raw events are kept this many days unless a project says otherwise:
+/// long enough for filtered reports over the last year and a bit.
+pub const DEFAULT_RAW_RETENTION_DAYS: u32 = 400;
+/// The longest retention a project may ask for: a century.
+pub const MAX_RAW_RETENTION_DAYS: u32 = 36_500;
+/// Revenue is summed in this currency unless a project says otherwise.
+pub const DEFAULT_CURRENCY: &str = "USD";
 
 /// Which kind of key an endpoint requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +61,17 @@ pub const MAX_PROJECT_ID_CHARS: usize = 64;
 pub const MAX_KEY_CHARS: usize = 256;
 
 /// The fields a project may have, as the configuration names them.
-const FIELDS: [&str; 4] = ["token", "secret", "redirect_hosts", "rate_limits"];
+const FIELDS: [&str; 9] = [
+    "token",
+    "secret",
+    "redirect_hosts",
+    "rate_limits",
+    "timezone",
+    "goals",
+    "currency",
+    "raw_retention_days",
+    "properties",
+];
 
 /// What is wrong with `PROJECTS`. No variant carries a key or any other
 /// value from the configuration (a message goes to logs, and a key pasted in
@@ -67,7 +98,10 @@ pub enum ConfigError {
         expected: &'static str,
     },
     /// The field is not named: a key pasted as a field name would be shown.
-    #[error("project {project}: has a field that is none of token, secret, redirect_hosts, rate_limits")]
+    #[error(
+        "project {project}: has a field that is none of token, secret, redirect_hosts, rate_limits, timezone, \
+         goals, currency, raw_retention_days, properties"
+    )]
     UnknownField { project: String },
     #[error("project {project}'s {field} is also project {other}'s {other_field}: every key must be unique")]
     Reused {
@@ -105,6 +139,10 @@ impl Projects {
         }
         check_unique(&projects)?;
         Ok(Projects { projects })
+    }
+
+    pub fn all(&self) -> &[Project] {
+        &self.projects
     }
 
     pub fn by_id(&self, id: &str) -> Option<&Project> {
@@ -175,14 +213,66 @@ fn project(id: String, fields: Value) -> Result<Project, ConfigError> {
         }
     };
     let rate_limits = rate_limits(&id, fields.remove("rate_limits"))?;
+    let invalid = |field: &'static str, expected: &'static str| ConfigError::Invalid {
+        project: id.clone(),
+        field,
+        expected,
+    };
+    let zone = match fields.remove("timezone") {
+        None | Some(Value::Null) => Zone::utc(),
+        Some(Value::String(name)) => {
+            Zone::named(&name).map_err(|_| invalid("timezone", "an IANA time zone name such as Europe/Berlin"))?
+        }
+        Some(_) => return Err(invalid("timezone", "an IANA time zone name such as Europe/Berlin")),
+    };
+    let goals = match fields.remove("goals") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(list) => serde_json::from_value::<Vec<Goal>>(list).map_err(|_| {
+            invalid(
+                "goals",
+                "a list of {\"event\": name} or {\"page\": \"/path\"} goals, each with an optional \"name\"",
+            )
+        })?,
+    };
+    let currency = match fields.remove("currency") {
+        None | Some(Value::Null) => DEFAULT_CURRENCY.to_owned(),
+        Some(Value::String(c)) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => c,
+        Some(_) => return Err(invalid("currency", "three capital letters (ISO 4217)")),
+    };
+    let raw_retention_days = match fields.remove("raw_retention_days") {
+        None | Some(Value::Null) => DEFAULT_RAW_RETENTION_DAYS,
+        Some(days) => days
+            .as_u64()
+            .and_then(|d| u32::try_from(d).ok())
+            .filter(|d| (1..=MAX_RAW_RETENTION_DAYS).contains(d))
+            .ok_or_else(|| invalid("raw_retention_days", "a whole number of days from 1 to 36500"))?,
+    };
+    let properties = match fields.remove("properties") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(keys)) if keys.len() <= MAX_ROLLUP_PROPERTIES => keys
+            .into_iter()
+            .map(|k| match k {
+                Value::String(k) if !k.is_empty() && k.chars().count() <= MAX_PROPERTY_KEY_CHARS => Ok(k),
+                _ => Err(invalid("properties", PROPERTIES_FORM)),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(invalid("properties", PROPERTIES_FORM)),
+    };
     Ok(Project {
         id,
         token,
         secret,
         redirect_hosts,
         rate_limits,
+        zone,
+        goals,
+        currency,
+        raw_retention_days,
+        properties,
     })
 }
+
+const PROPERTIES_FORM: &str = "a list of at most 16 property keys";
 
 const RATE_LIMIT_FORM: &str = "an object of \"public\" and \"secret\", each a multiple of 100 from 100 to 1000000";
 
@@ -469,5 +559,44 @@ mod tests {
             Projects::from_json(&config("p", &"t".repeat(MAX_KEY_CHARS + 1))),
             Err(ConfigError::Invalid { field: "token", .. })
         ));
+    }
+
+    #[test]
+    fn read_model_settings_have_defaults_and_limits() {
+        let p = Projects::from_json(
+            r#"{"a":{"token":"t-a","secret":"s-a"},
+                "b":{"token":"t-b","secret":"s-b","timezone":"Europe/Berlin","currency":"EUR",
+                     "raw_retention_days":30,"goals":[{"event":"Signup"}]}}"#,
+        )
+        .expect("valid config");
+        let a = p.by_id("a").expect("project a");
+        assert_eq!(
+            (a.zone.name(), a.currency.as_str(), a.raw_retention_days),
+            ("UTC", DEFAULT_CURRENCY, DEFAULT_RAW_RETENTION_DAYS)
+        );
+        let b = p.by_id("b").expect("project b");
+        assert_eq!(
+            (b.zone.name(), b.goals.len(), b.raw_retention_days),
+            ("Europe/Berlin", 1, 30)
+        );
+        let with = |extra: &str| Projects::from_json(&format!(r#"{{"x":{{"token":"t-x","secret":"s-x",{extra}}}}}"#));
+        for bad in [
+            r#""timezone":"Mars/Base""#,
+            r#""timezone":5"#,
+            r#""currency":"euro""#,
+            r#""raw_retention_days":0"#,
+            r#""raw_retention_days":36501"#,
+            r#""goals":[{"page":"no-slash"}]"#,
+            r#""goals":{"event":"x"}"#,
+        ] {
+            assert!(matches!(with(bad), Err(ConfigError::Invalid { .. })), "{bad}");
+        }
+        assert!(with(r#""raw_retention_days":36500"#).is_ok());
+        assert!(with(r#""properties":["plan","method"]"#).is_ok());
+        let sixteen: Vec<String> = (0..MAX_ROLLUP_PROPERTIES).map(|i| format!("\"k{i}\"")).collect();
+        assert!(with(&format!(r#""properties":[{}]"#, sixteen.join(","))).is_ok());
+        assert!(with(&format!(r#""properties":[{},"one-more"]"#, sixteen.join(","))).is_err());
+        assert!(with(r#""properties":[""]"#).is_err());
+        assert!(with(r#""raw_retention_days":1"#).is_ok());
     }
 }

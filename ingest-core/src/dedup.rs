@@ -164,6 +164,8 @@ mod tests {
             received_at_ms: time_ms,
             user_agent: None,
             country: None,
+            region: None,
+            city: None,
         }
     }
 

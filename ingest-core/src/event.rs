@@ -67,6 +67,12 @@ pub struct Event {
     pub user_agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// Region (state, province) and city, where Cloudflare's request data
+    /// has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
 }
 
 /// What a dialect decoder extracts from one event before validation. Fields
@@ -90,6 +96,8 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub country: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
     /// Cloudflare's `cf.botManagement.verifiedBot`, when present.
     pub verified_bot: bool,
     /// A random id the worker draws for each request. Events whose content
@@ -97,4 +105,16 @@ pub struct RequestContext {
     /// their place in the request, so each of them is kept
     /// ([`crate::dedup::missing_insert_id`]).
     pub request_id: String,
+}
+
+impl RequestContext {
+    /// The same request with its location forgotten (Mixpanel's `ip=0`).
+    pub fn without_location(&self) -> RequestContext {
+        RequestContext {
+            country: None,
+            region: None,
+            city: None,
+            ..self.clone()
+        }
+    }
 }

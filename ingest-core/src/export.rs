@@ -147,11 +147,190 @@ fn day_start(text: &str) -> Result<i64, IngestError> {
     Ok(ms)
 }
 
+/// Rows one export response streams at most; a larger range continues
+/// with `after=` the last line's `cursor`.
+pub const EXPORT_STREAM_MAX_ROWS: u32 = 100_000;
+/// Rows read from D1 per query while streaming: memory stays bounded by
+/// this, whatever the range.
+pub const EXPORT_PAGE_ROWS: u32 = 1_000;
+
+/// One stored event as the raw export reads it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ExportRow {
+    pub dedup_key: String,
+    pub insert_id: String,
+    pub event: String,
+    pub distinct_id: String,
+    pub device_id: Option<String>,
+    pub time_ms: f64,
+    pub received_at_ms: f64,
+    pub url: Option<String>,
+    pub referrer: Option<String>,
+    pub title: Option<String>,
+    pub screen: Option<String>,
+    pub properties: String,
+    pub source: String,
+    pub country: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
+    pub path: Option<String>,
+    pub hostname: Option<String>,
+    pub referrer_source: Option<String>,
+    pub channel: Option<String>,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    pub browser: Option<String>,
+    pub browser_version: Option<String>,
+    pub os: Option<String>,
+    pub device: Option<String>,
+    pub visit_id: Option<String>,
+    /// The person the event's distinct_id belongs to (the identity map's
+    /// canonical id), when the query resolved it.
+    #[serde(default)]
+    pub resolved_distinct_id: Option<String>,
+}
+
+/// The columns [`ExportRow`] reads, in SQL.
+pub const EXPORT_COLUMNS: &str = "dedup_key, insert_id, event, distinct_id, device_id, time_ms, received_at_ms, url, \
+ referrer, title, screen, properties, source, country, region, city, path, hostname, referrer_source, channel, \
+ utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, browser_version, os, device, visit_id";
+
+/// Where an export continues: after this row (rows are ordered by time,
+/// then dedup key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub time_ms: i64,
+    pub dedup_key: String,
+}
+
+impl Cursor {
+    pub fn of(row: &ExportRow) -> Cursor {
+        Cursor {
+            time_ms: row.time_ms as i64,
+            dedup_key: row.dedup_key.clone(),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Cursor, IngestError> {
+        let bad = || IngestError::BadRequest("after must be a cursor from an earlier export line".into());
+        let (time, key) = text.trim().split_once(':').ok_or_else(bad)?;
+        let time_ms = time.parse::<i64>().map_err(|_| bad())?;
+        if key.is_empty() || key.len() > 200 {
+            return Err(bad());
+        }
+        Ok(Cursor {
+            time_ms,
+            dedup_key: key.to_owned(),
+        })
+    }
+
+    pub fn text(&self) -> String {
+        format!("{}:{}", self.time_ms, self.dedup_key)
+    }
+}
+
+/// One export line in Mixpanel's raw-export shape (`{"event",
+/// "properties": {time (s), distinct_id, $insert_id, …}}`), with what
+/// enrichment worked out under Mixpanel's names where it has them
+/// (`$browser`, `$os`, `$city`, `$region`, `mp_country_code`, `utm_*`) and
+/// ours elsewhere (`$path`, `$host`, `$source`, `$channel`, `$device_type`,
+/// `$visit_id`), and the `cursor` to continue after it.
+pub fn export_line(row: &ExportRow) -> String {
+    use serde_json::{json, Value};
+    let mut properties = match serde_json::from_str::<Value>(&row.properties) {
+        Ok(Value::Object(map)) => map,
+        _ => Default::default(),
+    };
+    properties.insert("time".into(), json!((row.time_ms as i64) / 1000));
+    // Merged and aliased ids export as their person, as in Mixpanel; the
+    // id the event came with stays beside it.
+    match row
+        .resolved_distinct_id
+        .as_ref()
+        .filter(|person| **person != row.distinct_id)
+    {
+        Some(person) => {
+            properties.insert("distinct_id".into(), json!(person));
+            properties.insert("$distinct_id_before_identity".into(), json!(row.distinct_id));
+        }
+        None => {
+            properties.insert("distinct_id".into(), json!(row.distinct_id));
+        }
+    }
+    properties.insert("$insert_id".into(), json!(row.insert_id));
+    properties.insert("mp_processing_time_ms".into(), json!(row.received_at_ms as i64));
+    let fields = [
+        ("$device_id", &row.device_id),
+        ("$current_url", &row.url),
+        ("$referrer", &row.referrer),
+        ("title", &row.title),
+        ("$screen", &row.screen),
+        ("mp_country_code", &row.country),
+        ("$region", &row.region),
+        ("$city", &row.city),
+        ("$path", &row.path),
+        ("$host", &row.hostname),
+        ("$source", &row.referrer_source),
+        ("$channel", &row.channel),
+        ("utm_source", &row.utm_source),
+        ("utm_medium", &row.utm_medium),
+        ("utm_campaign", &row.utm_campaign),
+        ("utm_term", &row.utm_term),
+        ("utm_content", &row.utm_content),
+        ("$browser", &row.browser),
+        ("$browser_version", &row.browser_version),
+        ("$os", &row.os),
+        ("$device_type", &row.device),
+        ("$visit_id", &row.visit_id),
+    ];
+    for (key, value) in fields {
+        if let Some(value) = value {
+            // What the client sent under the same name wins.
+            properties.entry(key).or_insert_with(|| json!(value));
+        }
+    }
+    let mut line = json!({"event": row.event, "properties": properties, "cursor": Cursor::of(row).text()}).to_string();
+    line.push('\n');
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const NOW: i64 = 1_795_424_675_883; // 2026-11-23T08:24:35Z
+
+    #[test]
+    fn export_lines_and_cursors() {
+        let row = ExportRow {
+            dedup_key: "abc".into(),
+            insert_id: "i-1".into(),
+            event: "$pageview".into(),
+            distinct_id: "u".into(),
+            time_ms: 1_700_000_000_999.0,
+            properties: r#"{"utm_source":"client"}"#.into(),
+            utm_source: Some("enriched".into()),
+            browser: Some("Firefox".into()),
+            channel: Some("Direct".into()),
+            ..ExportRow::default()
+        };
+        let line = export_line(&row);
+        assert!(line.ends_with('\n'));
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).expect("one JSON line");
+        assert_eq!(v["properties"]["time"], 1_700_000_000);
+        assert_eq!(v["properties"]["utm_source"], "client");
+        assert_eq!(v["properties"]["$browser"], "Firefox");
+        assert_eq!(v["properties"]["$channel"], "Direct");
+        assert!(v["properties"].get("$city").is_none());
+        assert_eq!(v["cursor"], "1700000000999:abc");
+        assert_eq!(Cursor::parse("1700000000999:abc"), Ok(Cursor::of(&row)));
+        assert!(Cursor::parse("abc").is_err());
+        assert!(Cursor::parse("x:abc").is_err());
+        assert!(Cursor::parse("1:").is_err());
+    }
 
     #[test]
     fn ranges_default_to_the_last_week() {

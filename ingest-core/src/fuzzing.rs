@@ -100,6 +100,8 @@ pub fn request_context() -> RequestContext {
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0.0.0 Safari/537.36".into()),
         ip: Some("203.0.113.9".into()),
         country: Some("DE".into()),
+        region: None,
+        city: None,
         verified_bot: false,
         request_id: "fuzz-request".into(),
     }

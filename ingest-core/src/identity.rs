@@ -255,6 +255,8 @@ mod tests {
             received_at_ms: 7,
             user_agent: None,
             country: None,
+            region: None,
+            city: None,
         }
     }
 

@@ -25,6 +25,13 @@ pub enum Job {
     Group(GroupUpdate),
     /// One link of the identity map (`$identify`, `$create_alias`, `$merge`).
     Identity(IdentityLink),
+    /// Visits of a project untouched since before `before_ms` become
+    /// final (their visitors enter the sketches). Queued by the cron so
+    /// the one consumer does it, never beside a batch in flight.
+    FinalizeVisits {
+        project: String,
+        before_ms: i64,
+    },
     /// One dropped bot request, counted per project, day and reason.
     BotDrop {
         project: String,
@@ -113,6 +120,8 @@ mod tests {
             received_at_ms: 1,
             user_agent: None,
             country: None,
+            region: None,
+            city: None,
         }
     }
 

@@ -80,6 +80,8 @@ mod tests {
             received_at_ms: time_ms,
             user_agent: None,
             country: None,
+            region: None,
+            city: None,
         }
     }
 

@@ -146,6 +146,8 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
         received_at_ms: cx.request.received_at_ms,
         user_agent: cx.request.user_agent.clone(),
         country: cx.request.country.clone(),
+        region: cx.request.region.clone(),
+        city: cx.request.city.clone(),
     };
     let size = serialized_len(&event);
     if size > MAX_EVENT_BYTES {

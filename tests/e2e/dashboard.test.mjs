@@ -10,8 +10,15 @@ import { mkdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  startWorker, launchBrowser, humanPage, collect, stats, waitForEvents, freePort, SECRET, TOKEN,
+  startWorker, launchBrowser, humanPage, collect, waitForEvents, freePort, SECRET, TOKEN,
 } from "./harness.mjs";
+
+/** The first dashboard reads the v1 numbers until it moves to stats v2. */
+async function stats(base, query) {
+  const r = await fetch(`${base}/api/stats/v1?${query}`, { headers: { "x-api-key": SECRET } });
+  if (!r.ok) throw new Error(`stats v1 answered ${r.status}: ${await r.text()}`);
+  return r.json();
+}
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const WWW = path.join(ROOT, "www");
@@ -270,7 +277,7 @@ test("live visitors refresh every 30 seconds", async () => {
   const start = Date.now();
   await context.clock.install({ time: start });
   const asked = [];
-  page.on("request", (r) => { if (r.url().includes("/api/stats")) asked.push(new URL(r.url()).search); });
+  page.on("request", (r) => { if (r.url().includes("/api/stats/v1")) asked.push(new URL(r.url()).search); });
   await page.goto(`${worker.base}/dashboard.html`);
   await page.clock.pauseAt(start + 10_000);
   await logIn(page, SECRET);
@@ -281,7 +288,7 @@ test("live visitors refresh every 30 seconds", async () => {
   const initial = asked.length;
   await page.clock.runFor(29_000);
   assert.equal(asked.length, initial, "no refresh before 30 s");
-  const refreshed = page.waitForResponse((r) => r.url().includes("/api/stats"));
+  const refreshed = page.waitForResponse((r) => r.url().includes("/api/stats/v1"));
   await page.clock.runFor(1_000);
   await refreshed;
   const today = utcDay(Date.now());

@@ -7,7 +7,8 @@ use crate::{config, erasure, stats, storage};
 use ingest_core::auth::{KeyKind, Project};
 use ingest_core::dialect::mixpanel;
 use ingest_core::dialect::Reply;
-use ingest_core::export::{DateRange, EXPORT_NDJSON_MAX_ROWS};
+use ingest_core::export::{export_line, Cursor, DateRange, EXPORT_PAGE_ROWS, EXPORT_STREAM_MAX_ROWS};
+use ingest_core::readmodel::query::Range;
 use ingest_core::IngestError;
 use serde_json::{json, Value};
 use worker::{Env, Request};
@@ -39,84 +40,117 @@ pub fn error(err: &IngestError) -> Reply {
     Reply::json(err.status(), &json!({"error": err.message()})).retry_after_for(err)
 }
 
-pub async fn stats(req: Request, env: &Env) -> Reply {
-    stats_reply(&req, env).await.unwrap_or_else(|e| error(&e))
+/// Which stats read a request asks for.
+#[derive(Clone, Copy)]
+pub enum StatsView {
+    /// The first dashboard's raw-scan numbers (until it moves to v2).
+    Legacy,
+    Overview,
+    Breakdown,
+    Realtime,
 }
 
-async fn stats_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
+pub async fn stats_view(req: Request, env: &Env, view: StatsView) -> Reply {
+    stats_view_reply(&req, env, view).await.unwrap_or_else(|e| error(&e))
+}
+
+async fn stats_view_reply(req: &Request, env: &Env, view: StatsView) -> Result<Reply, IngestError> {
     let project = secret_project(req, env)?;
     let query = query(req)?;
-    let range = DateRange::from_query(&query, now_ms())?;
     let db = database(env)?;
-    let body = stats::stats(&db, &project.id, &range, now_ms())
-        .await
-        .map_err(|_| IngestError::Unavailable)?;
+    let now = now_ms();
+    let body = match view {
+        StatsView::Legacy => {
+            let range = DateRange::from_query(&query, now)?;
+            crate::stats_v1::stats(&db, &project.id, &range, now)
+                .await
+                .map_err(|_| IngestError::Unavailable)?
+        }
+        StatsView::Overview => stats::overview(&db, &project, &query, now).await?,
+        StatsView::Breakdown => stats::breakdown(&db, &project, &query, now).await?,
+        StatsView::Realtime => stats::realtime(&db, &project, now).await?,
+    };
     Ok(Reply::json(200, &body))
 }
 
-pub async fn export(req: Request, env: &Env) -> Reply {
-    export_reply(&req, env).await.unwrap_or_else(|e| error(&e))
+/// What an export request asks for, read before the first byte is sent
+/// (so every refusal is a JSON error with its status).
+struct ExportPlan {
+    db: worker::D1Database,
+    project: String,
+    start_ms: i64,
+    end_ms: i64,
+    after: Option<Cursor>,
+    limit: u32,
 }
 
-async fn export_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> {
+fn export_plan(req: &Request, env: &Env) -> Result<ExportPlan, IngestError> {
     let project = secret_project(req, env)?;
     let query = query(req)?;
-    let range = DateRange::from_query(&query, now_ms())?;
+    let days = DateRange::from_query(&query, now_ms())?;
+    let range = Range::new(&project.zone, &days.from, &days.to)?;
     let limit = match ingest_core::payload::form_field(query.as_bytes(), "limit") {
-        None => EXPORT_NDJSON_MAX_ROWS,
+        None => EXPORT_STREAM_MAX_ROWS,
         Some(text) => match text.parse::<u32>() {
-            Ok(n) if (1..=EXPORT_NDJSON_MAX_ROWS).contains(&n) => n,
+            Ok(n) if (1..=EXPORT_STREAM_MAX_ROWS).contains(&n) => n,
             _ => {
                 return Err(IngestError::BadRequest(format!(
-                    "limit must be 1 to {EXPORT_NDJSON_MAX_ROWS}"
+                    "limit must be 1 to {EXPORT_STREAM_MAX_ROWS}"
                 )))
             }
         },
     };
-    let db = database(env)?;
-    let rows = storage::export_range(&db, &project.id, range.start_ms, range.end_ms, limit)
-        .await
-        .map_err(|_| IngestError::Unavailable)?;
-    let mut body = String::new();
-    for row in rows {
-        let mut properties = match serde_json::from_str::<Value>(&row.properties) {
-            Ok(Value::Object(map)) => map,
-            _ => Default::default(),
-        };
-        properties.insert("time".into(), json!((row.time_ms as i64) / 1000));
-        // Merged and aliased ids export as their person, as in Mixpanel;
-        // the id the event came with stays beside it.
-        match row.resolved_distinct_id.filter(|person| *person != row.distinct_id) {
-            Some(person) => {
-                properties.insert("distinct_id".into(), json!(person));
-                properties.insert("$distinct_id_before_identity".into(), json!(row.distinct_id));
-            }
-            None => {
-                properties.insert("distinct_id".into(), json!(row.distinct_id));
-            }
-        }
-        properties.insert("$insert_id".into(), json!(row.insert_id));
-        properties.insert("mp_processing_time_ms".into(), json!(row.received_at_ms as i64));
-        for (key, value) in [
-            ("$device_id", row.device_id),
-            ("$current_url", row.url),
-            ("$referrer", row.referrer),
-            ("title", row.title),
-            ("mp_country_code", row.country),
-        ] {
-            if let Some(value) = value {
-                properties.insert(key.into(), json!(value));
-            }
-        }
-        body.push_str(&json!({"event": row.event, "properties": properties}).to_string());
-        body.push('\n');
-    }
-    Ok(Reply {
-        status: 200,
-        content_type: "application/x-ndjson",
-        body: body.into_bytes(),
-        headers: Vec::new(),
+    let after = ingest_core::payload::form_field(query.as_bytes(), "after")
+        .map(|text| Cursor::parse(&text))
+        .transpose()?;
+    Ok(ExportPlan {
+        db: database(env)?,
+        project: project.id,
+        start_ms: range.start_ms,
+        end_ms: range.end_ms,
+        after,
+        limit,
     })
+}
+
+/// `GET /api/2.0/export`: NDJSON streamed a page of rows at a time, so
+/// memory stays bounded whatever the range; at most `limit` rows a
+/// response, and `after=` the last line's `cursor` continues.
+pub async fn export(req: Request, env: &Env, origin: Option<&str>) -> worker::Result<worker::Response> {
+    let plan = match export_plan(&req, env) {
+        Ok(plan) => plan,
+        Err(e) => return crate::http::to_response(error(&e), crate::http::Audience::Server, origin),
+    };
+    let remaining = plan.limit;
+    let pages = futures_util::stream::unfold((plan, remaining, false), |(mut plan, remaining, done)| async move {
+        if done || remaining == 0 {
+            return None;
+        }
+        let want = remaining.min(EXPORT_PAGE_ROWS);
+        let page = storage::export_page(
+            &plan.db,
+            &plan.project,
+            plan.start_ms,
+            plan.end_ms,
+            plan.after.as_ref(),
+            want,
+        )
+        .await;
+        match page {
+            Ok(rows) if rows.is_empty() => None,
+            Ok(rows) => {
+                let last_page = (rows.len() as u32) < want;
+                plan.after = rows.last().map(Cursor::of);
+                let body: String = rows.iter().map(export_line).collect();
+                let left = remaining - rows.len() as u32;
+                Some((Ok::<Vec<u8>, worker::Error>(body.into_bytes()), (plan, left, last_page)))
+            }
+            // The status is already sent: the stream ends here, and the
+            // client resumes from the last whole line's cursor.
+            Err(e) => Some((Err(e), (plan, 0, true))),
+        }
+    });
+    crate::http::stream_response(pages, "application/x-ndjson")
 }
 
 /// `GET /api/profile?distinct_id=…`: one user's profile properties.

@@ -32,6 +32,9 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
             return http::to_response(error_for(&path, &query, &limited), audience, origin.as_deref());
         }
     }
+    if method == Method::Get && matches!(path.as_str(), "/api/2.0/export" | "/api/export") {
+        return api::export(req, &env, origin.as_deref()).await;
+    }
     let reply = match (method, path.as_str()) {
         (Method::Post, "/collect") => browser::collect(req, &env).await,
         (_, "/collect") => browser::method_not_allowed(),
@@ -59,18 +62,29 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         (Method::Post, "/v1/event") => crm::event(req, &env).await,
         (_, "/v1/event") => crm_method_not_allowed(),
 
-        (Method::Get, "/api/stats") => api::stats(req, &env).await,
+        (Method::Get, "/api/stats") => api::stats_view(req, &env, api::StatsView::Overview).await,
+        (Method::Get, "/api/stats/v1") => api::stats_view(req, &env, api::StatsView::Legacy).await,
+        (Method::Get, "/api/stats/breakdown") => api::stats_view(req, &env, api::StatsView::Breakdown).await,
+        (Method::Get, "/api/stats/realtime") => api::stats_view(req, &env, api::StatsView::Realtime).await,
         (Method::Get, "/api/profile") => api::profile(req, &env).await,
         (Method::Get, "/api/group") => api::group(req, &env).await,
         (Method::Get, "/api/identity") => api::identity(req, &env).await,
         (Method::Post, "/api/users/delete") => api::delete_user(req, &env).await,
         (Method::Post, "/api/dead-letters/replay") => api::replay_dead_letters(req, &env).await,
         (Method::Post, "/api/archive/scrub") => api::scrub_archive(req, &env).await,
-        (Method::Get, "/api/2.0/export" | "/api/export") => api::export(req, &env).await,
 
-        (_, "/api/stats" | "/api/profile" | "/api/group" | "/api/identity" | "/api/2.0/export" | "/api/export") => {
-            api::error(&IngestError::MethodNotAllowed).with_header("Allow", "GET")
-        }
+        (
+            _,
+            "/api/stats"
+            | "/api/stats/v1"
+            | "/api/stats/breakdown"
+            | "/api/stats/realtime"
+            | "/api/profile"
+            | "/api/group"
+            | "/api/identity"
+            | "/api/2.0/export"
+            | "/api/export",
+        ) => api::error(&IngestError::MethodNotAllowed).with_header("Allow", "GET"),
         (_, "/api/users/delete" | "/api/dead-letters/replay" | "/api/archive/scrub") => {
             api::error(&IngestError::MethodNotAllowed).with_header("Allow", "POST")
         }

@@ -288,6 +288,8 @@ fn request_context() -> RequestContext {
         user_agent: Some(CHROME_UA.to_owned()),
         ip: Some("127.0.0.1".to_owned()),
         country: Some("DE".to_owned()),
+        region: None,
+        city: None,
         verified_bot: false,
         request_id: "bench-request".into(),
     }

@@ -17,7 +17,7 @@
 use super::Reply;
 use crate::auth::{KeyKind, Project, Projects};
 use crate::error::{FieldError, IngestError};
-use crate::event::{Dialect, Event, EventDraft, PageContext, RequestContext};
+use crate::event::{Dialect, Event, EventDraft, PageContext};
 use crate::identity::{merge_link, IdentityLink};
 use crate::limits::{MAX_BROWSER_BATCH_EVENTS, MAX_CALLBACK_CHARS, MAX_IMPORT_EVENTS, MAX_REDIRECT_URL_CHARS};
 use crate::payload::{data_param_json, decode_base64, parse_json, parse_json_or_ndjson};
@@ -250,9 +250,10 @@ pub fn decode_import(query: &str, body: &[u8], content_type: Option<&str>) -> Re
 /// as no visitor. (Before, every server sending `ip=0` collapsed into one
 /// visitor per address and agent.)
 pub fn finish_track(items: Vec<EventItem>, params: &TrackParams, cx: &Context<'_>) -> (Vec<Event>, Vec<FieldError>) {
-    let request = RequestContext {
-        country: cx.request.country.clone().filter(|_| params.geolocate),
-        ..cx.request.clone()
+    let request = if params.geolocate {
+        cx.request.clone()
+    } else {
+        cx.request.without_location()
     };
     let cx = Context {
         project: cx.project,
@@ -270,9 +271,10 @@ pub fn finish_track(items: Vec<EventItem>, params: &TrackParams, cx: &Context<'_
 /// `$merge` events become identity links, not events
 /// ([`crate::identity::merge_link`]).
 pub fn finish_import(items: Vec<EventItem>, params: &ImportParams, cx: &Context<'_>) -> Imported {
-    let request = RequestContext {
-        country: cx.request.country.clone().filter(|_| !params.skip_geolocation),
-        ..cx.request.clone()
+    let request = if params.skip_geolocation {
+        cx.request.without_location()
+    } else {
+        cx.request.clone()
     };
     let cx = Context {
         project: cx.project,
@@ -1044,6 +1046,7 @@ fn import_rules(index: usize, draft: &EventDraft, legacy: bool) -> Vec<FieldErro
 mod tests {
     use super::*;
     use crate::dialect::{JSON, TEXT};
+    use crate::event::RequestContext;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     use base64::Engine;
 
@@ -1055,6 +1058,8 @@ mod tests {
             user_agent: Some("Mozilla/5.0".into()),
             ip: Some("203.0.113.9".into()),
             country: Some("DE".into()),
+            region: None,
+            city: None,
             verified_bot: false,
             request_id: "req-1".into(),
         }

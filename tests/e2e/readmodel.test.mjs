@@ -1,0 +1,349 @@
+// The read model end to end: a generated dataset (cookie and cookieless
+// visitors, visits across hour and day boundaries, resends, retries and
+// batches out of order, in three time zones) goes through the real worker;
+// every number the stats API gives is compared with an independent
+// reference computed by plain SQL over the raw export (reference.py).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { startWorker, sleep } from "./harness.mjs";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PYTHON = path.resolve(HERE, "../../.venv/bin/python");
+const GOALS = [{ event: "Signup" }, { page: "/pricing", name: "Visit pricing" }, { page: "/blog/*", name: "Read blog" }];
+const PROJECTS = {
+  demo: { token: "demo-token", secret: "demo-secret", redirect_hosts: ["127.0.0.1", "localhost"], goals: GOALS },
+  ny: { token: "ny-token", secret: "ny-secret", timezone: "America/New_York", goals: GOALS, currency: "EUR" },
+  kol: { token: "kol-token", secret: "kol-secret", timezone: "Asia/Kolkata", goals: GOALS },
+  ber: { token: "ber-token", secret: "ber-secret", timezone: "Europe/Berlin" },
+};
+const GOAL_NAMES = [
+  { name: "Signup", event: "Signup" },
+  { name: "Visit pricing", page: "/pricing" },
+  { name: "Read blog", page: "/blog/*" },
+];
+const DIMS = ["page", "entry", "exit", "source", "channel", "utm_source", "utm_medium", "utm_campaign", "country",
+  "region", "city", "browser", "browser_version", "os", "device", "hostname", "event", "outbound", "download", "goal"];
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+
+const UAS = [
+  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",
+  "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+  "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
+  "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+  "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+];
+const REFERRERS = [null, null, "https://www.google.com/", "https://www.bing.com/search?q=shoes", "https://l.facebook.com/l.php",
+  "https://news.ycombinator.com/item?id=1", "https://mail.google.com/mail/u/0/", "https://blog.example/post"];
+const PAGES = ["/", "/pricing", "/blog/a", "/blog/b", "/docs/intro", "/#/app/orders"];
+const CAMPAIGNS = [null, null, null, "utm_source=newsletter&utm_medium=email&utm_campaign=dec",
+  "utm_source=google&utm_medium=cpc&utm_campaign=brand&utm_term=shoes", "ref=partner"];
+
+function prng(seed) {
+  return () => {
+    seed |= 0;
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Browser batches per visitor (their agent and address), and server events. */
+function dataset(now, seed) {
+  const rand = prng(seed);
+  const pick = (list) => list[Math.floor(rand() * list.length)];
+  const requests = [];
+  let serial = 0;
+  const id = () => `ev-${seed}-${serial++}`;
+  for (let v = 0; v < 90; v++) {
+    const cookie = v < 60;
+    const ua = UAS[v % UAS.length];
+    const ip = `198.51.${Math.floor(v / 200)}.${v % 200 + 1}`;
+    const device = cookie ? `c-${seed}-${v}` : undefined;
+    const events = [];
+    // Visits start anywhere in the last 30 hours; some right before an
+    // hour or a day turns, so they cross it.
+    let t = now - Math.floor(rand() * 30 * HOUR) - 10 * MIN;
+    if (v % 7 === 0) t = Math.floor(t / HOUR) * HOUR - 3 * MIN;
+    const visits = 1 + Math.floor(rand() * 3);
+    for (let k = 0; k < visits && t < now - 2 * MIN; k++) {
+      const campaign = pick(CAMPAIGNS);
+      const referrer = pick(REFERRERS);
+      let url = `https://shop.example${pick(PAGES)}`;
+      if (campaign) url += (url.includes("#") ? "" : `?${campaign}`);
+      const screen = ua.includes("iPhone") ? "390x844" : "1440x900";
+      const pages = 1 + Math.floor(rand() * 5);
+      let previous = null;
+      for (let pv = 0; pv < pages && t < now - MIN; pv++) {
+        const e = { n: "$pageview", i: id(), ts: t, u: url, s: screen, r: previous ?? referrer ?? undefined };
+        if (device) e.d = device;
+        events.push(e);
+        if (rand() < 0.3) events.push({ ...e, n: "$engagement", i: id(), ts: t + 5000, p: { engaged_ms: Math.floor(rand() * 40_000), scroll: 50 } });
+        if (rand() < 0.12) events.push({ ...e, n: "Signup", i: id(), ts: t + 7000, p: { plan: pick(["free", "pro"]), $revenue: { amount: 9.5, currency: pick(["EUR", "USD"]) } } });
+        if (rand() < 0.1) events.push({ ...e, n: "$outbound_link", i: id(), ts: t + 9000, p: { href: pick(["https://github.com/x", "https://docs.rs/y"]) } });
+        previous = url;
+        url = `https://shop.example${pick(PAGES)}`;
+        // 29:59 keeps the visit, other pauses are ordinary reading.
+        t += rand() < 0.1 ? 30 * MIN - 1000 : Math.floor(10_000 + rand() * 20 * MIN);
+      }
+      // Exactly 30 minutes ends a visit; most pauses are longer.
+      t += rand() < 0.2 ? 30 * MIN : Math.floor(31 * MIN + rand() * 5 * HOUR);
+    }
+    // Cut the visitor's events into batches, in random sizes.
+    const cut = events.filter((e) => e.ts < now);
+    while (cut.length) {
+      requests.push({ kind: "collect", ua, ip, events: cut.splice(0, 1 + Math.floor(rand() * 12)) });
+    }
+  }
+  // Server events: invoices without a page, and mixpanel-browser's page
+  // views, through /import.
+  const imports = [];
+  for (let n = 0; n < 40; n++) {
+    const time = now - Math.floor(rand() * 30 * HOUR) - MIN;
+    imports.push({ event: "invoice_paid", properties: { time: Math.floor(time / 1000), distinct_id: `user-${n % 13}`, $insert_id: id() } });
+    imports.push({ event: "$mp_web_page_view", properties: { time: Math.floor(time / 1000), distinct_id: `mp-${n % 9}`, $insert_id: id(),
+      $current_url: `https://shop.example${pick(PAGES)}`, $referrer: pick(["$direct", "https://duckduckgo.com/"]) } });
+  }
+  requests.push({ kind: "import", events: imports });
+  // Resends: some requests exactly again, some events again in new batches.
+  const resends = requests.filter(() => rand() < 0.15).map((r) => ({ ...r }));
+  const retried = requests.filter((r) => r.kind === "collect" && rand() < 0.05).map((r) => ({ ...r, events: r.events.slice(0, 2) }));
+  const all = [...requests, ...resends, ...retried];
+  for (let i = all.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [all[i], all[j]] = [all[j], all[i]];
+  }
+  const distinct = new Set(requests.flatMap((r) => r.events.map((e) => e.i ?? e.properties.$insert_id)));
+  return { requests: all, distinct: distinct.size, resent: resends.length + retried.length };
+}
+
+let worker;
+before(async () => {
+  // Visits are made final a second after their last write (30 minutes in
+  // production), when the test runs the cron.
+  worker = await startWorker({
+    vars: { PROJECTS: JSON.stringify(PROJECTS), RATE_LIMITS: "off", VISIT_FINALIZE_AFTER_SECONDS: "1" },
+    testScheduled: true,
+  });
+});
+after(async () => worker?.stop());
+
+const basic = (secret) => `Basic ${Buffer.from(`${secret}:`).toString("base64")}`;
+
+async function send(project, request) {
+  const { token, secret } = PROJECTS[project];
+  if (request.kind === "import") {
+    const r = await fetch(`${worker.base}/import`, {
+      method: "POST",
+      headers: { authorization: basic(secret), "content-type": "application/json" },
+      body: JSON.stringify(request.events),
+    });
+    assert.equal(r.status, 200, await r.text());
+    return;
+  }
+  const r = await fetch(`${worker.base}/collect`, {
+    method: "POST",
+    headers: { "content-type": "text/plain", "user-agent": request.ua, "cf-connecting-ip": request.ip },
+    body: JSON.stringify({ t: token, e: request.events }),
+  });
+  assert.equal(r.status, 202, await r.text());
+}
+
+/** Waits until the project holds `count` events: the consumer is done. */
+async function stored(project, count) {
+  const deadline = Date.now() + 90_000;
+  let total = -1;
+  while (Date.now() < deadline) {
+    const r = await fetch(`${worker.base}/public/events?limit=1`, { headers: { "x-api-key": PROJECTS[project].secret } });
+    total = (await r.json()).total;
+    if (total === count) return;
+    assert.ok(total < count, `more events stored (${total}) than distinct sent (${count})`);
+    await sleep(300);
+  }
+  assert.fail(`only ${total} of ${count} events were stored`);
+}
+
+/** The raw export, page by page through its cursor. */
+async function exportAll(project, from, to) {
+  const lines = [];
+  let after = "";
+  for (;;) {
+    const r = await fetch(`${worker.base}/api/2.0/export?from_date=${from}&to_date=${to}&limit=300${after}`, {
+      headers: { "x-api-key": PROJECTS[project].secret },
+    });
+    assert.equal(r.status, 200);
+    const page = (await r.text()).split("\n").filter(Boolean);
+    lines.push(...page);
+    if (page.length < 300) return lines;
+    after = `&after=${encodeURIComponent(JSON.parse(page.at(-1)).cursor)}`;
+  }
+}
+
+function reference(lines, query) {
+  const out = execFileSync(PYTHON, [path.join(HERE, "reference.py"), JSON.stringify(query)], {
+    input: lines.join("\n"),
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return JSON.parse(out.toString());
+}
+
+async function api(project, query) {
+  const r = await fetch(`${worker.base}/api/stats?${query}`, { headers: { "x-api-key": PROJECTS[project].secret } });
+  const body = await r.json();
+  assert.equal(r.status, 200, JSON.stringify(body));
+  return body;
+}
+
+/** Sketch counts within 2 %; everything else exact. */
+function near(actual, expected, what) {
+  assert.ok(Math.abs(actual - expected) <= 0.02 * expected, `${what}: ${actual}, reference ${expected}`);
+}
+
+function compareTotals(got, want, what) {
+  near(got.visitors, want.visitors, `${what} visitors`);
+  for (const k of ["visits", "pageviews", "events", "bounces", "duration_ms"]) assert.equal(got[k], want[k], `${what} ${k}`);
+  assert.equal(got.revenue, want.revenue_micros / 1e6, `${what} revenue`);
+  const v = want.visits;
+  assert.equal(got.bounce_rate, v ? Math.round((100 * want.bounces) / v) : 0, `${what} bounce rate`);
+  assert.equal(got.visit_duration, v ? Math.round(want.duration_ms / v / 1000) : 0, `${what} visit duration`);
+  assert.equal(got.views_per_visit, v ? Math.round((100 * want.pageviews) / v) / 100 : 0, `${what} views per visit`);
+}
+
+function compareSeries(series, want, hourly, what) {
+  let seen = 0;
+  for (const point of series) {
+    const key = hourly ? String(point.start_ms) : point.bucket;
+    const ref = want[key] ?? { visitors: 0, visits: 0, pageviews: 0, events: 0 };
+    near(point.visitors, ref.visitors, `${what} ${point.bucket} visitors`);
+    for (const k of ["visits", "pageviews", "events"]) assert.equal(point[k], ref[k], `${what} ${point.bucket} ${k}`);
+    if (want[key]) seen++;
+  }
+  assert.equal(seen, Object.keys(want).length, `${what}: every reference bucket is in the series`);
+}
+
+function compareBreakdowns(breakdowns, want, totalVisitors, what) {
+  for (const dim of DIMS) {
+    const rows = breakdowns[dim].rows;
+    assert.equal(breakdowns[dim].more, false, `${what} ${dim} fits one page`);
+    const ref = want[dim];
+    assert.deepEqual(rows.map((r) => r.value ?? "").sort(), Object.keys(ref).sort(), `${what} ${dim} values`);
+    for (const row of rows) {
+      const r = ref[row.value ?? ""];
+      near(row.visitors, r.visitors, `${what} ${dim}=${row.value} visitors`);
+      for (const k of ["visits", "pageviews", "events", "bounces", "duration_ms"]) {
+        if (k in r) assert.equal(row[k], r[k], `${what} ${dim}=${row.value} ${k}`);
+      }
+      if ("revenue_micros" in r) assert.equal(row.revenue, r.revenue_micros / 1e6, `${what} ${dim}=${row.value} revenue`);
+      if (dim === "goal") {
+        assert.equal(row.conversion_rate, Math.round((row.visitors * 1000) / totalVisitors) / 10, `${what} goal rate`);
+      }
+    }
+  }
+}
+
+const FILTERS = [
+  [],
+  [["is", "channel", ["Organic Search", "Social"]]],
+  [["contains", "page", ["blog"]]],
+  [["is", "device", "Mobile"], ["is_not", "source", "Google"]],
+  [["is", "goal", "Signup"]],
+];
+
+for (const project of ["demo", "ny", "kol"]) {
+  test(`${project}: every stats number equals the reference over the raw export`, { timeout: 600_000 }, async () => {
+    const now = Date.now();
+    const data = dataset(now, project.length * 7919 + 11);
+    assert.ok(data.resent > 0, "the dataset resends requests");
+    for (const request of data.requests) await send(project, request);
+    await stored(project, data.distinct);
+
+    const tz = PROJECTS[project].timezone ?? "UTC";
+    const today = new Intl.DateTimeFormat("en-CA", { timeZone: tz }).format(now);
+    const back = (n) => new Intl.DateTimeFormat("en-CA", { timeZone: tz }).format(now - n * 86_400_000);
+    const lines = await exportAll(project, back(9), today);
+    assert.equal(lines.length, data.distinct, "the export through its cursor holds every event once");
+    assert.equal(new Set(lines.map((l) => JSON.parse(l).cursor)).size, data.distinct);
+
+    // Realtime: page views per minute and visitors of the last five
+    // minutes, from the per-minute rows, against the export.
+    const live = await (await fetch(`${worker.base}/api/stats/realtime`, { headers: { "x-api-key": PROJECTS[project].secret } })).json();
+    assert.equal(live.pageviews_per_minute.length, 30);
+    const rows = lines.map((l) => JSON.parse(l));
+    const timeOf = (r) => Number(r.cursor.split(":")[0]);
+    for (const { minute_ms: m, pageviews } of live.pageviews_per_minute) {
+      const want = rows.filter((r) => ["$pageview", "$mp_web_page_view"].includes(r.event) && timeOf(r) >= m && timeOf(r) < m + MIN).length;
+      assert.equal(pageviews, want, `page views in the minute from ${m}`);
+    }
+    const since = live.pageviews_per_minute[25].minute_ms;
+    const recent = new Set(rows.filter((r) => timeOf(r) >= since).map((r) => r.properties.$device_id ?? r.properties.distinct_id));
+    assert.equal(live.visitors, recent.size, "visitors of the last five minutes");
+    assert.ok(live.pageviews_per_minute.some((p) => p.pageviews > 0), "the dataset has page views in the last half hour");
+
+    // First with every visit still open (visitors from the visits table),
+    // then with every visit final (visitors from the sketches alone).
+    const open = await api(project, "period=7d&breakdowns=source");
+    assert.ok(open.open_visits > 0, "visits are open before the cron");
+    await compareAll(project, lines, tz, today, back);
+    await sleep(1500);
+    await worker.runCron();
+    for (let deadline = Date.now() + 30_000; ; await sleep(300)) {
+      if ((await api(project, "period=7d&breakdowns=source")).open_visits === 0) break;
+      assert.ok(Date.now() < deadline, "the cron's finalization reached every visit");
+    }
+    await compareAll(project, lines, tz, today, back);
+  });
+}
+
+async function compareAll(project, lines, tz, today, back) {
+  for (const [period, from, to] of [["day", today, today], ["7d", back(6), today], ["custom", back(1), today]]) {
+    for (const filters of FILTERS) {
+      const what = `${project} ${period} ${JSON.stringify(filters)}`;
+      const query = `period=${period}&from=${from}&to=${to}&limit=1000&breakdowns=${DIMS.join(",")}` +
+        (filters.length ? `&filters=${encodeURIComponent(JSON.stringify(filters))}` : "");
+      const got = await api(project, query);
+      assert.equal(got.plan, filters.length ? "raw" : "rollups", what);
+      assert.deepEqual([got.from, got.to], [from, to], what);
+      const base = { tz, goals: GOAL_NAMES, currency: PROJECTS[project].currency ?? "USD", filters };
+      const want = reference(lines, { ...base, from, to });
+      compareTotals(got.totals, want.totals, what);
+      compareSeries(got.series, want.series, from === to, what);
+      compareBreakdowns(got.breakdowns, want.breakdowns, got.totals.visitors, what);
+      const prev = reference(lines, { ...base, from: got.previous.from, to: got.previous.to });
+      compareTotals(got.previous.totals, prev.totals, `${what} previous`);
+      compareSeries(got.previous.series, prev.series, from === to, `${what} previous`);
+    }
+  }
+}
+
+test("days of 23 and 25 hours are charted hour by hour in the project's zone", { timeout: 120_000 }, async () => {
+  // Europe/Berlin: clocks go forward on 2026-03-29 and back on 2026-10-25.
+  const events = [];
+  for (const [start, hours] of [[Date.UTC(2026, 2, 28, 22), 23], [Date.UTC(2026, 9, 24, 22), 25]]) {
+    for (let h = 0; h < hours; h++) {
+      for (let n = 0; n <= h % 3; n++) {
+        const t = start + h * HOUR + n * 7 * MIN;
+        events.push({ event: "$pageview", properties: { time: Math.floor(t / 1000), distinct_id: `dst-${h}-${n}`,
+          $insert_id: `dst-${t}-${n}`, $current_url: "https://shop.example/" } });
+      }
+    }
+  }
+  await send("ber", { kind: "import", events });
+  await stored("ber", events.length);
+  const lines = await exportAll("ber", "2026-03-28", "2026-10-26");
+  for (const [day, hours] of [["2026-03-29", 23], ["2026-10-25", 25]]) {
+    const got = await api("ber", `period=custom&from=${day}&to=${day}&breakdowns=page`);
+    assert.equal(got.granularity, "hour");
+    assert.equal(got.series.length, hours, `${day} has ${hours} hours`);
+    assert.equal(new Set(got.series.map((p) => p.start_ms)).size, hours, "every hour is its own bucket");
+    const want = reference(lines, { tz: "Europe/Berlin", from: day, to: day, filters: [] });
+    compareSeries(got.series, want.series, true, day);
+    compareTotals(got.totals, want.totals, day);
+  }
+  // The two local 02:00 hours of the autumn day are both in the chart.
+  const autumn = await api("ber", "period=custom&from=2026-10-25&to=2026-10-25&breakdowns=page");
+  assert.equal(autumn.series.filter((p) => p.bucket.endsWith("T02:00")).length, 2);
+});
