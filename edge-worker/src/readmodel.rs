@@ -84,10 +84,13 @@ struct StateRow {
 async fn open_visits(db: &D1Database, fresh: &[Event]) -> Result<Vec<(String, Visit)>> {
     let mut by_project: BTreeMap<&str, (HashSet<&str>, i64, i64)> = BTreeMap::new();
     for e in fresh.iter().filter(|e| e.page.url.is_some()) {
+        let Some(visitor) = visitor_of(e) else {
+            continue;
+        };
         let entry = by_project
             .entry(&e.project)
             .or_insert((HashSet::new(), i64::MAX, i64::MIN));
-        entry.0.insert(visitor_of(e));
+        entry.0.insert(visitor);
         entry.1 = entry.1.min(e.time_ms);
         entry.2 = entry.2.max(e.time_ms);
     }

@@ -69,7 +69,7 @@ def main():
         db.execute(
             "INSERT INTO ev VALUES (" + ",".join("?" * 29) + ")",
             (
-                p["$insert_id"], name, p.get("$device_id") or p["distinct_id"], t, local.date().isoformat(),
+                p["$insert_id"], name, p.get("$device_id") or p["distinct_id"] or None, t, local.date().isoformat(),
                 hour_ms, path, 1 if parts else 0, 1 if name in PAGEVIEWS else 0,
                 0 if name in PAGEVIEWS or name in NOT_INTERACTIVE else 1, engaged, p.get("href"),
                 json.dumps(p), revenue, p.get("$host"), p.get("$source"), p.get("$channel"), p.get("utm_source"),

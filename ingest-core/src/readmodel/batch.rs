@@ -21,9 +21,15 @@ pub const NOT_INTERACTIVE: [&str; 5] = [ENGAGEMENT, "$404", "$identify", "$creat
 pub const MAX_ENGAGED_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The visitor an event counts as: its device (cookie or cookieless hash)
-/// or, for server events, its user.
-pub fn visitor_of(event: &Event) -> &str {
-    event.device_id.as_deref().unwrap_or(&event.distinct_id)
+/// or, for server events, its user. `None` for an event of nobody (a
+/// Mixpanel `/track` event without an id and without `ip=1`): it counts as
+/// an event, in no visit and as no visitor.
+pub fn visitor_of(event: &Event) -> Option<&str> {
+    event
+        .device_id
+        .as_deref()
+        .or(Some(event.distinct_id.as_str()))
+        .filter(|v| !v.is_empty())
 }
 
 /// An event as the `events` table stores it.
@@ -99,6 +105,7 @@ pub struct BatchResult<'a> {
 
 fn hit_of(event: &Event, e: &Enrichment) -> Option<Hit> {
     let path = e.path.clone()?;
+    let visitor = visitor_of(event)?.to_owned();
     let pageview = is_pageview(&event.name);
     let engaged_ms = if event.name == ENGAGEMENT {
         match event.properties.get("engaged_ms") {
@@ -109,7 +116,7 @@ fn hit_of(event: &Event, e: &Enrichment) -> Option<Hit> {
         0
     };
     Some(Hit {
-        visitor: visitor_of(event).to_owned(),
+        visitor,
         time_ms: event.time_ms,
         insert_id: event.insert_id.clone(),
         pageview,
@@ -275,6 +282,26 @@ mod tests {
         let row = serde_json::to_value(&r.events[0]).expect("serialises");
         assert_eq!(row["name"], "$pageview");
         assert_eq!(row["referrer_source"], "Hacker News");
+    }
+
+    #[test]
+    fn an_event_of_nobody_is_an_event_and_no_visitor() {
+        let zone = Zone::utc();
+        let mut nobody = event("$pageview", 0, Some("https://a.test/"), json!({}));
+        nobody.device_id = None;
+        nobody.distinct_id = String::new();
+        let r = process(std::slice::from_ref(&nobody), Vec::new(), |_| {
+            Some(Site::plain("p", &zone))
+        });
+        assert!(r.visits.is_empty());
+        assert_eq!(r.events[0].visit_id, None);
+        let total = r
+            .rollup
+            .rows
+            .values()
+            .find(|c| c.counters.events == 1)
+            .expect("a total row");
+        assert!(total.visitors.is_empty());
     }
 
     #[test]

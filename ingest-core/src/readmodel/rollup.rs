@@ -276,8 +276,8 @@ impl Rollup {
 
     /// An event the batch stored: its event-level rows, the hour and the
     /// minute.
-    pub fn add_event(&mut self, site: &Site<'_>, event: &Event, enrichment: &Enrichment, visitor: &str) {
-        let who = Some(hash_id(visitor));
+    pub fn add_event(&mut self, site: &Site<'_>, event: &Event, enrichment: &Enrichment, visitor: Option<&str>) {
+        let who = visitor.map(hash_id);
         let pageview = is_pageview(&event.name);
         let revenue = revenue_micros(event, site.currency).unwrap_or(0);
         let one = Counters {
@@ -490,14 +490,14 @@ mod tests {
         };
         let mut r = Rollup::default();
         let pv = event("$pageview", "https://a.test/pricing/team", json!({}), T);
-        r.add_event(&site, &pv, &enrich(&pv), "d1");
+        r.add_event(&site, &pv, &enrich(&pv), Some("d1"));
         let signup = event(
             "Signup",
             "https://a.test/pricing",
             json!({"plan": "pro", "seats": 3, "$revenue": {"amount": 12.5, "currency": "EUR"}, "nested": {"x": 1}}),
             T + 1000,
         );
-        r.add_event(&site, &signup, &enrich(&signup), "d1");
+        r.add_event(&site, &signup, &enrich(&signup), Some("d1"));
 
         let total = row(&r, &Dim::Total, "2026-09-21", "").expect("total row");
         assert_eq!((total.counters.events, total.counters.pageviews), (2, 1));
@@ -554,7 +554,7 @@ mod tests {
         );
         old.received_at_ms = T + REALTIME_WINDOW_MS + 1;
         let mut r = Rollup::default();
-        r.add_event(&site, &old, &enrich(&old), "d1");
+        r.add_event(&site, &old, &enrich(&old), Some("d1"));
         assert!(r.minutes.is_empty());
         assert_eq!(
             row(&r, &Dim::Total, "2026-09-21", "").map(|c| c.counters.revenue_micros),
