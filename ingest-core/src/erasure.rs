@@ -269,6 +269,8 @@ mod tests {
             received_at_ms: received,
             user_agent: None,
             country: None,
+            region: None,
+            city: None,
         }
     }
 
