@@ -381,13 +381,15 @@ describe("seed 001: Payload too large, and its cure", () => {
     let answer;
     for (let attempt = 0; attempt < 5 && !(answer?.status === 413 && answer.complete); attempt++) {
       answer = await upload();
-      // Reading on to the end (the old behaviour) takes all 64 MiB before
-      // answering; now the worker reads the 2 MiB cap and 2 MiB of drain,
-      // and the client gets on top of that only what the sockets' buffers
-      // held.
-      assert.ok(answer.sent < 16 * 1024 * 1024, `the client had to send ${answer.sent} bytes`);
     }
     assert.equal(answer.status, 413, answer.body);
+    // Reading on to the end (the old behaviour) takes all 64 MiB before
+    // answering; now the worker reads the 2 MiB cap and 2 MiB of drain, and
+    // the client gets on top of that what the sockets and wrangler's proxy
+    // buffered meanwhile, which grows when the isolate is busy (a queue
+    // batch in flight): well under half of the upload either way. (An
+    // attempt the proxy answered itself says nothing about the worker.)
+    assert.ok(answer.sent < total / 2, `the client had to send ${answer.sent} bytes`);
     assert.deepEqual(JSON.parse(answer.body), { status: 0, error: "request exceeds max limit of 2097152 bytes" });
     assert.equal((await fetch(`${worker.base}/health`)).status, 200);
   });
