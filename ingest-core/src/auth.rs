@@ -1,6 +1,7 @@
 //! Projects and their keys. A public token only opens the track endpoints;
-//! the secret key opens import, bulk, export, stats and deletion. Keys are
-//! compared in constant time and never echoed.
+//! the secret key opens import, bulk, export, stats and deletion; the
+//! optional viewer key opens the stats API (and so the dashboard) only.
+//! Keys are compared in constant time and never echoed.
 
 use crate::error::IngestError;
 use crate::limits::{MAX_PROPERTY_KEY_CHARS, MAX_RATE_LIMIT, RATE_LIMIT_SLOT_REQUESTS};
@@ -19,6 +20,9 @@ pub struct Project {
     pub token: String,
     /// Secret key: server side only.
     pub secret: String,
+    /// Read-only key: the stats API and nothing else, for sharing a
+    /// dashboard. Optional.
+    pub viewer: Option<String>,
     /// Hosts that Mixpanel's `redirect=` may send a browser to.
     pub redirect_hosts: Vec<String>,
     /// Requests per period and location for each kind of key.
@@ -48,6 +52,8 @@ pub const DEFAULT_CURRENCY: &str = "USD";
 pub enum KeyKind {
     Public,
     Secret,
+    /// Reads stats only.
+    Viewer,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,9 +67,10 @@ pub const MAX_PROJECT_ID_CHARS: usize = 64;
 pub const MAX_KEY_CHARS: usize = 256;
 
 /// The fields a project may have, as the configuration names them.
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
     "token",
     "secret",
+    "viewer",
     "redirect_hosts",
     "rate_limits",
     "timezone",
@@ -99,8 +106,8 @@ pub enum ConfigError {
     },
     /// The field is not named: a key pasted as a field name would be shown.
     #[error(
-        "project {project}: has a field that is none of token, secret, redirect_hosts, rate_limits, timezone, \
-         goals, currency, raw_retention_days, properties"
+        "project {project}: has a field that is none of token, secret, viewer, redirect_hosts, rate_limits, \
+         timezone, goals, currency, raw_retention_days, properties"
     )]
     UnknownField { project: String },
     #[error("project {project}'s {field} is also project {other}'s {other_field}: every key must be unique")]
@@ -162,11 +169,28 @@ impl Projects {
             if bool::from(project.secret.as_bytes().ct_eq(key.as_bytes())) {
                 found = Some((project, KeyKind::Secret));
             }
+            // A project without a viewer key compares against an empty
+            // one, which no key equals (empty keys were refused above).
+            let viewer = project.viewer.as_deref().unwrap_or("");
+            if bool::from(viewer.as_bytes().ct_eq(key.as_bytes())) {
+                found = Some((project, KeyKind::Viewer));
+            }
         }
         match found {
             None => Err(IngestError::Unauthorized),
             Some((project, kind)) if kind == required => Ok(project),
             Some(_) => Err(IngestError::Forbidden),
+        }
+    }
+
+    /// The stats API's check: the secret key or the viewer key, nothing
+    /// else (a public token is refused with 403, as everywhere else); with
+    /// the kind of key it was.
+    pub fn authorize_reader(&self, key: Option<&str>) -> Result<(&Project, KeyKind), IngestError> {
+        match self.authorize(key, KeyKind::Viewer) {
+            Ok(project) => Ok((project, KeyKind::Viewer)),
+            Err(IngestError::Forbidden) => self.authorize(key, KeyKind::Secret).map(|p| (p, KeyKind::Secret)),
+            Err(other) => Err(other),
         }
     }
 }
@@ -191,6 +215,10 @@ fn project(id: String, fields: Value) -> Result<Project, ConfigError> {
     }
     let token = key(&id, &mut fields, "token")?;
     let secret = key(&id, &mut fields, "secret")?;
+    let viewer = match fields.get("viewer") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(key(&id, &mut fields, "viewer")?),
+    };
     let redirect_hosts = match fields.remove("redirect_hosts") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(hosts)) => hosts
@@ -262,6 +290,7 @@ fn project(id: String, fields: Value) -> Result<Project, ConfigError> {
         id,
         token,
         secret,
+        viewer,
         redirect_hosts,
         rate_limits,
         zone,
@@ -327,9 +356,12 @@ fn check_unique(projects: &[Project]) -> Result<(), ConfigError> {
         .iter()
         .flat_map(|p| {
             [
-                (p.id.as_str(), "token", p.token.as_str()),
-                (p.id.as_str(), "secret", p.secret.as_str()),
+                Some((p.id.as_str(), "token", p.token.as_str())),
+                Some((p.id.as_str(), "secret", p.secret.as_str())),
+                p.viewer.as_deref().map(|v| (p.id.as_str(), "viewer", v)),
             ]
+            .into_iter()
+            .flatten()
         })
         .collect();
     for (i, (project, field, key)) in keys.iter().enumerate() {
@@ -351,7 +383,7 @@ mod tests {
 
     fn projects() -> Projects {
         Projects::from_json(
-            r#"{"demo":{"token":"demo-token","secret":"demo-secret","redirect_hosts":["example.com"]},
+            r#"{"demo":{"token":"demo-token","secret":"demo-secret","viewer":"demo-viewer","redirect_hosts":["example.com"]},
                 "other":{"token":"t2","secret":"s2"}}"#,
         )
         .expect("valid config")
@@ -383,6 +415,46 @@ mod tests {
         assert_eq!(p.authorize(Some(""), KeyKind::Public), Err(IngestError::Unauthorized));
         assert_eq!(p.authorize(None, KeyKind::Public), Err(IngestError::Unauthorized));
         assert_eq!(p.by_id("demo").map(|p| p.redirect_hosts.len()), Some(1));
+    }
+
+    #[test]
+    fn the_viewer_key_reads_stats_and_opens_nothing_else() {
+        let p = projects();
+        for required in [KeyKind::Public, KeyKind::Secret] {
+            assert_eq!(p.authorize(Some("demo-viewer"), required), Err(IngestError::Forbidden));
+        }
+        let reader = |key: &str| p.authorize_reader(Some(key)).map(|(p, kind)| (p.id.as_str(), kind));
+        assert_eq!(reader("demo-viewer"), Ok(("demo", KeyKind::Viewer)));
+        assert_eq!(reader("demo-secret"), Ok(("demo", KeyKind::Secret)));
+        assert_eq!(reader("s2"), Ok(("other", KeyKind::Secret)));
+        assert_eq!(reader("demo-token"), Err(IngestError::Forbidden));
+        assert_eq!(reader("demo-viewe"), Err(IngestError::Unauthorized));
+        assert_eq!(p.authorize_reader(Some("")), Err(IngestError::Unauthorized));
+        assert_eq!(p.authorize_reader(None), Err(IngestError::Unauthorized));
+        // A project without a viewer key is not opened by an empty one.
+        assert_eq!(p.by_id("other").map(|p| p.viewer.clone()), Some(None));
+        let bad = Projects::from_json(r#"{"a":{"token":"tok-1","secret":"sec-1","viewer":""}}"#).err();
+        assert_eq!(
+            bad,
+            Some(ConfigError::Invalid {
+                project: "a".into(),
+                field: "viewer",
+                expected: KEY_FORM
+            })
+        );
+        let reused = Projects::from_json(
+            r#"{"a":{"token":"tok-1","secret":"sec-1","viewer":"v-1"},"b":{"token":"tok-2","secret":"v-1"}}"#,
+        )
+        .err();
+        assert_eq!(
+            reused,
+            Some(ConfigError::Reused {
+                project: "b".into(),
+                field: "secret",
+                other: "a".into(),
+                other_field: "viewer"
+            })
+        );
     }
 
     /// Each bad configuration, the error it gets, and every key it holds:

@@ -32,7 +32,8 @@ impl RateLimits {
     pub fn for_kind(&self, kind: KeyKind) -> u32 {
         match kind {
             KeyKind::Public => self.public,
-            KeyKind::Secret => self.secret,
+            // The viewer key reads what the secret reads, from its budget.
+            KeyKind::Secret | KeyKind::Viewer => self.secret,
         }
     }
 }
@@ -47,6 +48,7 @@ pub fn slot_key(project: &str, kind: KeyKind, slot: u32) -> String {
     let kind = match kind {
         KeyKind::Public => "public",
         KeyKind::Secret => "secret",
+        KeyKind::Viewer => "viewer",
     };
     format!("project:{project}:{kind}:{slot}")
 }

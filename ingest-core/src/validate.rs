@@ -176,7 +176,8 @@ pub fn recent_window(cx: &Context<'_>) -> Option<RecentWindow> {
             max_age_ms: MAX_TRACK_AGE_MS,
             message: "is more than 3 hours in the past; send older events to /import",
         }),
-        (KeyKind::Public, _) => Some(RecentWindow {
+        // A viewer key never ingests; were it to, the strictest window.
+        (KeyKind::Public | KeyKind::Viewer, _) => Some(RecentWindow {
             max_age_ms: MAX_PUBLIC_EVENT_AGE_MS,
             message: "is more than 7 days in the past; send older events with the secret key",
         }),

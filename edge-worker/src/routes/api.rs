@@ -1,4 +1,5 @@
-//! Reading data back with the secret key: `GET /api/stats` for the
+//! Reading data back: `GET /api/stats*` with the secret or the viewer key,
+//! everything else with the secret key only. `GET /api/stats` for the
 //! dashboard and `GET /api/2.0/export` (Mixpanel's raw export shape: NDJSON
 //! of `{"event", "properties": {time (s), distinct_id, $insert_id, …}}`).
 
@@ -36,6 +37,30 @@ fn secret_project(req: &Request, env: &Env) -> Result<Project, IngestError> {
     }
 }
 
+/// The project whose secret or viewer key the request carries, in
+/// `x-api-key` or `Authorization: Bearer`: the stats API's check. Basic auth
+/// stays the secret's (Mixpanel's export shape), so a viewer key there is
+/// refused.
+fn reader_project(req: &Request, env: &Env) -> Result<(Project, KeyKind), IngestError> {
+    let projects = config::projects(env)?;
+    let key = match header(req, "x-api-key") {
+        Some(key) => Some(key),
+        None => {
+            let auth = header(req, "authorization").unwrap_or_default();
+            match auth.trim().split_once(' ') {
+                Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => Some(value.trim().to_owned()),
+                _ => None,
+            }
+        }
+    };
+    match key {
+        Some(key) => projects
+            .authorize_reader(Some(&key))
+            .map(|(project, kind)| (project.clone(), kind)),
+        None => Ok((secret_project(req, env)?, KeyKind::Secret)),
+    }
+}
+
 pub fn error(err: &IngestError) -> Reply {
     Reply::json(err.status(), &json!({"error": err.message()})).retry_after_for(err)
 }
@@ -55,11 +80,11 @@ pub async fn stats_view(req: Request, env: &Env, view: StatsView) -> Reply {
 }
 
 async fn stats_view_reply(req: &Request, env: &Env, view: StatsView) -> Result<Reply, IngestError> {
-    let project = secret_project(req, env)?;
+    let (project, kind) = reader_project(req, env)?;
     let query = query(req)?;
     let db = database(env)?;
     let now = now_ms();
-    let body = match view {
+    let mut body = match view {
         StatsView::Legacy => {
             let range = DateRange::from_query(&query, now)?;
             crate::stats_v1::stats(&db, &project.id, &range, now)
@@ -70,6 +95,14 @@ async fn stats_view_reply(req: &Request, env: &Env, view: StatsView) -> Result<R
         StatsView::Breakdown => stats::breakdown(&db, &project, &query, now).await?,
         StatsView::Realtime => stats::realtime(&db, &project, now).await?,
     };
+    // Which key read it, so the dashboard can say when it was the secret
+    // (a link to share should carry the viewer key, never the secret).
+    if let Value::Object(map) = &mut body {
+        map.insert(
+            "access".into(),
+            json!(if kind == KeyKind::Viewer { "viewer" } else { "secret" }),
+        );
+    }
     Ok(Reply::json(200, &body))
 }
 
