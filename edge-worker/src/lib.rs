@@ -16,7 +16,6 @@ mod ratelimit;
 mod readmodel;
 mod routes;
 mod stats;
-mod stats_v1;
 mod storage;
 
 use worker::{

@@ -302,6 +302,15 @@ pub async fn overview(db: &D1Database, project: &Project, query: &str, now_ms: i
     Ok(object(vec![
         ("project", json!(project.id)),
         ("timezone", json!(zone.name())),
+        // What the dashboard shows around the numbers: the tag to paste
+        // (the public token is meant for pages), the goals and the
+        // property keys rolled up for breakdowns.
+        ("token", json!(project.token)),
+        (
+            "goals",
+            json!(project.goals.iter().map(|g| g.name.clone()).collect::<Vec<_>>()),
+        ),
+        ("properties", json!(project.properties)),
         ("from", json!(range.from)),
         ("to", json!(range.to)),
         ("granularity", json!(range.granularity().as_str())),

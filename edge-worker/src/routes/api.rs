@@ -68,8 +68,6 @@ pub fn error(err: &IngestError) -> Reply {
 /// Which stats read a request asks for.
 #[derive(Clone, Copy)]
 pub enum StatsView {
-    /// The first dashboard's raw-scan numbers (until it moves to v2).
-    Legacy,
     Overview,
     Breakdown,
     Realtime,
@@ -85,12 +83,6 @@ async fn stats_view_reply(req: &Request, env: &Env, view: StatsView) -> Result<R
     let db = database(env)?;
     let now = now_ms();
     let mut body = match view {
-        StatsView::Legacy => {
-            let range = DateRange::from_query(&query, now)?;
-            crate::stats_v1::stats(&db, &project.id, &range, now)
-                .await
-                .map_err(|_| IngestError::Unavailable)?
-        }
         StatsView::Overview => stats::overview(&db, &project, &query, now).await?,
         StatsView::Breakdown => stats::breakdown(&db, &project, &query, now).await?,
         StatsView::Realtime => stats::realtime(&db, &project, now).await?,

@@ -63,7 +63,6 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         (_, "/v1/event") => crm_method_not_allowed(),
 
         (Method::Get, "/api/stats") => api::stats_view(req, &env, api::StatsView::Overview).await,
-        (Method::Get, "/api/stats/v1") => api::stats_view(req, &env, api::StatsView::Legacy).await,
         (Method::Get, "/api/stats/breakdown") => api::stats_view(req, &env, api::StatsView::Breakdown).await,
         (Method::Get, "/api/stats/realtime") => api::stats_view(req, &env, api::StatsView::Realtime).await,
         (Method::Get, "/api/profile") => api::profile(req, &env).await,
@@ -76,7 +75,6 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         (
             _,
             "/api/stats"
-            | "/api/stats/v1"
             | "/api/stats/breakdown"
             | "/api/stats/realtime"
             | "/api/profile"
