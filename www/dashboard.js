@@ -283,7 +283,12 @@
     setBodyState("loading");
     el.dashView.setAttribute("aria-busy", "true");
     try {
-      const body = await api("/api/stats", apiQuery(), useKey);
+      // Only the panels' shown tabs (and the events, which the property
+      // tab lists): other tabs are read when opened, so a load reads from D1
+      // what it shows.
+      const shownDims = PANELS.map((p) => tabs[p.id] || p.tabs[0]).filter((d) => d !== "prop");
+      if (!shownDims.includes("event")) shownDims.push("event");
+      const body = await api("/api/stats", apiQuery({ breakdowns: shownDims.join(",") }), useKey);
       if (mine !== seq) return;
       key = useKey;
       const keys = Object.assign({}, memoryKeys);
@@ -602,12 +607,30 @@
       const content = node("div", { className: "panel-body", "data-panel-dim": dim });
       section.append(content);
       if (dim === "prop") renderPropTab(content);
-      else fillPanel(content, dim, answer.breakdowns[dim] || { rows: [], more: false });
+      else if (answer.breakdowns[dim]) fillPanel(content, dim, answer.breakdowns[dim]);
+      else loadTab(content, dim);
       el.panels.append(section);
     }
   }
 
+  /** A tab the overview did not read: its top rows, once per view. */
+  async function loadTab(content, dim) {
+    const mine = answer;
+    content.dataset.state = "loading";
+    content.replaceChildren(node("p", { className: "muted empty-note", text: "Loading…" }));
+    try {
+      const data = await api("/api/stats/breakdown", apiQuery({ dim, limit: String(PANEL_ROWS) }), key);
+      if (mine !== answer) return; // a newer view replaced this one
+      answer.breakdowns[dim] = { rows: data.rows, more: data.more };
+      if (content.isConnected) fillPanel(content, dim, answer.breakdowns[dim]);
+    } catch (err) {
+      content.replaceChildren(node("p", { className: "form-error", role: "alert", text: err.message }));
+      content.dataset.state = "error";
+    }
+  }
+
   function fillPanel(content, dim, data) {
+    content.dataset.state = "ready";
     content.replaceChildren();
     content.dataset.panelDim = dim;
     if (!data.rows.length) {

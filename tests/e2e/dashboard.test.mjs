@@ -268,6 +268,8 @@ async function checkPanels(page, answer) {
   for (const [panel, dims] of Object.entries(PANELS)) {
     for (const dim of dims) {
       if (dims.length > 1) await page.click(`#panel-${panel} [data-tab="${dim}"]`);
+      // A tab the overview did not read is read when opened.
+      await page.waitForSelector(`#panel-${panel} .panel-body[data-panel-dim="${dim}"][data-state="ready"]`);
       const rows = answer.breakdowns[dim].rows;
       if (!rows.length) {
         assert.equal(await page.locator(`#panel-${panel} .empty-note`).count(), 1, `${dim}: says it is empty`);
