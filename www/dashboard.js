@@ -98,6 +98,7 @@
     switcher: $("switcher"), projectSelect: $("project-select"), live: $("live"), liveCount: $("live-count"), logout: $("logout"),
     more: $("more-dialog"), moreTitle: $("more-title"), moreBody: $("more-body"), moreClose: $("more-close"),
     morePrev: $("more-prev"), moreNext: $("more-next"), morePage: $("more-page"), moreCsv: $("more-csv"),
+    moreSearch: $("more-search"), moreSearchLabel: $("more-search-label"),
     realtimePanel: $("realtime-panel"),
   };
 
@@ -200,11 +201,12 @@
     else history.replaceState(null, "", url);
   }
   /** The API's query for the current range and filters. */
-  function apiQuery(extra) {
+  function apiQuery(extra, moreFilters) {
     const q = new URLSearchParams();
     q.set("period", state.period);
     if (state.period === "custom") { q.set("from", state.from); q.set("to", state.to); }
-    if (state.filters.length) q.set("filters", JSON.stringify(state.filters));
+    const filters = state.filters.concat(moreFilters || []);
+    if (filters.length) q.set("filters", JSON.stringify(filters));
     for (const [k, v] of Object.entries(extra || {})) q.set(k, v);
     return q;
   }
@@ -685,10 +687,16 @@
 
   let moreDim = "";
   let morePageNo = 1;
-  let moreRows = [];
+  /** The "more" view's search, as one more filter (goals are names, not searched). */
+  function moreFilters() {
+    const text = el.moreSearch.value.trim();
+    return text && moreDim !== "goal" ? [["contains", moreDim, [text]]] : [];
+  }
   async function openMore(dim) {
     moreDim = dim;
     morePageNo = 1;
+    el.moreSearch.value = "";
+    el.moreSearchLabel.hidden = dim === "goal";
     el.moreTitle.textContent = dimInfo(dim).tab === "Properties" ? dimInfo(dim).label : dimInfo(dim).tab;
     if (!el.more.open) el.more.showModal();
     await loadMore();
@@ -697,8 +705,9 @@
     el.moreBody.replaceChildren(node("p", { className: "muted", text: "Loading…" }));
     el.more.dataset.state = "loading";
     try {
-      const data = await api("/api/stats/breakdown", apiQuery({ dim: moreDim, limit: String(MORE_ROWS), page: String(morePageNo) }), key);
-      moreRows = data.rows;
+      const query = apiQuery({ dim: moreDim, limit: String(MORE_ROWS), page: String(morePageNo) }, moreFilters());
+      const data = await api("/api/stats/breakdown", query, key);
+      if (query.toString() !== apiQuery({ dim: moreDim, limit: String(MORE_ROWS), page: String(morePageNo) }, moreFilters()).toString()) return;
       el.moreBody.replaceChildren(data.rows.length ? table(moreDim, data.rows, true) : node("p", { className: "muted", text: "No rows." }));
       el.morePrev.disabled = morePageNo <= 1;
       el.moreNext.disabled = !data.more;
@@ -719,7 +728,7 @@
     el.moreCsv.disabled = true;
     try {
       for (let page = 1; page <= CSV_MAX_PAGES; page++) {
-        const data = await api("/api/stats/breakdown", apiQuery({ dim: moreDim, limit: String(CSV_PAGE_ROWS), page: String(page) }), key);
+        const data = await api("/api/stats/breakdown", apiQuery({ dim: moreDim, limit: String(CSV_PAGE_ROWS), page: String(page) }, moreFilters()), key);
         for (const r of data.rows) lines.push([r.value].concat(cols.map(([f]) => r[f])).map(csvField).join(","));
         if (!data.more) break;
       }
@@ -867,6 +876,11 @@
   el.morePrev.addEventListener("click", () => { morePageNo = Math.max(1, morePageNo - 1); loadMore(); });
   el.moreNext.addEventListener("click", () => { morePageNo += 1; loadMore(); });
   el.moreCsv.addEventListener("click", downloadCsv);
+  let searchTimer = 0;
+  el.moreSearch.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => { morePageNo = 1; loadMore(); }, 250);
+  });
   window.addEventListener("popstate", () => {
     state = readUrl();
     key = memoryKeys[state.project] || key;

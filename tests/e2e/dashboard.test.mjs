@@ -515,6 +515,18 @@ test("'more' shows every row a page at a time; its CSV has the same rows; a prop
     if (dim === "page") {
       await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-more-1280.png") });
       axeReport.dialog = await axe(page, "the more dialog");
+      // The search is one more filter ("contains"), for the rows and the CSV.
+      await page.fill("#more-search", "blog");
+      await page.waitForFunction(() => document.getElementById("more-dialog").dataset.state === "ready" &&
+        document.querySelectorAll("#more-body tbody tr").length > 0 &&
+        [...document.querySelectorAll("#more-body tbody tr")].every((tr) => tr.dataset.row.includes("blog")));
+      const searched = await api(`/api/stats/breakdown?period=30d&dim=page&limit=100&page=1&filters=${encodeURIComponent(JSON.stringify([["contains", "page", ["blog"]]]))}`);
+      assert.ok(searched.rows.length >= 2 && searched.rows.length < full.rows.length);
+      const searchedRows = await tableRows(page, "#more-body");
+      assert.deepEqual(searchedRows, expectedRows(searched.rows, columns), "searched rows");
+      const [again] = await Promise.all([page.waitForEvent("download"), page.click("#more-csv")]);
+      const searchedCsv = readFileSync(await again.path(), "utf8").trim().split("\r\n").map(parseCsvLine);
+      assert.deepEqual(searchedCsv.slice(1).map((r) => r[0]), searched.rows.map((r) => r.value), "the CSV follows the search");
     }
     await page.keyboard.press("Escape");
     await page.waitForFunction(() => !document.getElementById("more-dialog").open);
@@ -624,22 +636,32 @@ test("realtime refreshes every 30 seconds on its own request, never re-running t
   const start = Date.now();
   await context.clock.install({ time: start });
   const asked = { overview: 0, realtime: 0 };
+  const answers = [];
   page.on("request", (r) => {
     const p = new URL(r.url()).pathname;
     if (p === "/api/stats") asked.overview++;
     if (p === "/api/stats/realtime") asked.realtime++;
+  });
+  // The realtime answers the page got: the window moves every minute, so the
+  // screen is compared with the very answer it shows.
+  page.on("response", async (r) => {
+    if (new URL(r.url()).pathname === "/api/stats/realtime") answers.push(await r.json());
   });
   await page.goto(`${worker.base}/dashboard?period=7d#key=${VIEWER}`);
   await page.clock.pauseAt(start + 5_000);
   await page.waitForFunction(() => document.body.dataset.state === "ready" && Number(document.body.dataset.realtime) >= 1);
   assert.equal(new URL(page.url()).hash, "", "the key left the address at once");
   assert.equal(new URL(page.url()).searchParams.get("project"), "demo");
-  const rt = await api("/api/stats/realtime");
-  assert.ok(rt.visitors >= 1, "the visitor of a moment ago is live");
-  assert.equal(await page.textContent("#live-count"), int(rt.visitors));
-  const bars = await page.$$eval("#rt-chart rect", (r) => r.map((x) => Number(x.dataset.pageviews)));
-  assert.equal(bars.length, 30);
-  assert.equal(bars.reduce((a, b) => a + b, 0), rt.pageviews_per_minute.reduce((a, m) => a + m.pageviews, 0));
+  const onScreen = async () => ({
+    live: await page.textContent("#live-count"),
+    panel: await page.textContent("#rt-visitors"),
+    bars: await page.$$eval("#rt-chart rect", (r) => r.map((x) => Number(x.dataset.pageviews))),
+  });
+  const expected = (rt) => ({ live: int(rt.visitors), panel: int(rt.visitors), bars: rt.pageviews_per_minute.map((m) => m.pageviews) });
+  assert.equal(answers.length, 1);
+  assert.ok(answers[0].visitors >= 1, "the visitor of a moment ago is live");
+  assert.deepEqual(await onScreen(), expected(answers[0]));
+  assert.equal(answers[0].pageviews_per_minute.length, 30);
 
   await live("dash-live-b", "203.0.113.251");
   const before = { ...asked };
@@ -649,9 +671,9 @@ test("realtime refreshes every 30 seconds on its own request, never re-running t
   await page.clock.runFor(1_000);
   await refreshed;
   assert.deepEqual(asked, { overview: before.overview, realtime: before.realtime + 1 }, "only the realtime request ran");
-  const now = await api("/api/stats/realtime");
-  assert.ok(now.visitors >= 2, "both fresh visitors are live");
-  await page.waitForFunction((n) => document.getElementById("live-count").textContent === n, int(now.visitors));
+  await page.waitForFunction(() => Number(document.body.dataset.realtime) >= 2);
+  assert.ok(answers[1].visitors >= 2, "both fresh visitors are live");
+  assert.deepEqual(await onScreen(), expected(answers[1]));
   await context.close();
 });
 
