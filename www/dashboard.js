@@ -29,6 +29,13 @@
     { key: "bounce_rate", label: "Bounce rate", lowerIsBetter: true },
     { key: "visit_duration", label: "Visit duration" },
   ];
+  // Under a goal filter the cards are the goal's, as Plausible shows them;
+  // the rate is over the visitors of the same view without the goal.
+  const GOAL_METRICS = [
+    { key: "visitors", label: "Unique conversions" },
+    { key: "events", label: "Total conversions" },
+    { key: "conversion_rate", label: "Conversion rate", rate: true, points: true },
+  ];
 
   // Column sets: [field of the API row, heading, how it is shown].
   const COLS = {
@@ -132,7 +139,7 @@
     switch (kind) {
       case "views_per_visit": return decimalFormat.format(Number(value) || 0);
       case "bounce_rate": case "percent": return fmtInt(value) + "%";
-      case "percent1": return decimalFormat.format(Number(value) || 0) + "%";
+      case "conversion_rate": case "percent1": return decimalFormat.format(Number(value) || 0) + "%";
       case "visit_duration": case "duration": return fmtDuration(value);
       default: return fmtInt(value);
     }
@@ -141,14 +148,36 @@
   function change(metric, now, prev) {
     now = Number(now) || 0;
     prev = Number(prev) || 0;
-    if (metric.key === "bounce_rate") {
-      const d = Math.round(now - prev);
+    if (metric.key === "bounce_rate" || metric.points) {
+      const d = Math.round((now - prev) * 10) / 10;
       return { delta: d, text: (d > 0 ? "+" : d < 0 ? "−" : "±") + Math.abs(d) + " pp" };
     }
     if (prev === 0) return { delta: now > 0 ? 1 : 0, text: now > 0 ? "new" : "±0%" };
     const pct = Math.round(((now - prev) / prev) * 100);
     return { delta: pct, text: (pct > 0 ? "+" : pct < 0 ? "−" : "±") + Math.abs(pct) + "%" };
   }
+  /** The goal filter of the view, if any ("is" a goal). */
+  function goalFiltered(filters) {
+    return filters.some((f) => f[0] === "is" && f[1] === "goal");
+  }
+  /** The cards of the view: the goal's under a goal filter. */
+  function metricsShown() {
+    return answer && answer.base ? GOAL_METRICS : METRICS;
+  }
+  function chosenMetric() {
+    const list = metricsShown();
+    return list.find((m) => m.key === state.metric) || list[0];
+  }
+  /** A metric of a point (totals or a series bucket), with its base point for a rate. */
+  function valueOf(m, point, basePoint) {
+    if (!point) return 0;
+    if (m.rate) {
+      const all = Number(basePoint && basePoint.visitors) || 0;
+      return all ? Math.round((1000 * (Number(point.visitors) || 0)) / all) / 10 : 0;
+    }
+    return Number(point[m.key]) || 0;
+  }
+
   function dimInfo(dim) {
     if (DIMS[dim]) return DIMS[dim];
     if (dim.startsWith("prop:")) {
@@ -182,7 +211,7 @@
       const parsed = JSON.parse(p.get("filters") || "[]");
       if (Array.isArray(parsed)) filters = parsed.filter((f) => Array.isArray(f) && f.length === 3);
     } catch (e) { filters = []; }
-    const metric = METRICS.some((m) => m.key === p.get("metric")) ? p.get("metric") : "visitors";
+    const metric = METRICS.concat(GOAL_METRICS).some((m) => m.key === p.get("metric")) ? p.get("metric") : "visitors";
     return { project: p.get("project") || "", period, from: p.get("from") || "", to: p.get("to") || "", filters, metric };
   }
   function stateQuery(s) {
@@ -201,11 +230,11 @@
     else history.replaceState(null, "", url);
   }
   /** The API's query for the current range and filters. */
-  function apiQuery(extra, moreFilters) {
+  function apiQuery(extra, moreFilters, baseFilters) {
     const q = new URLSearchParams();
     q.set("period", state.period);
     if (state.period === "custom") { q.set("from", state.from); q.set("to", state.to); }
-    const filters = state.filters.concat(moreFilters || []);
+    const filters = (baseFilters || state.filters).concat(moreFilters || []);
     if (filters.length) q.set("filters", JSON.stringify(filters));
     for (const [k, v] of Object.entries(extra || {})) q.set(k, v);
     return q;
@@ -290,8 +319,14 @@
       // what it shows.
       const shownDims = PANELS.map((p) => tabs[p.id] || p.tabs[0]).filter((d) => d !== "prop");
       if (!shownDims.includes("event")) shownDims.push("event");
-      const body = await api("/api/stats", apiQuery({ breakdowns: shownDims.join(",") }), useKey);
+      const goal = goalFiltered(state.filters);
+      const [body, base] = await Promise.all([
+        api("/api/stats", apiQuery({ breakdowns: shownDims.join(",") }), useKey),
+        // Under a goal filter: the same view without it, for the rate.
+        goal ? api("/api/stats", apiQuery({ breakdowns: "" }, [], state.filters.filter((f) => f[1] !== "goal")), useKey) : null,
+      ]);
       if (mine !== seq) return;
+      body.base = base;
       key = useKey;
       const keys = Object.assign({}, memoryKeys);
       keys[body.project] = useKey;
@@ -396,14 +431,15 @@
 
   function renderCards() {
     el.cards.replaceChildren();
-    for (const m of METRICS) {
-      const now = answer.totals[m.key];
-      const prev = answer.previous.totals[m.key];
+    const base = answer.base;
+    for (const m of metricsShown()) {
+      const now = valueOf(m, answer.totals, base && base.totals);
+      const prev = valueOf(m, answer.previous.totals, base && base.previous.totals);
       const c = change(m, now, prev);
       const good = m.lowerIsBetter ? c.delta < 0 : c.delta > 0;
       const bad = m.lowerIsBetter ? c.delta > 0 : c.delta < 0;
       const button = node("button", {
-        type: "button", className: "card metric", "data-metric": m.key, "aria-pressed": String(state.metric === m.key),
+        type: "button", className: "card metric", "data-metric": m.key, "aria-pressed": String(chosenMetric().key === m.key),
       }, [
         node("span", { className: "card-label", text: m.label }),
         node("span", { className: "value", "data-value": "", text: fmtMetric(m.key, now) }),
@@ -448,20 +484,23 @@
 
   let chartIndex = -1;
   function renderChart() {
-    const metric = METRICS.find((m) => m.key === state.metric) || METRICS[0];
+    const metric = chosenMetric();
     el.chartTitle.textContent = metric.label;
     const series = answer.series || [];
     const prev = answer.previous.series || [];
+    const base = answer.base;
+    const at = (list, baseList, i) => valueOf(metric, list[i], baseList && baseList[i]);
     const today = zoneToday(answer.timezone);
     const now = Date.now();
     const future = (p) => (p.start_ms !== undefined ? p.start_ms > now : String(p.bucket) > today.slice(0, String(p.bucket).length));
-    const values = series.map((p) => Number(p[metric.key]) || 0);
-    const prevValues = series.map((_, i) => (prev[i] ? Number(prev[i][metric.key]) || 0 : null));
+    const values = series.map((_, i) => at(series, base && base.series, i));
+    const prevValues = series.map((_, i) => (prev[i] ? at(prev, base && base.previous.series, i) : null));
     const W = Math.max(280, el.chart.clientWidth || 800);
     const H = W < 560 ? 200 : 260;
     const pad = { l: 48, r: 12, t: 12, b: 28 };
     // Four grid steps, whole ones for whole-number metrics.
-    const max = 4 * niceStep(Math.max(...values, ...prevValues.map((v) => v || 0)) / 4, metric.key !== "views_per_visit");
+    const whole = metric.key !== "views_per_visit" && !metric.rate;
+    const max = 4 * niceStep(Math.max(...values, ...prevValues.map((v) => v || 0)) / 4, whole);
     const n = Math.max(1, series.length);
     const x = (i) => pad.l + (n === 1 ? (W - pad.l - pad.r) / 2 : (i * (W - pad.l - pad.r)) / (n - 1));
     const y = (v) => pad.t + (H - pad.t - pad.b) * (1 - v / max);
@@ -470,7 +509,7 @@
       const v = (max * g) / 4;
       root.append(svg("line", { x1: pad.l, x2: W - pad.r, y1: y(v), y2: y(v), class: "grid-line" }));
       const label = svg("text", { x: pad.l - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" });
-      label.textContent = fmtMetric(metric.key, metric.key === "views_per_visit" ? v : Math.round(v));
+      label.textContent = fmtMetric(metric.key, whole ? Math.round(v) : v);
       root.append(label);
     }
     const step = Math.max(1, Math.ceil(n / (W < 560 ? 4 : 8)));
@@ -503,9 +542,9 @@
       const q = prev[i];
       const lines = [
         node("strong", { text: bucketLabel(p.bucket, answer.granularity) }),
-        node("span", { text: metric.label + ": " + fmtMetric(metric.key, p[metric.key]) }),
+        node("span", { text: metric.label + ": " + fmtMetric(metric.key, values[i]) }),
       ];
-      if (q) lines.push(node("span", { className: "muted", text: "Before (" + bucketLabel(q.bucket, answer.granularity) + "): " + fmtMetric(metric.key, q[metric.key]) }));
+      if (q) lines.push(node("span", { className: "muted", text: "Before (" + bucketLabel(q.bucket, answer.granularity) + "): " + fmtMetric(metric.key, prevValues[i]) }));
       tip.replaceChildren(...lines);
       tip.hidden = false;
       const left = Math.min(Math.max(0, x(i) - 80), W - 170);
