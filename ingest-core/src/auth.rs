@@ -4,7 +4,8 @@
 //! Keys are compared in constant time and never echoed.
 
 use crate::error::IngestError;
-use crate::limits::{MAX_PROPERTY_KEY_CHARS, MAX_RATE_LIMIT, RATE_LIMIT_SLOT_REQUESTS};
+use crate::limits::{MAX_PROPERTY_KEY_CHARS, MAX_RATE_LIMIT, MAX_REDIRECT_URL_CHARS, RATE_LIMIT_SLOT_REQUESTS};
+use crate::payload::decode_base64;
 use crate::rate::RateLimits;
 use crate::readmodel::rollup::MAX_ROLLUP_PROPERTIES;
 use crate::readmodel::Goal;
@@ -377,6 +378,113 @@ fn check_unique(projects: &[Project]) -> Result<(), ConfigError> {
     Ok(())
 }
 
+// Mixpanel's credentials (`/import`, and the export's Basic auth) and the
+// `redirect=` check of its `/track`.
+
+/// Service accounts (Basic `username:secret`, both parts given) must name
+/// their project: seed 001 calls `project_id` "required when using service
+/// account authentication". The legacy API secret (`secret:`) need not.
+pub fn require_project_id(authorization: Option<&str>, project_id: Option<&str>) -> Result<(), IngestError> {
+    let service_account = authorization
+        .and_then(basic_parts)
+        .is_some_and(|(user, password)| !user.is_empty() && !password.is_empty());
+    if service_account && project_id.is_none_or(|id| id.trim().is_empty()) {
+        return Err(IngestError::BadRequest(PROJECT_ID_REQUIRED.into()));
+    }
+    Ok(())
+}
+
+/// The refusal of a service account that names no project.
+pub const PROJECT_ID_REQUIRED: &str = "project_id is required when using service account authentication";
+
+/// The secrets an `Authorization: Basic` header may be offering, most
+/// likely first: the password (a service account's secret), then the
+/// username (the legacy API secret, sent with an empty password).
+pub fn basic_auth_candidates(authorization: &str) -> Vec<String> {
+    let Some((user, password)) = basic_parts(authorization) else {
+        return Vec::new();
+    };
+    let mut candidates: Vec<String> = Vec::new();
+    for part in [password, user] {
+        if !part.is_empty() && !candidates.contains(&part) {
+            candidates.push(part);
+        }
+    }
+    candidates
+}
+
+/// The username and password of an `Authorization: Basic` header.
+fn basic_parts(authorization: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = authorization.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let text = decode_base64(encoded).ok().and_then(|b| String::from_utf8(b).ok())?;
+    let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// Finds the project an `/import` request may write to: a candidate from
+/// the Basic header must be a project's secret, and `project_id`, when
+/// given, must name that same project. A public token is refused with
+/// `Forbidden` (Mixpanel accepts it; here it opens only the track side).
+pub fn authorize_import<'p>(
+    projects: &'p Projects,
+    authorization: Option<&str>,
+    project_id: Option<&str>,
+) -> Result<&'p Project, IngestError> {
+    let project_id = project_id.filter(|id| !id.is_empty());
+    let mut refusal = IngestError::Unauthorized;
+    for key in authorization.map(basic_auth_candidates).unwrap_or_default() {
+        match projects.authorize(Some(&key), KeyKind::Secret) {
+            Ok(project) if project_id.is_none_or(|id| id == project.id) => return Ok(project),
+            Err(IngestError::Forbidden) => refusal = IngestError::Forbidden,
+            _ => {}
+        }
+    }
+    Err(refusal)
+}
+
+/// Whether `redirect=` may send a browser to `url`: http or https only, no
+/// user info, and a host equal to an allowed host or below one.
+pub fn redirect_allowed(url: &str, allowed_hosts: &[String]) -> bool {
+    if url.chars().count() > MAX_REDIRECT_URL_CHARS
+        || url.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return false;
+    }
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://")) else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // `https://allowed.test@evil.test` goes to evil.test; no user info at all.
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok() => host,
+        Some(_) => return false,
+        None => authority,
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return false;
+    }
+    allowed_hosts.iter().any(|allowed| {
+        let allowed = allowed.trim().trim_end_matches('.').to_ascii_lowercase();
+        !allowed.is_empty()
+            && (host == allowed
+                || host
+                    .strip_suffix(allowed.as_str())
+                    .is_some_and(|head| head.ends_with('.')))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -670,5 +778,140 @@ mod tests {
         assert!(with(&format!(r#""properties":[{},"one-more"]"#, sixteen.join(","))).is_err());
         assert!(with(r#""properties":[""]"#).is_err());
         assert!(with(r#""raw_retention_days":1"#).is_ok());
+    }
+
+    fn basic(user_pass: &str) -> String {
+        use base64::Engine;
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_pass))
+    }
+
+    #[test]
+    fn redirects_only_to_allowed_hosts() {
+        let hosts = vec!["example.com".to_owned(), "Shop.Test.".to_owned()];
+        for good in [
+            "https://example.com/",
+            "http://example.com",
+            "https://www.example.com/a?b=c#d",
+            "HTTPS://EXAMPLE.COM:8443/x",
+            "https://shop.test/thanks",
+            "https://example.com./",
+        ] {
+            assert!(redirect_allowed(good, &hosts), "{good}");
+        }
+        for bad in [
+            "https://example.com@evil.test/",
+            "https://user:pw@example.com/",
+            "//evil.test/",
+            "//example.com/",
+            "https:evil.test",
+            "https:///evil.test",
+            "javascript:alert(1)//example.com",
+            "ftp://example.com/",
+            "https://evil.test/example.com",
+            "https://example.com.evil.test/",
+            "https://notexample.com/",
+            "https://evil.test\\@example.com/",
+            "https://example.com\\.evil.test/",
+            "https://exa mple.com/",
+            "https://example.com\r\nSet-Cookie: a=b",
+            "https://example.com:99999/",
+            "https://example.com:/",
+            "https://[::1]/",
+            "https://%65xample.com/",
+            "",
+        ] {
+            assert!(!redirect_allowed(bad, &hosts), "{bad}");
+        }
+        assert!(!redirect_allowed("https://example.com/", &[]));
+        assert!(!redirect_allowed("https://example.com/", &[String::new()]));
+    }
+
+    #[test]
+    fn redirect_length_at_and_past_limit() {
+        let hosts = vec!["example.com".to_owned()];
+        let base = "https://example.com/";
+        let at = format!("{base}{}", "a".repeat(MAX_REDIRECT_URL_CHARS - base.len()));
+        assert!(redirect_allowed(&at, &hosts));
+        assert!(!redirect_allowed(&format!("{at}a"), &hosts));
+    }
+    #[test]
+    fn service_accounts_must_name_their_project() {
+        let service = basic("sa.user:demo-secret");
+        assert_eq!(
+            require_project_id(Some(&service), None),
+            Err(IngestError::BadRequest(PROJECT_ID_REQUIRED.into()))
+        );
+        assert_eq!(
+            require_project_id(Some(&service), Some(" ")),
+            Err(IngestError::BadRequest(PROJECT_ID_REQUIRED.into()))
+        );
+        assert_eq!(require_project_id(Some(&service), Some("12345")), Ok(()));
+        // The legacy secret, alone as the username, needs none.
+        assert_eq!(require_project_id(Some(&basic("demo-secret:")), None), Ok(()));
+        assert_eq!(require_project_id(None, None), Ok(()));
+    }
+
+    #[test]
+    fn basic_auth_offers_password_then_username() {
+        assert_eq!(basic_auth_candidates(&basic("legacy-secret:")), ["legacy-secret"]);
+        // The capture of the Python client with a service account.
+        assert_eq!(
+            basic_auth_candidates("Basic c2EudXNlcjpzYXNlY3JldA=="),
+            ["sasecret", "sa.user"]
+        );
+        assert_eq!(basic_auth_candidates(&basic("same:same")), ["same"]);
+        assert_eq!(
+            basic_auth_candidates(&basic("pass:with:colons")),
+            ["with:colons", "pass"]
+        );
+        for bad in ["Bearer abc", "Basic", "Basic !!!", "", "basic"] {
+            assert!(basic_auth_candidates(bad).is_empty(), "{bad}");
+        }
+        assert_eq!(basic_auth_candidates(&basic("s:")).len(), 1);
+    }
+
+    #[test]
+    fn import_authorization() {
+        let projects = Projects::from_json(
+            r#"{"12345":{"token":"demo-token","secret":"demo-secret"},"other":{"token":"t2","secret":"s2"}}"#,
+        )
+        .expect("config");
+        let id = |r: Result<&Project, IngestError>| r.map(|p| p.id.clone());
+        assert_eq!(
+            id(authorize_import(&projects, Some(&basic("demo-secret:")), None)),
+            Ok("12345".into())
+        );
+        assert_eq!(
+            id(authorize_import(
+                &projects,
+                Some(&basic("sa.user:demo-secret")),
+                Some("12345")
+            )),
+            Ok("12345".into())
+        );
+        assert_eq!(
+            id(authorize_import(
+                &projects,
+                Some(&basic("sa.user:demo-secret")),
+                Some("")
+            )),
+            Ok("12345".into())
+        );
+        assert_eq!(
+            id(authorize_import(&projects, Some(&basic("demo-secret:")), Some("other"))),
+            Err(IngestError::Unauthorized)
+        );
+        assert_eq!(
+            id(authorize_import(&projects, Some(&basic("demo-token:")), None)),
+            Err(IngestError::Forbidden)
+        );
+        assert_eq!(
+            id(authorize_import(&projects, Some(&basic("nope:")), None)),
+            Err(IngestError::Unauthorized)
+        );
+        assert_eq!(
+            id(authorize_import(&projects, None, None)),
+            Err(IngestError::Unauthorized)
+        );
     }
 }

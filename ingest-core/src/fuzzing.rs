@@ -795,7 +795,7 @@ pub fn export_query(data: &[u8]) {
 /// and `callback=`. The input is one header value or URL.
 pub fn credentials(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let candidates = mixpanel::basic_auth_candidates(&text);
+    let candidates = crate::auth::basic_auth_candidates(&text);
     assert!(candidates.len() <= 2);
     assert!(candidates.iter().all(|c| !c.is_empty()));
     let projects = projects();
@@ -818,7 +818,7 @@ pub fn credentials(data: &[u8]) {
     if let Some(key) = crm::api_key(Some(&text), Some(&text)) {
         assert!(!key.is_empty() && key.len() <= text.len());
     }
-    if mixpanel::redirect_allowed(&text, &[REDIRECT_HOST.to_owned()]) {
+    if crate::auth::redirect_allowed(&text, &[REDIRECT_HOST.to_owned()]) {
         check_redirect_target(&text);
     }
     let query = format!("callback={}", form_urlencoded::byte_serialize(data).collect::<String>());

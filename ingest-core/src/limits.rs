@@ -29,7 +29,7 @@ pub const MAX_GZIP_RATIO: usize = 200;
 pub const MAX_IMPORT_EVENTS: usize = 2000;
 /// Events in one Emp-Mix `/public/track/bulk` request.
 pub const MAX_BULK_EVENTS: usize = 1000;
-/// Events in one browser batch (our tracker's `/e`), and in one Mixpanel
+/// Events in one browser batch (our tracker's `/collect`), and in one Mixpanel
 /// `/track` or `/engage` batch, whose clients send at most 50.
 pub const MAX_BROWSER_BATCH_EVENTS: usize = 50;
 

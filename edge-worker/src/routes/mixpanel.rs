@@ -4,7 +4,7 @@
 
 use crate::http::{header, read_body, request_context};
 use crate::{config, pipeline, ratelimit};
-use ingest_core::auth::KeyKind;
+use ingest_core::auth::{self, KeyKind};
 use ingest_core::dialect::mixpanel::{self, ImportParams, TrackParams};
 use ingest_core::dialect::mixpanel_groups;
 use ingest_core::dialect::Reply;
@@ -224,7 +224,7 @@ async fn handle_import(req: &mut Request, query: &str, env: &Env) -> Result<Repl
     // Credentials first: an unauthenticated client learns nothing about its data.
     let authorization = header(req, "authorization");
     let query_project = form_field(query.as_bytes(), "project_id");
-    let first = mixpanel::authorize_import(&projects, authorization.as_deref(), query_project.as_deref())?;
+    let first = auth::authorize_import(&projects, authorization.as_deref(), query_project.as_deref())?;
     // Counted before the body is read: a refused import costs no upload.
     ratelimit::per_project(env, first, KeyKind::Secret).await?;
     // The Node library's `import` is a GET with `data=` in the query.
@@ -234,12 +234,12 @@ async fn handle_import(req: &mut Request, query: &str, env: &Env) -> Result<Repl
         decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?
     };
     let request = mixpanel::decode_import(query, &body, header(req, "content-type").as_deref())?;
-    let project = mixpanel::authorize_import(
+    let project = auth::authorize_import(
         &projects,
         authorization.as_deref(),
         request.params.project_id.as_deref(),
     )?;
-    mixpanel::require_project_id(authorization.as_deref(), request.params.project_id.as_deref())?;
+    auth::require_project_id(authorization.as_deref(), request.params.project_id.as_deref())?;
     let cx = validate::Context {
         project: &project.id,
         dialect: Dialect::MixpanelImport,

@@ -2,7 +2,7 @@
 // Properties: ingest_core::fuzzing::credentials, and here, with a real
 // WHATWG URL parser, that a redirect `redirect_allowed` lets through goes
 // to the allowed host (or below it) over http(s) with no user info.
-use ingest_core::dialect::mixpanel::redirect_allowed;
+use ingest_core::auth::redirect_allowed;
 use ingest_core::fuzzing::{credentials, REDIRECT_HOST};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -1,4 +1,4 @@
-//! Our own tracker's beacon: `POST /e` with a `text/plain` JSON body (so
+//! Our own tracker's beacon: `POST /collect` with a `text/plain` JSON body (so
 //! browsers send no CORS preflight) in short keys, as Plausible does, because
 //! every byte of the tracker counts.
 //!
