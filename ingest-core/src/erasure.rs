@@ -18,8 +18,8 @@
 //! a dead-letter replay) are dropped on arrival; what arrives from activity
 //! after the erasure is stored as usual.
 
-use crate::dedup::hex;
 use crate::event::Event;
+use crate::hash::hex;
 use crate::queue::Job;
 use serde::Serialize;
 use sha2::{Digest, Sha256};

@@ -16,6 +16,7 @@ pub mod error;
 pub mod event;
 pub mod export;
 pub mod fuzzing;
+pub mod hash;
 pub mod identity;
 pub mod limits;
 pub mod payload;

@@ -57,7 +57,7 @@ pub fn archive_prefix(project: &str, time_ms: i64) -> String {
 
 /// The name of an archive object: its partition and a digest of its body.
 pub fn archive_key(prefix: &str, body: &str) -> String {
-    let digest = crate::dedup::hex(&Sha256::digest(body.as_bytes())[..16]);
+    let digest = crate::hash::hex(&Sha256::digest(body.as_bytes())[..16]);
     format!("{prefix}{digest}.ndjson")
 }
 

@@ -7,9 +7,7 @@
 //! the events came in: the result equals cutting each visitor's events at
 //! every gap of 30 minutes or more.
 
-use crate::dedup::hex;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// A pause this long or longer ends a visit (Plausible's and Google
@@ -180,12 +178,7 @@ impl Visit {
 /// A visit id: stable for the same first event, so a batch retried after a
 /// failed write makes the same ids again.
 fn visit_id(visitor: &str, time_ms: i64, insert_id: &str) -> String {
-    let mut hasher = Sha256::new();
-    for part in [visitor, &time_ms.to_string(), insert_id] {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
-    }
-    hex(&hasher.finalize()[..12])
+    crate::hash::framed(&[visitor, &time_ms.to_string(), insert_id], 12)
 }
 
 /// What a batch did to the visits.
