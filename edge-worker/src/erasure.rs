@@ -3,9 +3,9 @@
 //! consumer runs in the transaction that stores events, and scrubbing the
 //! R2 archive.
 
+use ingest_core::d1::json_chunks;
 use ingest_core::erasure::{arrivals, job_events, scrub_job, scrub_ndjson, user_subject, Scope, Scrubbed, Tombstones};
 use ingest_core::identity::IdentityLink;
-use ingest_core::limits::D1_JSON_CHUNK_MAX_BYTES;
 use ingest_core::sink::{archive_key, archive_prefix};
 use ingest_core::Event;
 use serde::Deserialize;
@@ -36,18 +36,7 @@ pub async fn erased_already(db: &D1Database, events: &[Event]) -> Result<HashSet
         distinct_id: String,
     }
     let mut found = HashSet::new();
-    let texts: Vec<String> = arrivals(events)
-        .iter()
-        .filter_map(|a| serde_json::to_string(a).ok())
-        .collect();
-    let mut start = 0;
-    while start < texts.len() {
-        let mut end = start;
-        let mut bytes = 0;
-        while end < texts.len() && (end == start || bytes + texts[end].len() + 2 <= D1_JSON_CHUNK_MAX_BYTES) {
-            bytes += texts[end].len() + 1;
-            end += 1;
-        }
+    for chunk in json_chunks(arrivals(events)) {
         let rows = db
             .prepare(
                 "SELECT json_extract(j.value, '$.project') AS project, json_extract(j.value, '$.dedup_key') AS dedup_key, \
@@ -55,12 +44,11 @@ pub async fn erased_already(db: &D1Database, events: &[Event]) -> Result<HashSet
                  ON t.project = json_extract(j.value, '$.project') AND t.subject = json_extract(j.value, '$.subject') \
                  AND t.erased_at_ms >= json_extract(j.value, '$.received_at_ms')",
             )
-            .bind(&[JsValue::from(format!("[{}]", texts[start..end].join(",")))])?
+            .bind(&[JsValue::from(chunk)])?
             .all()
             .await?
             .results::<Row>()?;
         found.extend(rows.into_iter().map(|r| (r.project, r.dedup_key, r.distinct_id)));
-        start = end;
     }
     Ok(found)
 }
@@ -68,28 +56,10 @@ pub async fn erased_already(db: &D1Database, events: &[Event]) -> Result<HashSet
 /// The statements that honour tombstones for `events` (see
 /// [`ERASE_ON_ARRIVAL`]), one per JSON chunk of their arrivals.
 pub fn on_arrival(db: &D1Database, events: &[Event]) -> Result<Vec<D1PreparedStatement>> {
-    let mut statements = Vec::new();
-    let mut chunk: Vec<String> = Vec::new();
-    let mut bytes = 0;
-    for arrival in arrivals(events) {
-        let text = serde_json::to_string(&arrival).map_err(|e| worker::Error::RustError(e.to_string()))?;
-        if !chunk.is_empty() && bytes + text.len() + 2 > D1_JSON_CHUNK_MAX_BYTES {
-            statements.push(erase_statement(db, &chunk)?);
-            chunk.clear();
-            bytes = 0;
-        }
-        bytes += text.len() + 1;
-        chunk.push(text);
-    }
-    if !chunk.is_empty() {
-        statements.push(erase_statement(db, &chunk)?);
-    }
-    Ok(statements)
-}
-
-fn erase_statement(db: &D1Database, chunk: &[String]) -> Result<D1PreparedStatement> {
-    db.prepare(ERASE_ON_ARRIVAL)
-        .bind(&[JsValue::from(format!("[{}]", chunk.join(",")))])
+    json_chunks(arrivals(events))
+        .into_iter()
+        .map(|chunk| db.prepare(ERASE_ON_ARRIVAL).bind(&[JsValue::from(chunk)]))
+        .collect()
 }
 
 /// What the [`on_arrival`] statements deleted: `(dedup_key, distinct_id)`.

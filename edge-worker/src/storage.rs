@@ -5,7 +5,8 @@
 //! ([`ingest_core::dedup::dedup_key`]).
 
 use ingest_core::export::{Cursor, ExportRow, Page, EXPORT_COLUMNS};
-use ingest_core::limits::D1_JSON_CHUNK_MAX_BYTES;
+// The chunking is pure logic, in the core; named here for the writers.
+pub use ingest_core::d1::json_chunks;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use wasm_bindgen::JsValue;
@@ -30,31 +31,6 @@ pub const INSERT_EVENTS: &str = "INSERT OR IGNORE INTO events \
  json_extract(value, '$.browser_version'), json_extract(value, '$.os'), json_extract(value, '$.device'), \
  json_extract(value, '$.visit_id') \
  FROM json_each(?1)";
-
-/// Cuts rows (each serialised as one JSON object) into JSON arrays no
-/// larger than the chunk cap.
-pub fn json_chunks<T: serde::Serialize>(rows: impl IntoIterator<Item = T>) -> Vec<String> {
-    let mut chunks = Vec::new();
-    let mut current = String::from("[");
-    for row in rows {
-        let Ok(text) = serde_json::to_string(&row) else {
-            continue;
-        };
-        if current.len() > 1 && current.len() + text.len() + 2 > D1_JSON_CHUNK_MAX_BYTES {
-            current.push(']');
-            chunks.push(std::mem::replace(&mut current, String::from("[")));
-        }
-        if current.len() > 1 {
-            current.push(',');
-        }
-        current.push_str(&text);
-    }
-    if current.len() > 1 {
-        current.push(']');
-        chunks.push(current);
-    }
-    chunks
-}
 
 /// What storing a batch did.
 #[derive(Debug, Default)]
@@ -401,7 +377,7 @@ pub async fn prune(db: &D1Database, project: &str, cutoff_ms: i64, now_ms: i64) 
             )
             .bind(&[
                 project.into(),
-                JsValue::from_f64((cutoff_ms - 86_400_000) as f64),
+                JsValue::from_f64((cutoff_ms - ingest_core::time::DAY_MS) as f64),
                 JsValue::from_f64(cutoff_ms as f64),
                 RETENTION_DELETE_ROWS.into(),
             ])?,

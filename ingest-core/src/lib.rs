@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod bots;
+pub mod d1;
 pub mod dedup;
 pub mod dialect;
 pub mod enrich;
