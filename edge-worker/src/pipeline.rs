@@ -7,7 +7,7 @@ use ingest_core::bots::BotReason;
 use ingest_core::dedup::{dedup_key, kv_key};
 use ingest_core::dialect::mixpanel_groups::GroupUpdate;
 use ingest_core::identity::IdentityLink;
-use ingest_core::limits::{KV_DEDUP_MAX_KEYS, KV_DEDUP_TTL_SECONDS};
+use ingest_core::limits::{KV_DEDUP_MAX_KEYS, KV_DEDUP_TTL_SECONDS, SALT_TTL_SECONDS};
 use ingest_core::profile::ProfileUpdate;
 use ingest_core::queue::{batches, pack_events, Job};
 use ingest_core::time::utc_day;
@@ -22,10 +22,6 @@ extern "C" {
     #[wasm_bindgen(js_namespace = crypto, js_name = randomUUID)]
     pub(crate) fn random_uuid() -> String;
 }
-
-/// How long a daily salt outlives its day, so late events of the day still
-/// hash the same (seconds).
-const SALT_TTL_SECONDS: u64 = 2 * 24 * 60 * 60;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Outcome {

@@ -4,10 +4,12 @@
 //! Keys are compared in constant time and never echoed.
 
 use crate::error::IngestError;
-use crate::limits::{MAX_PROPERTY_KEY_CHARS, MAX_RATE_LIMIT, MAX_REDIRECT_URL_CHARS, RATE_LIMIT_SLOT_REQUESTS};
+use crate::limits::{
+    MAX_KEY_CHARS, MAX_PROJECT_ID_CHARS, MAX_PROPERTY_KEY_CHARS, MAX_RATE_LIMIT, MAX_RAW_RETENTION_DAYS,
+    MAX_REDIRECT_URL_CHARS, MAX_ROLLUP_PROPERTIES, RATE_LIMIT_SLOT_REQUESTS,
+};
 use crate::payload::decode_base64;
 use crate::rate::RateLimits;
-use crate::readmodel::rollup::MAX_ROLLUP_PROPERTIES;
 use crate::readmodel::Goal;
 use crate::zone::Zone;
 use serde_json::{Map, Value};
@@ -43,8 +45,6 @@ pub struct Project {
 /// Raw events are kept this many days unless a project says otherwise:
 /// long enough for filtered reports over the last year and a bit.
 pub const DEFAULT_RAW_RETENTION_DAYS: u32 = 400;
-/// The longest retention a project may ask for: a century.
-pub const MAX_RAW_RETENTION_DAYS: u32 = 36_500;
 /// Revenue is summed in this currency unless a project says otherwise.
 pub const DEFAULT_CURRENCY: &str = "USD";
 
@@ -61,11 +61,6 @@ pub enum KeyKind {
 pub struct Projects {
     projects: Vec<Project>,
 }
-
-/// Characters in a project id; ids name R2 partitions and KV keys.
-pub const MAX_PROJECT_ID_CHARS: usize = 64;
-/// Characters in a token or secret.
-pub const MAX_KEY_CHARS: usize = 256;
 
 /// The fields a project may have, as the configuration names them.
 const FIELDS: [&str; 10] = [
@@ -103,7 +98,7 @@ pub enum ConfigError {
     Invalid {
         project: String,
         field: &'static str,
-        expected: &'static str,
+        expected: String,
     },
     /// The field is not named: a key pasted as a field name would be shown.
     #[error(
@@ -120,7 +115,11 @@ pub enum ConfigError {
     },
 }
 
-const KEY_FORM: &str = "1 to 256 printable ASCII characters without spaces";
+fn key_form() -> String {
+    format!("1 to {MAX_KEY_CHARS} printable ASCII characters without spaces")
+}
+
+const HOSTS_FORM: &str = "a list of host names";
 
 impl Projects {
     /// Reads and checks the `PROJECTS` configuration: a JSON object from
@@ -229,7 +228,7 @@ fn project(id: String, fields: Value) -> Result<Project, ConfigError> {
                 _ => Err(ConfigError::Invalid {
                     project: id.clone(),
                     field: "redirect_hosts",
-                    expected: "a list of host names",
+                    expected: HOSTS_FORM.into(),
                 }),
             })
             .collect::<Result<_, _>>()?,
@@ -237,36 +236,36 @@ fn project(id: String, fields: Value) -> Result<Project, ConfigError> {
             return Err(ConfigError::Invalid {
                 project: id,
                 field: "redirect_hosts",
-                expected: "a list of host names",
+                expected: HOSTS_FORM.into(),
             })
         }
     };
     let rate_limits = rate_limits(&id, fields.remove("rate_limits"))?;
-    let invalid = |field: &'static str, expected: &'static str| ConfigError::Invalid {
+    let invalid = |field: &'static str, expected: &dyn std::fmt::Display| ConfigError::Invalid {
         project: id.clone(),
         field,
-        expected,
+        expected: expected.to_string(),
     };
     let zone = match fields.remove("timezone") {
         None | Some(Value::Null) => Zone::utc(),
         Some(Value::String(name)) => {
-            Zone::named(&name).map_err(|_| invalid("timezone", "an IANA time zone name such as Europe/Berlin"))?
+            Zone::named(&name).map_err(|_| invalid("timezone", &"an IANA time zone name such as Europe/Berlin"))?
         }
-        Some(_) => return Err(invalid("timezone", "an IANA time zone name such as Europe/Berlin")),
+        Some(_) => return Err(invalid("timezone", &"an IANA time zone name such as Europe/Berlin")),
     };
     let goals = match fields.remove("goals") {
         None | Some(Value::Null) => Vec::new(),
         Some(list) => serde_json::from_value::<Vec<Goal>>(list).map_err(|_| {
             invalid(
                 "goals",
-                "a list of {\"event\": name} or {\"page\": \"/path\"} goals, each with an optional \"name\"",
+                &"a list of {\"event\": name} or {\"page\": \"/path\"} goals, each with an optional \"name\"",
             )
         })?,
     };
     let currency = match fields.remove("currency") {
         None | Some(Value::Null) => DEFAULT_CURRENCY.to_owned(),
         Some(Value::String(c)) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => c,
-        Some(_) => return Err(invalid("currency", "three capital letters (ISO 4217)")),
+        Some(_) => return Err(invalid("currency", &"three capital letters (ISO 4217)")),
     };
     let raw_retention_days = match fields.remove("raw_retention_days") {
         None | Some(Value::Null) => DEFAULT_RAW_RETENTION_DAYS,
@@ -274,7 +273,12 @@ fn project(id: String, fields: Value) -> Result<Project, ConfigError> {
             .as_u64()
             .and_then(|d| u32::try_from(d).ok())
             .filter(|d| (1..=MAX_RAW_RETENTION_DAYS).contains(d))
-            .ok_or_else(|| invalid("raw_retention_days", "a whole number of days from 1 to 36500"))?,
+            .ok_or_else(|| {
+                invalid(
+                    "raw_retention_days",
+                    &format!("a whole number of days from 1 to {MAX_RAW_RETENTION_DAYS}"),
+                )
+            })?,
     };
     let properties = match fields.remove("properties") {
         None | Some(Value::Null) => Vec::new(),
@@ -282,10 +286,10 @@ fn project(id: String, fields: Value) -> Result<Project, ConfigError> {
             .into_iter()
             .map(|k| match k {
                 Value::String(k) if !k.is_empty() && k.chars().count() <= MAX_PROPERTY_KEY_CHARS => Ok(k),
-                _ => Err(invalid("properties", PROPERTIES_FORM)),
+                _ => Err(invalid("properties", &properties_form())),
             })
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err(invalid("properties", PROPERTIES_FORM)),
+        Some(_) => return Err(invalid("properties", &properties_form())),
     };
     Ok(Project {
         id,
@@ -302,9 +306,16 @@ fn project(id: String, fields: Value) -> Result<Project, ConfigError> {
     })
 }
 
-const PROPERTIES_FORM: &str = "a list of at most 16 property keys";
+fn properties_form() -> String {
+    format!("a list of at most {MAX_ROLLUP_PROPERTIES} property keys")
+}
 
-const RATE_LIMIT_FORM: &str = "an object of \"public\" and \"secret\", each a multiple of 100 from 100 to 1000000";
+fn rate_limit_form() -> String {
+    format!(
+        "an object of \"public\" and \"secret\", each a multiple of {RATE_LIMIT_SLOT_REQUESTS} from \
+         {RATE_LIMIT_SLOT_REQUESTS} to {MAX_RATE_LIMIT}"
+    )
+}
 
 /// `{"public": N, "secret": M}`, either optional: requests per period and
 /// location, in whole slots of the limiter binding.
@@ -313,7 +324,7 @@ fn rate_limits(project: &str, value: Option<Value>) -> Result<RateLimits, Config
     let invalid = || ConfigError::Invalid {
         project: project.to_owned(),
         field: "rate_limits",
-        expected: RATE_LIMIT_FORM,
+        expected: rate_limit_form(),
     };
     let fields = match value {
         None | Some(Value::Null) => return Ok(limits),
@@ -345,7 +356,7 @@ fn key(project: &str, fields: &mut Map<String, Value>, field: &'static str) -> R
         Some(_) => Err(ConfigError::Invalid {
             project: project.to_owned(),
             field,
-            expected: KEY_FORM,
+            expected: key_form(),
         }),
     }
 }
@@ -547,7 +558,7 @@ mod tests {
             Some(ConfigError::Invalid {
                 project: "a".into(),
                 field: "viewer",
-                expected: KEY_FORM
+                expected: key_form()
             })
         );
         let reused = Projects::from_json(
@@ -596,7 +607,7 @@ mod tests {
                 ConfigError::Invalid {
                     project: "a".into(),
                     field: "secret",
-                    expected: KEY_FORM,
+                    expected: key_form(),
                 },
             ),
             (
@@ -604,7 +615,7 @@ mod tests {
                 ConfigError::Invalid {
                     project: "a".into(),
                     field: "token",
-                    expected: KEY_FORM,
+                    expected: key_form(),
                 },
             ),
             (
@@ -612,7 +623,7 @@ mod tests {
                 ConfigError::Invalid {
                     project: "a".into(),
                     field: "token",
-                    expected: KEY_FORM,
+                    expected: key_form(),
                 },
             ),
             (
@@ -624,7 +635,7 @@ mod tests {
                 ConfigError::Invalid {
                     project: "a".into(),
                     field: "redirect_hosts",
-                    expected: "a list of host names",
+                    expected: HOSTS_FORM.into(),
                 },
             ),
             // The same key twice: within a project, and across projects

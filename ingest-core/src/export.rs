@@ -2,7 +2,10 @@
 //! ranges for the raw NDJSON export and stats.
 
 use crate::error::IngestError;
-use crate::limits::{EXPORT_DEFAULT_LIMIT, EXPORT_MAX_LIMIT};
+use crate::limits::{EXPORT_DEFAULT_LIMIT, EXPORT_DEFAULT_RANGE_DAYS, EXPORT_MAX_LIMIT, EXPORT_MAX_RANGE_DAYS};
+// Named here too: the export route reads them beside the cursor.
+pub use crate::limits::{EXPORT_PAGE_ROWS, EXPORT_STREAM_MAX_ROWS};
+use crate::time::DAY_MS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
@@ -51,15 +54,6 @@ fn positive(value: &str, name: &str) -> Result<u32, IngestError> {
     }
 }
 
-/// Longest range a stats or export request may cover (days).
-pub const MAX_RANGE_DAYS: i64 = 366;
-/// Days covered when a request names no range.
-pub const DEFAULT_RANGE_DAYS: i64 = 7;
-/// Rows one NDJSON export response may carry (Mixpanel's export has a
-/// `limit` parameter with the same ceiling).
-pub const EXPORT_NDJSON_MAX_ROWS: u32 = 100_000;
-const DAY_MS: i64 = 86_400_000;
-
 /// A range of whole UTC days, `from` and `to` inclusive, as Mixpanel's
 /// `from_date`/`to_date` and our stats API take them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +68,7 @@ pub struct DateRange {
 
 impl DateRange {
     /// Reads `from`/`to` (or `from_date`/`to_date`) as `YYYY-MM-DD`. Without
-    /// them, the last [`DEFAULT_RANGE_DAYS`] days up to today.
+    /// them, the last [`EXPORT_DEFAULT_RANGE_DAYS`] days up to today.
     pub fn from_query(query: &str, now_ms: i64) -> Result<DateRange, IngestError> {
         let mut from = None;
         let mut to = None;
@@ -87,13 +81,13 @@ impl DateRange {
         }
         let today = now_ms.div_euclid(DAY_MS) * DAY_MS;
         let to = to.unwrap_or(today);
-        let from = from.unwrap_or(to - (DEFAULT_RANGE_DAYS - 1) * DAY_MS);
+        let from = from.unwrap_or(to - (EXPORT_DEFAULT_RANGE_DAYS - 1) * DAY_MS);
         if from > to {
             return Err(IngestError::BadRequest("from must not be after to".into()));
         }
-        if (to - from) / DAY_MS + 1 > MAX_RANGE_DAYS {
+        if (to - from) / DAY_MS + 1 > EXPORT_MAX_RANGE_DAYS {
             return Err(IngestError::BadRequest(format!(
-                "a range covers at most {MAX_RANGE_DAYS} days"
+                "a range covers at most {EXPORT_MAX_RANGE_DAYS} days"
             )));
         }
         Ok(DateRange {
@@ -146,13 +140,6 @@ fn day_start(text: &str) -> Result<i64, IngestError> {
     }
     Ok(ms)
 }
-
-/// Rows one export response streams at most; a larger range continues
-/// with `after=` the last line's `cursor`.
-pub const EXPORT_STREAM_MAX_ROWS: u32 = 100_000;
-/// Rows read from D1 per query while streaming: memory stays bounded by
-/// this, whatever the range.
-pub const EXPORT_PAGE_ROWS: u32 = 1_000;
 
 /// One stored event as the raw export reads it.
 #[derive(Debug, Clone, Default, serde::Deserialize)]

@@ -26,7 +26,8 @@ use crate::dedup::is_valid_insert_id;
 use crate::dialect::{self, browser, crm, empmix, mixpanel, mixpanel_groups, vemetric, Reply};
 use crate::error::{FieldError, IngestError};
 use crate::event::{Dialect, Event, RequestContext};
-use crate::export::{DateRange, Page, MAX_RANGE_DAYS};
+use crate::export::{DateRange, Page};
+use crate::limits::EXPORT_MAX_RANGE_DAYS;
 use crate::limits::*;
 use crate::payload;
 use crate::profile::{self, ProfileOp, ProfileUpdate};
@@ -775,10 +776,10 @@ pub fn export_query(data: &[u8]) {
     match DateRange::from_query(&query, NOW_MS) {
         Ok(range) => {
             assert!(range.start_ms < range.end_ms);
-            assert_eq!(range.start_ms % 86_400_000, 0);
-            assert_eq!(range.end_ms % 86_400_000, 0);
-            assert!((range.end_ms - range.start_ms) / 86_400_000 <= MAX_RANGE_DAYS);
-            assert!(range.start_ms >= MIN_EVENT_TIME_MS - 86_400_000 * MAX_RANGE_DAYS);
+            assert_eq!(range.start_ms % crate::time::DAY_MS, 0);
+            assert_eq!(range.end_ms % crate::time::DAY_MS, 0);
+            assert!((range.end_ms - range.start_ms) / crate::time::DAY_MS <= EXPORT_MAX_RANGE_DAYS);
+            assert!(range.start_ms >= MIN_EVENT_TIME_MS - crate::time::DAY_MS * EXPORT_MAX_RANGE_DAYS);
             for day in [&range.from, &range.to] {
                 assert!(
                     day.len() == 10 && day.as_bytes()[4] == b'-' && day.as_bytes()[7] == b'-',

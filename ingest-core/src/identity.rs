@@ -169,7 +169,11 @@ pub fn merge_link(
             join: join.clone(),
             time_ms,
         }),
-        [_, _] => Err(FieldError::new(index, FIELD, "has an id longer than 255 characters")),
+        [_, _] => Err(FieldError::new(
+            index,
+            FIELD,
+            format!("has an id longer than {MAX_ID_CHARS} characters"),
+        )),
         _ => Err(FieldError::new(index, FIELD, "must be an array of two ids")),
     }
 }

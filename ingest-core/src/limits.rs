@@ -1,5 +1,9 @@
-//! Every limit the ingestion path enforces, in one place. Each has a test at
-//! the limit and just past it (see `validate`, `payload` and the dialects).
+//! Every limit, in one place: what the ingestion path enforces, what the
+//! export and stats APIs accept, what the pipeline (queue, D1, KV) spends
+//! and what a project's configuration may ask. Each has a test at the limit
+//! and just past it (see `validate`, `payload`, `export`, the read model and
+//! the dialects). Error messages name a limit through its constant, never
+//! as a number of their own.
 
 /// Largest request body on the wire, 2 MiB, as Mixpanel's `/import` states
 /// ("request exceeds max limit of 2097152 bytes"). Its page names gzip as
@@ -141,3 +145,55 @@ pub const MAX_PROFILE_BYTES: usize = 256 * 1024;
 /// absolute value: a trillion in any currency's unit, with room for cents
 /// in an f64. The tracker refuses 13 integer digits before sending.
 pub const REVENUE_AMOUNT_LIMIT: f64 = 1e12;
+
+// The export and stats APIs.
+
+/// Longest range one export request may cover (days).
+pub const EXPORT_MAX_RANGE_DAYS: i64 = 366;
+/// Days an export covers when a request names no range.
+pub const EXPORT_DEFAULT_RANGE_DAYS: i64 = 7;
+/// Rows one export response streams at most; a larger range continues
+/// with `after=` the last line's `cursor`.
+pub const EXPORT_STREAM_MAX_ROWS: u32 = 100_000;
+/// Rows read from D1 per query while streaming: memory stays bounded by
+/// this, whatever the range.
+pub const EXPORT_PAGE_ROWS: u32 = 1_000;
+/// Longest range one stats request covers (days).
+pub const STATS_MAX_RANGE_DAYS: i64 = 731;
+/// Stats ranges longer than this are shown by month, shorter ones by day.
+pub const MAX_DAILY_SERIES_DAYS: i64 = 92;
+/// Filters one stats request may combine.
+pub const MAX_FILTERS: usize = 10;
+/// Values one filter may list (`is` any of them).
+pub const MAX_FILTER_VALUES: usize = 20;
+/// Rows a breakdown page holds: default and ceiling.
+pub const DEFAULT_BREAKDOWN_LIMIT: u32 = 10;
+pub const MAX_BREAKDOWN_LIMIT: u32 = 1000;
+/// Characters of a filter value.
+pub const MAX_FILTER_VALUE_CHARS: usize = 512;
+
+// The read model.
+
+/// Characters of a dimension value kept in a rollup row; longer paths and
+/// property values are cut (raw events keep them whole).
+pub const MAX_ROLLUP_VALUE_CHARS: usize = 512;
+/// Properties of one custom event rolled up for breakdowns (in key order).
+pub const MAX_ROLLUP_PROPERTIES: usize = 16;
+/// Largest encoded sketch read back (a dense one is about 10 KB): anything
+/// bigger in a row is damage, not data.
+pub const MAX_ENCODED_SKETCH_BYTES: usize = 64 * 1024;
+
+// The pipeline.
+
+/// How long a daily salt outlives its day in KV, so late events of the day
+/// still hash the same (seconds).
+pub const SALT_TTL_SECONDS: u64 = 2 * 24 * 60 * 60;
+
+// A project's configuration.
+
+/// Characters in a project id; ids name R2 partitions and KV keys.
+pub const MAX_PROJECT_ID_CHARS: usize = 64;
+/// Characters in a token or secret.
+pub const MAX_KEY_CHARS: usize = 256;
+/// The longest raw-event retention a project may ask for: a century.
+pub const MAX_RAW_RETENTION_DAYS: u32 = 36_500;

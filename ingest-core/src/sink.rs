@@ -29,7 +29,7 @@ pub fn archive_objects(events: &[Event]) -> Vec<(String, String)> {
     let mut groups: BTreeMap<(String, String, i64), Vec<&Event>> = BTreeMap::new();
     for event in events {
         let day = crate::time::utc_day(event.time_ms);
-        let hour = event.time_ms.rem_euclid(86_400_000) / 3_600_000;
+        let hour = event.time_ms.rem_euclid(crate::time::DAY_MS) / crate::time::HOUR_MS;
         groups
             .entry((event.project.clone(), day, hour))
             .or_default()
@@ -51,7 +51,7 @@ pub fn archive_objects(events: &[Event]) -> Vec<(String, String)> {
 /// `time_ms`.
 pub fn archive_prefix(project: &str, time_ms: i64) -> String {
     let day = crate::time::utc_day(time_ms);
-    let hour = time_ms.rem_euclid(86_400_000) / 3_600_000;
+    let hour = time_ms.rem_euclid(crate::time::DAY_MS) / crate::time::HOUR_MS;
     format!("events/project={project}/dt={day}/hour={hour:02}/")
 }
 

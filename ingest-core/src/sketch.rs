@@ -8,6 +8,7 @@
 //! deflated (dense registers are small numbers that compress well) and
 //! base64-encoded for a D1 text column.
 
+use crate::limits::MAX_ENCODED_SKETCH_BYTES;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use flate2::read::DeflateDecoder;
@@ -21,9 +22,6 @@ use std::io::{Read, Write};
 
 /// Register index bits: 2^14 registers.
 pub const SKETCH_PRECISION: u8 = 14;
-/// Largest encoded sketch read back (a dense one is about 10 KB): anything
-/// bigger in a row is damage, not data.
-pub const MAX_ENCODED_SKETCH_BYTES: usize = 64 * 1024;
 
 /// Visitor ids are hashed once by [`Sketch::insert`]; the sketch's own
 /// hasher passes that 64-bit value through, so the stored sketches never

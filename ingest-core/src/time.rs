@@ -5,6 +5,14 @@ use crate::event::Dialect;
 use crate::limits::{MAX_FUTURE_SKEW_MS, MIN_EVENT_TIME_MS, SECONDS_MS_BOUNDARY};
 use serde_json::Value;
 
+/// A UTC day, hour and minute in milliseconds (a project's local day may be
+/// 23 or 25 hours: [`crate::zone`]).
+pub const DAY_MS: i64 = 86_400_000;
+pub const HOUR_MS: i64 = 3_600_000;
+pub const MINUTE_MS: i64 = 60_000;
+/// 10000-01-01T00:00:00Z: where far-future dates saturate.
+pub const END_OF_TIME_MS: i64 = 253_402_300_800_000;
+
 /// How an API writes a numeric time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeUnit {
@@ -101,7 +109,7 @@ pub fn check_window(time_ms: i64, now_ms: i64) -> Result<i64, TimeError> {
 /// UTC calendar day (`YYYY-MM-DD`) of a time in milliseconds, without a
 /// date library: days since epoch to civil date (Howard Hinnant's method).
 pub fn utc_day(time_ms: i64) -> String {
-    let days = time_ms.div_euclid(86_400_000);
+    let days = time_ms.div_euclid(DAY_MS);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -7,7 +7,7 @@ use crate::error::FieldError;
 use crate::event::{Dialect, Event, EventDraft, PageContext, RequestContext};
 use crate::limits::*;
 use crate::profile::{ProfileDraft, ProfileOp, ProfileUpdate};
-use crate::time::{check_window, parse_time, parse_time_ms, TimeUnit};
+use crate::time::{check_window, parse_time, parse_time_ms, TimeUnit, DAY_MS, HOUR_MS};
 use serde_json::{Map, Value};
 
 /// Everything validation needs besides the draft.
@@ -47,7 +47,7 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
             String::new()
         }
         Some(Value::String(s)) if s.chars().count() > MAX_EVENT_NAME_CHARS => {
-            fail("event", "is longer than 255 characters");
+            fail("event", &format!("is longer than {MAX_EVENT_NAME_CHARS} characters"));
             String::new()
         }
         Some(Value::String(s)) => s.clone(),
@@ -87,7 +87,7 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
         Some(raw) => match parse_time(raw, unit).and_then(|t| check_window(t, now_ms)) {
             Ok(t) => match recent_window(cx) {
                 Some(window) if t < now_ms - window.max_age_ms => {
-                    fail("properties.time", window.message);
+                    fail("properties.time", &window.message);
                     0
                 }
                 _ => t,
@@ -105,7 +105,7 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
         Some(_) => {
             fail(
                 "properties.$insert_id",
-                "must be at most 36 characters of letters, digits and '-'",
+                &format!("must be at most {MAX_INSERT_ID_CHARS} characters of letters, digits and '-'"),
             );
             None
         }
@@ -159,10 +159,10 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
 }
 
 /// How far back a request may date its events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecentWindow {
     pub max_age_ms: i64,
-    pub message: &'static str,
+    pub message: String,
 }
 
 /// The window for the key and API of a request: the secret key keeps the
@@ -174,12 +174,18 @@ pub fn recent_window(cx: &Context<'_>) -> Option<RecentWindow> {
         (KeyKind::Secret, _) => None,
         (KeyKind::Public, Dialect::MixpanelTrack) => Some(RecentWindow {
             max_age_ms: MAX_TRACK_AGE_MS,
-            message: "is more than 3 hours in the past; send older events to /import",
+            message: format!(
+                "is more than {} hours in the past; send older events to /import",
+                MAX_TRACK_AGE_MS / HOUR_MS
+            ),
         }),
         // A viewer key never ingests; were it to, the strictest window.
         (KeyKind::Public | KeyKind::Viewer, _) => Some(RecentWindow {
             max_age_ms: MAX_PUBLIC_EVENT_AGE_MS,
-            message: "is more than 7 days in the past; send older events with the secret key",
+            message: format!(
+                "is more than {} days in the past; send older events with the secret key",
+                MAX_PUBLIC_EVENT_AGE_MS / DAY_MS
+            ),
         }),
     }
 }
@@ -311,10 +317,18 @@ pub fn finish_profile(draft: ProfileDraft, index: usize, cx: &Context<'_>) -> Re
             }
             ProfileOp::Unset(keys) => {
                 if keys.len() > MAX_PROPERTIES {
-                    errors.push(FieldError::new(index, "$unset", "has more than 255 keys"));
+                    errors.push(FieldError::new(
+                        index,
+                        "$unset",
+                        format!("has more than {MAX_PROPERTIES} keys"),
+                    ));
                 }
                 if keys.iter().any(|k| k.chars().count() > MAX_PROPERTY_KEY_CHARS) {
-                    errors.push(FieldError::new(index, "$unset", "has a key longer than 255 characters"));
+                    errors.push(FieldError::new(
+                        index,
+                        "$unset",
+                        format!("has a key longer than {MAX_PROPERTY_KEY_CHARS} characters"),
+                    ));
                 }
             }
             ProfileOp::Delete => {}
@@ -335,7 +349,7 @@ pub fn finish_profile(draft: ProfileDraft, index: usize, cx: &Context<'_>) -> Re
         return Err(vec![FieldError::new(
             index,
             "ops",
-            "profile update is larger than 65536 bytes",
+            format!("profile update is larger than {MAX_EVENT_BYTES} bytes"),
         )]);
     }
     Ok(update)
@@ -345,10 +359,18 @@ pub fn finish_profile(draft: ProfileDraft, index: usize, cx: &Context<'_>) -> Re
 /// key length, string length and nesting. `field` names the map in errors.
 pub fn check_map(map: &Map<String, Value>, index: usize, field: &str, errors: &mut Vec<FieldError>) {
     if map.len() > MAX_PROPERTIES {
-        errors.push(FieldError::new(index, field, "has more than 255 properties"));
+        errors.push(FieldError::new(
+            index,
+            field,
+            format!("has more than {MAX_PROPERTIES} properties"),
+        ));
     }
     if map.keys().any(|k| k.chars().count() > MAX_PROPERTY_KEY_CHARS) {
-        errors.push(FieldError::new(index, field, "has a key longer than 255 characters"));
+        errors.push(FieldError::new(
+            index,
+            field,
+            format!("has a key longer than {MAX_PROPERTY_KEY_CHARS} characters"),
+        ));
     }
     for (key, value) in map {
         if let Err(problem) = check_value(value, 1) {
@@ -372,7 +394,7 @@ fn id_field(value: Option<&Value>, field: &str, fail: &mut impl FnMut(&str, &str
         return None;
     }
     if id.chars().count() > MAX_ID_CHARS {
-        fail(field, "is longer than 255 characters");
+        fail(field, &format!("is longer than {MAX_ID_CHARS} characters"));
         return None;
     }
     Some(id)
@@ -399,21 +421,23 @@ fn is_blank(value: Option<&Value>) -> bool {
 }
 
 /// Checks string lengths and nesting below a property value.
-fn check_value(value: &Value, depth: usize) -> Result<(), &'static str> {
+fn check_value(value: &Value, depth: usize) -> Result<(), String> {
     match value {
-        Value::String(s) if s.chars().count() > MAX_STRING_CHARS => Err("string is longer than 8192 characters"),
+        Value::String(s) if s.chars().count() > MAX_STRING_CHARS => {
+            Err(format!("string is longer than {MAX_STRING_CHARS} characters"))
+        }
         Value::Array(items) => {
             if depth + 1 > MAX_JSON_DEPTH {
-                return Err("is nested more than 8 levels deep");
+                return Err(format!("is nested more than {MAX_JSON_DEPTH} levels deep"));
             }
             items.iter().try_for_each(|v| check_value(v, depth + 1))
         }
         Value::Object(map) => {
             if depth + 1 > MAX_JSON_DEPTH {
-                return Err("is nested more than 8 levels deep");
+                return Err(format!("is nested more than {MAX_JSON_DEPTH} levels deep"));
             }
             if map.len() > MAX_PROPERTIES {
-                return Err("has more than 255 keys");
+                return Err(format!("has more than {MAX_PROPERTIES} keys"));
             }
             map.values().try_for_each(|v| check_value(v, depth + 1))
         }
@@ -451,7 +475,7 @@ fn check_revenue(revenue: Option<&Value>, index: usize, errors: &mut Vec<FieldEr
         Some(_) => errors.push(FieldError::new(
             index,
             "properties.$revenue.amount",
-            "must be below 10^12 in absolute value",
+            format!("must be below 10^{} in absolute value", REVENUE_AMOUNT_LIMIT.log10()),
         )),
         None => errors.push(FieldError::new(index, "properties.$revenue.amount", "must be a number")),
     }
@@ -473,7 +497,11 @@ fn check_page(page: &PageContext, index: usize, errors: &mut Vec<FieldError>) {
         ("screen", &page.screen),
     ] {
         if value.as_ref().is_some_and(|v| v.chars().count() > MAX_STRING_CHARS) {
-            errors.push(FieldError::new(index, field, "is longer than 8192 characters"));
+            errors.push(FieldError::new(
+                index,
+                field,
+                format!("is longer than {MAX_STRING_CHARS} characters"),
+            ));
         }
     }
 }

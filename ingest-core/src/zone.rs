@@ -2,16 +2,11 @@
 //! in, and where a local day starts and ends. Days are not always 24 hours
 //! long: a daylight-saving change makes one 23 and another 25.
 
+use crate::time::{DAY_MS, END_OF_TIME_MS, HOUR_MS, MINUTE_MS};
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use std::fmt;
-
-pub const DAY_MS: i64 = 86_400_000;
-pub const HOUR_MS: i64 = 3_600_000;
-pub const MINUTE_MS: i64 = 60_000;
-/// 10000-01-01T00:00:00Z: where far-future dates saturate.
-pub const END_OF_TIME_MS: i64 = 253_402_300_800_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ZoneError {

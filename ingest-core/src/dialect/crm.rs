@@ -360,7 +360,7 @@ pub fn error(err: &IngestError) -> Reply {
         IngestError::BadRequest(message) if message == INVALID_USER => {
             vec![error_entry(
                 INVALID_USER,
-                "The email must be an address and an _id at most 255 characters",
+                &format!("The email must be an address and an _id at most {MAX_ID_CHARS} characters"),
             )]
         }
         IngestError::BadRequest(message) if message == ONE_EVENT => {
@@ -597,7 +597,10 @@ mod tests {
         };
         let first = insert_id(&confirm("a@b.c", "\"A-1\""), NOW);
         assert!(first.as_deref().is_some_and(is_valid_insert_id));
-        assert_eq!(first, insert_id(&confirm("a@b.c", "\"A-1\""), NOW + 86_400_000));
+        assert_eq!(
+            first,
+            insert_id(&confirm("a@b.c", "\"A-1\""), NOW + crate::time::DAY_MS)
+        );
         assert_eq!(
             first,
             insert_id(&confirm("other@b.c", "\"A-1\""), NOW),

@@ -105,7 +105,11 @@ pub fn finish_groups(items: Vec<GroupItem>, cx: &Context<'_>) -> (Vec<GroupUpdat
         let group_key = match draft.group_key {
             Some(Value::String(key)) if !key.trim().is_empty() && key.chars().count() <= MAX_ID_CHARS => Some(key),
             Some(Value::String(key)) if !key.trim().is_empty() => {
-                own.push(FieldError::new(index, "$group_key", "is longer than 255 characters"));
+                own.push(FieldError::new(
+                    index,
+                    "$group_key",
+                    format!("is longer than {MAX_ID_CHARS} characters"),
+                ));
                 None
             }
             None | Some(Value::Null) => {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 pub const NOT_INTERACTIVE: [&str; 5] = [ENGAGEMENT, "$404", "$identify", "$create_alias", "$merge"];
 /// Visible time one engagement report may claim: a day. More is a broken
 /// or hostile client.
-pub const MAX_ENGAGED_MS: i64 = 24 * 60 * 60 * 1000;
+pub const MAX_ENGAGED_MS: i64 = crate::time::DAY_MS;
 
 /// The visitor an event counts as: its device (cookie or cookieless hash)
 /// or, for server events, its user. `None` for an event of nobody (a

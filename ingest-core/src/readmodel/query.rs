@@ -4,22 +4,13 @@
 
 use super::rollup::Dim;
 use crate::error::IngestError;
-use crate::zone::{Zone, DAY_MS};
+use crate::limits::{
+    DEFAULT_BREAKDOWN_LIMIT, MAX_BREAKDOWN_LIMIT, MAX_DAILY_SERIES_DAYS, MAX_FILTERS, MAX_FILTER_VALUES,
+    MAX_FILTER_VALUE_CHARS, STATS_MAX_RANGE_DAYS,
+};
+use crate::time::DAY_MS;
+use crate::zone::Zone;
 use serde_json::Value;
-
-/// Longest range one request covers (days).
-pub const MAX_RANGE_DAYS: i64 = 731;
-/// Ranges longer than this are shown by month, shorter ones by day.
-pub const MAX_DAILY_SERIES_DAYS: i64 = 92;
-/// Filters one request may combine.
-pub const MAX_FILTERS: usize = 10;
-/// Values one filter may list (`is` any of them).
-pub const MAX_FILTER_VALUES: usize = 20;
-/// Rows a breakdown page holds: default and ceiling.
-pub const DEFAULT_BREAKDOWN_LIMIT: u32 = 10;
-pub const MAX_BREAKDOWN_LIMIT: u32 = 1000;
-/// Characters of a filter value.
-pub const MAX_FILTER_VALUE_CHARS: usize = 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Granularity {
@@ -55,9 +46,9 @@ impl Range {
         if days < 1 {
             return Err(IngestError::BadRequest("from must not be after to".into()));
         }
-        if days > MAX_RANGE_DAYS {
+        if days > STATS_MAX_RANGE_DAYS {
             return Err(IngestError::BadRequest(format!(
-                "a range covers at most {MAX_RANGE_DAYS} days"
+                "a range covers at most {STATS_MAX_RANGE_DAYS} days"
             )));
         }
         Ok(Range {
@@ -338,9 +329,9 @@ mod tests {
     #[test]
     fn range_length_at_and_past_the_limit() {
         let utc = Zone::utc();
-        let last = Zone::add_days("2024-01-01", MAX_RANGE_DAYS - 1).expect("date");
+        let last = Zone::add_days("2024-01-01", STATS_MAX_RANGE_DAYS - 1).expect("date");
         assert!(Range::new(&utc, "2024-01-01", &last).is_ok());
-        let past = Zone::add_days("2024-01-01", MAX_RANGE_DAYS).expect("date");
+        let past = Zone::add_days("2024-01-01", STATS_MAX_RANGE_DAYS).expect("date");
         assert!(Range::new(&utc, "2024-01-01", &past).is_err());
     }
 

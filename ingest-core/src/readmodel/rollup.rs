@@ -26,16 +26,12 @@ use super::visit::Visit;
 use super::Site;
 use crate::enrich::{is_pageview, Enrichment, FILE_DOWNLOAD, OUTBOUND_LINK};
 use crate::event::Event;
+use crate::limits::{MAX_ROLLUP_PROPERTIES, MAX_ROLLUP_VALUE_CHARS};
 use crate::sketch::hash_id;
 use crate::zone::Zone;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Characters of a dimension value kept in a rollup row; longer paths and
-/// property values are cut (raw events keep them whole).
-pub const MAX_ROLLUP_VALUE_CHARS: usize = 512;
-/// Properties of one custom event rolled up for breakdowns (in key order).
-pub const MAX_ROLLUP_PROPERTIES: usize = 16;
 /// Events older than this (against their arrival) add nothing to the
 /// per-minute realtime rows: an import of last year is not "now".
 pub const REALTIME_WINDOW_MS: i64 = 60 * 60 * 1000;

@@ -253,8 +253,8 @@ fn filtered_visits(c: &Conditions, project: &str, range: &Range, b: &mut Builder
     if !c.event.is_empty() {
         // Events of these visits lie within a day of the range.
         let (ls, le) = (
-            b.bind(json!(range.start_ms - 86_400_000)),
-            b.bind(json!(range.end_ms + 86_400_000)),
+            b.bind(json!(range.start_ms - crate::time::DAY_MS)),
+            b.bind(json!(range.end_ms + crate::time::DAY_MS)),
         );
         sql.push_str(&format!(
             " AND v.visit_id IN (SELECT e.visit_id FROM events e WHERE e.project = {p} AND e.time_ms >= {ls} \

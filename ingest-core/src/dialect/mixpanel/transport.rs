@@ -112,9 +112,9 @@ impl<'a> Transport<'a> {
         let callback = match self.get("callback").filter(|c| !c.is_empty()) {
             Some(name) if is_callback_name(name) => Some(name.to_owned()),
             Some(_) => {
-                return Err(IngestError::BadRequest(
-                    "callback must be a JavaScript name or dotted path of names, at most 64 characters".into(),
-                ))
+                return Err(IngestError::BadRequest(format!(
+                "callback must be a JavaScript name or dotted path of names, at most {MAX_CALLBACK_CHARS} characters"
+            )))
             }
             None => None,
         };
