@@ -131,7 +131,7 @@ extern "C" {
 /// `host` operations after the [`Read`] facts (0 to 12), which, like
 /// `LOAD` and `HOOK`, write their text's UTF-8 into the room at `a` (`a_len`
 /// bytes) when it fits and return its length either way.
-mod op {
+pub(crate) mod op {
     /// localStorage item `b`.
     pub const LOAD: u32 = 13;
     /// The `beforeSend` hook on the event `b`.

@@ -43,6 +43,8 @@ pub mod site;
 pub mod text;
 pub mod tracker;
 
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod boundary;
 #[cfg(test)]
 mod fake;
 
