@@ -539,14 +539,15 @@ pub fn mixpanel_import(data: &[u8]) {
     }
 }
 
-/// `POST /e`: `token\0allow-cookies\0v-referrer\0device-id\0body`.
+/// `POST /e`: `token\0allow-cookies\0v-referrer\0device-id\0body`. The
+/// fourth field (a cookie's device id, a path since removed) is read and
+/// dropped, so the corpus keeps its shape.
 pub fn vemetric_event(data: &[u8]) {
-    let ([token, allow_cookies, referrer, device_id], raw) = split::<4>(data);
+    let ([token, allow_cookies, referrer, _device_id], raw) = split::<4>(data);
     let headers = vemetric::Headers {
         token: token.as_deref(),
         allow_cookies: allow_cookies.as_deref(),
         referrer: referrer.as_deref(),
-        device_id: device_id.as_deref(),
     };
     let size = data.len();
     let body = match payload::decode_body(raw, None) {
@@ -597,7 +598,6 @@ pub fn vemetric_user(data: &[u8]) {
         token: token.as_deref(),
         allow_cookies: allow_cookies.as_deref(),
         referrer: None,
-        device_id: None,
     };
     let size = data.len();
     let body = match payload::decode_body(raw, None) {

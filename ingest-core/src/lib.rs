@@ -16,6 +16,7 @@ pub mod erasure;
 pub mod error;
 pub mod event;
 pub mod export;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod hash;
 pub mod identity;

@@ -40,9 +40,6 @@ async fn run(req: &mut Request, env: &Env, call: Call) -> Result<Reply, IngestEr
         token: incoming.token.as_deref(),
         allow_cookies: incoming.allow_cookies.as_deref(),
         referrer: incoming.referrer.as_deref(),
-        // The hub sets no cookie of its own: a known visitor comes with an
-        // identifier, everyone else gets the cookieless daily hash.
-        device_id: None,
     };
     let projects = config::projects(env)?;
     match call {

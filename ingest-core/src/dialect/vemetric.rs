@@ -44,10 +44,6 @@ pub struct Headers<'a> {
     pub allow_cookies: Option<&'a str>,
     /// `v-referrer`: the page's referrer, sent on non-beacon `/e` calls.
     pub referrer: Option<&'a str>,
-    /// A device id the worker read from its own first-party cookie. Used
-    /// only when cookies are allowed; otherwise the visitor is the
-    /// cookieless daily hash (`Context::anonymous_id`).
-    pub device_id: Option<&'a str>,
 }
 
 /// A decoded `/e`.
@@ -56,9 +52,8 @@ pub struct TrackRequest {
     pub token: Option<String>,
     pub allow_cookies: bool,
     pub draft: EventDraft,
-    /// `displayName` and `userData`, for the identifier, the cookie's device
-    /// id when cookies are allowed, or else (no `distinct_id` yet) the
-    /// visitor the event is stored under.
+    /// `displayName` and `userData`, for the identifier or else (no
+    /// `distinct_id` yet) the visitor the event is stored under.
     pub profile: Option<ProfileDraft>,
 }
 
@@ -84,10 +79,6 @@ pub fn decode_event(body: &[u8], headers: &Headers<'_>) -> Result<TrackRequest, 
     let mut root = object(parse_json(body)?)?;
     let (token, allow_cookies) = credentials(&mut root, headers);
     let identifier = identifier(&mut root);
-    let device_id = headers
-        .device_id
-        .filter(|d| allow_cookies && !d.is_empty())
-        .map(|d| Value::String(d.to_owned()));
 
     let mut properties = match root.remove("customData") {
         None | Some(Value::Null) => Map::new(),
@@ -112,14 +103,13 @@ pub fn decode_event(body: &[u8], headers: &Headers<'_>) -> Result<TrackRequest, 
         set(&mut ops, "$name", name);
     }
     let profile = (!ops.is_empty()).then(|| ProfileDraft {
-        distinct_id: identifier.clone().or_else(|| device_id.clone()),
+        distinct_id: identifier.clone(),
         time: None,
         ops,
     });
     let draft = EventDraft {
         name,
         distinct_id: identifier,
-        device_id,
         page,
         properties,
         ..EventDraft::default()
@@ -437,7 +427,6 @@ mod tests {
             token: Some("pubTOKEN"),
             allow_cookies: Some("false"),
             referrer: Some("https://google.com/"),
-            device_id: Some("cookie-device"),
         };
         let req = decode_event(body, &headers).expect("decodes");
         assert_eq!(req.draft.device_id, None, "no cookie consent: no persistent id");
@@ -460,19 +449,17 @@ mod tests {
         };
         let req = decode_event(body, &allowed).expect("decodes");
         assert!(req.allow_cookies);
+        // The hub sets no cookie of ours, and the client's own `deviceId`
+        // is not taken: still the daily visitor.
         let (event, _) = finish_event(req, &cx(&r)).expect("valid");
-        assert_eq!(event.device_id.as_deref(), Some("cookie-device"));
-        assert_eq!(event.distinct_id, "cookie-device");
+        assert_eq!(event.distinct_id, "cl-visitor");
+        assert_ne!(event.device_id.as_deref(), Some("client-made"));
     }
 
     #[test]
     fn beacon_carries_its_headers_in_the_body() {
         let body = br#"{"url":"https://shop.test/a","contextId":"1","name":"$$outboundLink","customData":{"href":"https://other.test/"},"Token":"pubTOKEN","Allow-Cookies":"true","V-Host":"edge.example.com","V-SDK":"web","V-SDK-Version":"0.6.1"}"#;
-        let headers = Headers {
-            device_id: Some("cookie-device"),
-            ..Headers::default()
-        };
-        let req = decode_event(body, &headers).expect("decodes");
+        let req = decode_event(body, &Headers::default()).expect("decodes");
         assert_eq!(req.token.as_deref(), Some("pubTOKEN"));
         assert!(req.allow_cookies);
         let r = request();
@@ -551,13 +538,16 @@ mod tests {
         let (event, profile) = finish_event(req, &cx(&r)).expect("valid");
         assert_eq!(event.distinct_id, "cl-visitor");
         assert_eq!(profile.map(|p| p.distinct_id).as_deref(), Some("cl-visitor"));
-        let with_cookie = Headers {
+        let with_cookies = Headers {
             allow_cookies: Some("true"),
-            device_id: Some("dev"),
             ..header_token()
         };
-        let req = decode_event(body, &with_cookie).expect("decodes");
-        assert_eq!(req.profile.and_then(|p| p.distinct_id), Some(json!("dev")));
+        let req = decode_event(body, &with_cookies).expect("decodes");
+        assert_eq!(
+            req.profile.and_then(|p| p.distinct_id),
+            None,
+            "the visitor, once finished"
+        );
         // An event refused for its own fields sends no profile update.
         let req =
             decode_event(br#"{"name":"$pageview","userData":{"set":{"a":1}}}"#, &header_token()).expect("decodes");
