@@ -2,7 +2,7 @@
 // a static file server and a collector that answers every tracker, both on
 // loopback only, and esbuild bundles of the trackers we compare against.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createServer } from "node:http";
 import path from "node:path";
@@ -160,6 +160,21 @@ export function d1(sql, persistDir) {
   return JSON.parse(out.slice(out.indexOf("[")))[0].results;
 }
 
+/** A fresh state folder with the migrations applied (removed by `stop`). */
+export function freshState() {
+  const dir = mkdtempSync(path.join(tmpdir(), "edgetrack-bench-"));
+  wranglerCli(["d1", "migrations", "apply", "DB"], dir);
+  return dir;
+}
+
+/** The SQLite file behind the local D1 database of a state folder. */
+export function d1File(persistDir) {
+  const base = path.join(persistDir, "v3", "d1", "miniflare-D1DatabaseObject");
+  const files = readdirSync(base).filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite");
+  if (files.length !== 1) throw new Error(`expected one D1 file in ${base}, found ${files.join(", ")}`);
+  return path.join(base, files[0]);
+}
+
 async function freePort() {
   const server = createServer();
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
@@ -173,11 +188,10 @@ async function freePort() {
  * folder, as tests/e2e/harness.mjs starts it; `vars` override wrangler.toml.
  * Stopped by its process group id; the state folder is removed.
  */
-export async function startWorker({ vars = {} } = {}) {
-  const dir = mkdtempSync(path.join(tmpdir(), "edgetrack-bench-"));
-  wranglerCli(["d1", "migrations", "apply", "DB"], dir);
+export async function startWorker({ vars = {}, persistDir = null, config = null } = {}) {
+  const dir = persistDir ?? freshState();
   const port = await freePort();
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", dir,
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", dir, ...(config ? ["--config", config] : []),
     "--show-interactive-dev-session=false", "--inspector-port", String(await freePort())];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const child = spawn(WRANGLER, args, { cwd: WORKER_DIR, detached: true, stdio: ["ignore", "pipe", "pipe"],

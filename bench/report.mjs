@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { ROOT, SMOKE, WORKER_DIR, commandVersion, machine, outDir, packageVersion, readResult } from "./lib.mjs";
+import { priceSections, costGoals, readSections, readGoals } from "./pricing.mjs";
 
 const out = outDir();
 const reportFile = SMOKE ? path.join(out, "BENCHMARKS.md") : path.join(ROOT, "BENCHMARKS.md");
@@ -14,7 +15,10 @@ const size = readResult("size");
 const page = readResult("page");
 const decode = readResult("decode");
 const worker = readResult("worker");
-const missing = Object.entries({ size, page, decode, worker }).filter(([, v]) => !v).map(([k]) => k);
+const readmodel = readResult("readmodel");
+const consumer = readResult("consumer");
+const cost = readResult("cost");
+const missing = Object.entries({ size, page, decode, worker, readmodel, consumer, cost }).filter(([, v]) => !v).map(([k]) => k);
 
 const fixed = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : "n/a");
 const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "n/a");
@@ -169,6 +173,8 @@ say("## Goals: where we stand", "",
     ["events accepted (2xx) == rows stored, no duplicates",
       worker?.check ? `${int(worker.check.accepted)} accepted, ${int(worker.check.stored)} stored, ${worker.check.duplicates} duplicates, ${worker.check.missing} missing, ${worker.check.unexpected} unexpected` : "n/a",
       worker?.check ? yes(worker.check.ok && (worker.outboxOff?.check?.ok ?? true)) : "n/a"],
+    ...readGoals(readmodel, consumer),
+    ...costGoals(cost, readmodel),
   ]), "");
 
 // Versions.
@@ -309,6 +315,9 @@ if (worker?.scaling?.length) {
   }
   writeFileSync(svgFile, scalingSvg(series));
 }
+
+say(...readSections(readmodel, consumer));
+say(...priceSections(cost, readmodel));
 
 say("## Left out", "",
   "- Stable absolute times: on this shared machine the time ratios of section 3 moved by up to 0.15 between runs " +

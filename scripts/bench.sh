@@ -4,6 +4,9 @@
 #   1 tracker bytes        bench/size.mjs     4 worker throughput  bench/worker.mjs
 #   2 tracker page cost    bench/page.mjs     5 cost by batch size bench/worker.mjs
 #   3 decode + validate    bench/decode.mjs   (criterion + callgrind in ingest-core/benches)
+#   6 stats API, D1 bytes  bench/readmodel.mjs 7 consumer, read model on/off  bench/consumer.mjs
+#   8 cost per event       bench/cost.mjs
+# BENCH_SCALE=10m adds 10 M events to section 6 (about half an hour more).
 # Usage: scripts/bench.sh [--smoke] [--only STEP,STEP]
 #   --smoke: one tiny iteration of each, results in target/bench-smoke/,
 #   BENCHMARKS.md untouched; exits non-zero when any step fails.
@@ -26,6 +29,8 @@ while [ $# -gt 0 ]; do
 done
 # A hung step is stopped and counted as failed (seconds).
 if [ "$MODE" = smoke ]; then STEP_LIMIT=240; else STEP_LIMIT=900; fi
+# 10 M events take about half an hour to fill and measure.
+if [ "${BENCH_SCALE:-}" = 10m ] && [ "$MODE" != smoke ]; then STEP_LIMIT=3600; fi
 
 say() { printf '[bench] %s\n' "$*"; }
 
@@ -100,7 +105,7 @@ fi
 passed=0
 failed=0
 failures=()
-for step in size page decode worker report; do
+for step in size page decode worker readmodel consumer cost report; do
   if [ -n "$ONLY" ] && [ "$step" != report ] && ! [[ ",$ONLY," == *",$step,"* ]]; then continue; fi
   say "$step"
   started=$SECONDS
