@@ -78,11 +78,18 @@ const PATHS = {
   },
 };
 
+/** Sends once more (same insert ids, so D1 keeps one) when wrangler restarted the worker mid-request. */
 async function send(base, r) {
-  const res = await fetch(base + r.path, { method: r.method, headers: r.headers, body: r.body });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`${r.method} ${r.path.slice(0, 40)} answered ${res.status}: ${text.slice(0, 200)}`);
-  return text;
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(base + r.path, { method: r.method, headers: r.headers, body: r.body });
+    const text = await res.text();
+    if (res.status === 503 && /restarted/.test(text) && attempt < 3) {
+      await sleep(1000);
+      continue;
+    }
+    if (res.status >= 300) throw new Error(`${r.method} ${r.path.slice(0, 40)} answered ${res.status}: ${text.slice(0, 200)}`);
+    return text;
+  }
 }
 
 const ops = async (base, reset = false) => (await fetch(`${base}/__bench/ops${reset ? "?reset=1" : ""}`)).json();

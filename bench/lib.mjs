@@ -160,9 +160,15 @@ export function d1(sql, persistDir) {
   return JSON.parse(out.slice(out.indexOf("[")))[0].results;
 }
 
+/**
+ * Memory-backed scratch (tmpfs) when the machine has one: D1's local SQLite
+ * then waits on no disk that other people's builds and tests share.
+ */
+export const MEMORY_DIR = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
+
 /** A fresh state folder with the migrations applied (removed by `stop`). */
-export function freshState() {
-  const dir = mkdtempSync(path.join(tmpdir(), "edgetrack-bench-"));
+export function freshState(base = tmpdir()) {
+  const dir = mkdtempSync(path.join(base, "edgetrack-bench-"));
   wranglerCli(["d1", "migrations", "apply", "DB"], dir);
   return dir;
 }
@@ -188,8 +194,8 @@ async function freePort() {
  * folder, as tests/e2e/harness.mjs starts it; `vars` override wrangler.toml.
  * Stopped by its process group id; the state folder is removed.
  */
-export async function startWorker({ vars = {}, persistDir = null, config = null } = {}) {
-  const dir = persistDir ?? freshState();
+export async function startWorker({ vars = {}, persistDir = null, config = null, stateBase = tmpdir() } = {}) {
+  const dir = persistDir ?? freshState(stateBase);
   const port = await freePort();
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", dir, ...(config ? ["--config", config] : []),
     "--show-interactive-dev-session=false", "--inspector-port", String(await freePort())];

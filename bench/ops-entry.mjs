@@ -64,7 +64,7 @@ function wrapD1(db) {
   return new Proxy(db, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
-      if (typeof value !== "function") return value;
+      if (typeof value !== "function" || prop === "constructor") return value;
       if (prop === "prepare") return (...args) => patchStatement(value.apply(target, args));
       if (prop === "batch") {
         return async (statements) => {
@@ -84,7 +84,7 @@ function wrapKv(kv) {
   return new Proxy(kv, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
-      if (typeof value !== "function") return value;
+      if (typeof value !== "function" || prop === "constructor") return value;
       const counted = {
         get: (keys) => { ops.kvReadCalls += 1; ops.kvReads += Array.isArray(keys) ? keys.length : 1; },
         getWithMetadata: (keys) => { ops.kvReadCalls += 1; ops.kvReads += Array.isArray(keys) ? keys.length : 1; },
@@ -104,7 +104,7 @@ function wrapQueue(queue) {
   return new Proxy(queue, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
-      if (typeof value !== "function") return value;
+      if (typeof value !== "function" || prop === "constructor") return value;
       if (prop === "send") {
         return (body, options) => {
           ops.queueSendCalls += 1;
@@ -132,7 +132,7 @@ function wrapR2(bucket) {
   return new Proxy(bucket, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
-      if (typeof value !== "function") return value;
+      if (typeof value !== "function" || prop === "constructor") return value;
       return (...args) => {
         if (prop === "put" || prop === "delete" || prop === "createMultipartUpload") ops.r2Writes += 1;
         if (prop === "get" || prop === "head" || prop === "list") ops.r2Reads += 1;

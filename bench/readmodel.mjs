@@ -12,12 +12,15 @@
 // - D1 bytes per million events: raw rows, their indexes, visits and
 //   rollups, each apart (SQLite's dbstat over the same file).
 //
+// The state folder is on tmpfs where there is one (/dev/shm): on this shared
+// machine, D1's local SQLite otherwise waits on a disk other people's tests
+// keep busy, and a read-only stats call took 20 s of I/O wait.
 // Every loop is bounded by a count and a time limit.
 import { execFileSync, spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import path from "node:path";
 import { SECRET } from "../tests/e2e/harness.mjs";
-import { ROOT, SMOKE, d1File, freshState, percentile, readResult, startWorker, writeResult } from "./lib.mjs";
+import { MEMORY_DIR, ROOT, SMOKE, d1File, freshState, percentile, readResult, startWorker, writeResult } from "./lib.mjs";
 
 const TEN_M = process.env.BENCH_SCALE === "10m";
 const SCALES = SMOKE ? [2_000] : [100_000, 1_000_000, ...(TEN_M ? [10_000_000] : [])];
@@ -68,11 +71,16 @@ function bytes(file) {
   return { ...groups, file: statSync(file).size, tables: by };
 }
 
+/** D1 stops a query at 30 s; a call is given twice that before it counts as over. */
+const D1_QUERY_LIMIT_MS = 30_000;
+const CALL_TIMEOUT_MS = 2 * D1_QUERY_LIMIT_MS;
+
 async function stats(base, filters) {
   const q = new URLSearchParams({ period: "30d" });
   if (filters) q.set("filters", filters);
   const started = performance.now();
-  const res = await fetch(`${base}/api/stats?${q}`, { headers: { authorization: `Bearer ${SECRET}` } });
+  const res = await fetch(`${base}/api/stats?${q}`, { headers: { authorization: `Bearer ${SECRET}` },
+    signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
   const body = await res.json();
   const ms = performance.now() - started;
   if (res.status !== 200) throw new Error(`stats answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
@@ -80,7 +88,13 @@ async function stats(base, filters) {
 }
 
 async function measure(base, filters, runs) {
-  await stats(base, filters); // warm: the isolate, SQLite's page cache
+  // Warm: the isolate, SQLite's page cache. A plan slower than D1's query
+  // limit is measured by that one call only.
+  const first = await stats(base, filters);
+  if (first.ms > D1_QUERY_LIMIT_MS) {
+    return { calls: 1, p50: first.ms, p95: first.ms, rowsRead: first.rowsRead, rowsReadSame: true, plan: first.plan,
+      events: first.events, visitors: first.visitors, overLimit: true };
+  }
   const calls = [];
   const until = performance.now() + RUNS.ms;
   while (calls.length < runs && (calls.length < 1 || performance.now() < until)) calls.push(await stats(base, filters));
@@ -96,7 +110,7 @@ buildFiller();
 const previous = readResult("readmodel");
 const scales = [];
 for (const events of SCALES) {
-  const dir = freshState();
+  const dir = freshState(MEMORY_DIR);
   const file = d1File(dir);
   const endMs = Date.now();
   console.log(`readmodel: filling ${events.toLocaleString("en-US")} events`);
@@ -107,10 +121,20 @@ for (const events of SCALES) {
   const worker = await startWorker({ persistDir: dir });
   try {
     const rollups = await measure(worker.base, null, RUNS.rollups);
-    const raw = await measure(worker.base, FILTER, RUNS.raw);
+    // Once the raw plan took longer than D1 allows a query, a larger
+    // dataset is not asked (on Cloudflare it would fail; here it would take
+    // many minutes a call).
+    const tooSlow = scales.find((s) => s.raw.overLimit || s.raw.skipped);
+    let raw;
+    try {
+      raw = tooSlow ? { skipped: true, overLimit: true } : await measure(worker.base, FILTER, RUNS.raw);
+    } catch (e) {
+      if (e.name !== "TimeoutError") throw e;
+      raw = { overLimit: true, timedOut: true, p50: CALL_TIMEOUT_MS, p95: CALL_TIMEOUT_MS, calls: 1 };
+    }
     scales.push({ events, fillSeconds, counts, bytes: size, rollups, raw });
     console.log(`readmodel: ${events} events: rollups p50 ${rollups.p50.toFixed(0)} ms, ${rollups.rowsRead} rows; ` +
-      `raw p50 ${raw.p50.toFixed(0)} ms, ${raw.rowsRead} rows`);
+      `raw ${raw.skipped ? "not run (slower than D1's limit at a smaller scale)" : `p50 ${raw.p50.toFixed(0)} ms, ${raw.rowsRead} rows`}`);
   } finally {
     await worker.stop();
   }
