@@ -58,6 +58,9 @@ pub enum IngestError {
     InvalidJson(String),
     #[error("{0}")]
     BadRequest(String),
+    /// A refusal the CRM API documents by name ([`crate::dialect::crm::error`]).
+    #[error("{}", .0.message())]
+    Refused(crate::dialect::crm::Refusal),
     #[error("JSON holds more than {limit} objects and arrays")]
     TooComplex { limit: usize },
     #[error("JSON holds more than {limit} values in its objects and arrays")]
@@ -101,6 +104,7 @@ impl IngestError {
             | IngestError::BadEncoding(_)
             | IngestError::InvalidJson(_)
             | IngestError::BadRequest(_)
+            | IngestError::Refused(_)
             | IngestError::Invalid(_) => 400,
         }
     }

@@ -722,7 +722,7 @@ pub fn crm(data: &[u8]) {
         }
         Err(e) => {
             assert_ne!(kind, crm::Kind::Login);
-            assert_eq!(e, IngestError::BadRequest(crm::USER_NOT_FOUND.into()));
+            assert_eq!(e, IngestError::Refused(crm::Refusal::UserNotFound));
             check_crm_reply(&crm::error(&e), &e, size);
             // The same request for a user that exists under its first identifier.
             let user = crm::KnownUser {

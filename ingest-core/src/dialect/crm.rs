@@ -64,6 +64,63 @@ pub const ONE_EVENT: &str = "One event per request";
 pub const USER_NOT_FOUND: &str = "User not found";
 pub const USER_CONFLICT: &str = "User conflict";
 
+/// Why the API refused a request, in the words its documentation uses.
+/// [`error`] answers each by its variant (a message is never compared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No `event` object, or one with no type.
+    MissingEvent,
+    /// The event's type holds something other than an object.
+    EventNotObject,
+    /// No `user` object, or one with neither `email` nor `_id`.
+    MissingUser,
+    /// An email that is not an address, or an `_id` that is not an id.
+    InvalidUser,
+    /// More than one event type in one `event`.
+    OneEvent,
+    /// Every type but `login` needs a user that exists.
+    UserNotFound,
+    /// An `_id` already identified by another email.
+    UserConflict,
+}
+
+impl Refusal {
+    /// The documented `message`, which is also the error's text.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::MissingEvent | Refusal::EventNotObject => MISSING_EVENT,
+            Refusal::MissingUser => MISSING_USER,
+            Refusal::InvalidUser => INVALID_USER,
+            Refusal::OneEvent => ONE_EVENT,
+            Refusal::UserNotFound => USER_NOT_FOUND,
+            Refusal::UserConflict => USER_CONFLICT,
+        }
+    }
+
+    /// What the client should do, as the reply's `description`.
+    pub fn description(self) -> String {
+        match self {
+            Refusal::MissingEvent => "Please send event information along with user".into(),
+            Refusal::EventNotObject => "The event type must hold an object".into(),
+            Refusal::MissingUser => "Please send user information (email or _id) along with event".into(),
+            Refusal::InvalidUser => {
+                format!("The email must be an address and an _id at most {MAX_ID_CHARS} characters")
+            }
+            Refusal::OneEvent => "Send one event type in the event object".into(),
+            Refusal::UserNotFound => {
+                "No user with this email or _id exists; send a login event to create it first".into()
+            }
+            Refusal::UserConflict => "This _id belongs to a user identified by another email".into(),
+        }
+    }
+}
+
+impl From<Refusal> for IngestError {
+    fn from(refusal: Refusal) -> Self {
+        IngestError::Refused(refusal)
+    }
+}
+
 /// The event types with rules of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -147,22 +204,18 @@ pub fn decode(body: &[u8]) -> Result<CrmRequest, IngestError> {
     };
     let user = read_user(root.remove("user"))?;
     let Some(Value::Object(event)) = root.remove("event") else {
-        return Err(IngestError::BadRequest(MISSING_EVENT.into()));
+        return Err(Refusal::MissingEvent.into());
     };
     if event.len() > 1 {
-        return Err(IngestError::BadRequest(ONE_EVENT.into()));
+        return Err(Refusal::OneEvent.into());
     }
     let Some((type_name, fields)) = event.into_iter().next() else {
-        return Err(IngestError::BadRequest(MISSING_EVENT.into()));
+        return Err(Refusal::MissingEvent.into());
     };
     let mut fields = match fields {
         Value::Object(fields) => fields,
         Value::Null => Map::new(),
-        _ => {
-            return Err(IngestError::BadRequest(format!(
-                "{MISSING_EVENT}: the event type must hold an object"
-            )))
-        }
+        _ => return Err(Refusal::EventNotObject.into()),
     };
     let kind = match type_name.as_str() {
         "update" => Kind::Update,
@@ -218,7 +271,7 @@ pub fn decode(body: &[u8]) -> Result<CrmRequest, IngestError> {
 /// [`USER_CONFLICT`], answered by [`error`] in the documented shape.
 pub fn resolve(request: &CrmRequest, found: &Found) -> Result<Resolved, IngestError> {
     let keys = &request.user;
-    let refuse = |message: &str| Err(IngestError::BadRequest(message.into()));
+    let refuse = |refusal: Refusal| Err(refusal.into());
     if request.kind != Kind::Login {
         return match found.by_email.as_ref().or(found.by_id.as_ref()) {
             Some(user) => Ok(Resolved {
@@ -226,7 +279,7 @@ pub fn resolve(request: &CrmRequest, found: &Found) -> Result<Resolved, IngestEr
                 link: Vec::new(),
                 moved: None,
             }),
-            None => refuse(USER_NOT_FOUND),
+            None => refuse(Refusal::UserNotFound),
         };
     }
     let (email, id) = (keys.email.as_deref(), keys.id.as_deref());
@@ -234,7 +287,7 @@ pub fn resolve(request: &CrmRequest, found: &Found) -> Result<Resolved, IngestEr
         (None, None) => {
             // New: under the identifier it came with, the email first.
             let Some(first) = email.or(id) else {
-                return refuse(MISSING_USER);
+                return refuse(Refusal::MissingUser);
             };
             (first.to_owned(), None)
         }
@@ -243,7 +296,7 @@ pub fn resolve(request: &CrmRequest, found: &Found) -> Result<Resolved, IngestEr
             // "adding email if anonymous"; the same email again is nothing new.
             (None, _) | (_, None) => (user.distinct_id.clone(), None),
             (Some(known), Some(email)) if known == email => (user.distinct_id.clone(), None),
-            (Some(_), Some(_)) => return refuse(USER_CONFLICT),
+            (Some(_), Some(_)) => return refuse(Refusal::UserConflict),
         },
         (Some(named), Some(current)) if named.distinct_id == current.distinct_id => (named.distinct_id.clone(), None),
         (Some(named), Some(current)) => match (&current.email, id) {
@@ -252,7 +305,7 @@ pub fn resolve(request: &CrmRequest, found: &Found) -> Result<Resolved, IngestEr
                 named.distinct_id.clone(),
                 Some((id_key(id), current.distinct_id.clone())),
             ),
-            _ => return refuse(USER_CONFLICT),
+            _ => return refuse(Refusal::UserConflict),
         },
     };
     let link = keys
@@ -345,37 +398,9 @@ pub fn created() -> Reply {
 
 pub fn error(err: &IngestError) -> Reply {
     let entries = match err {
-        IngestError::BadRequest(message) if message == MISSING_EVENT => {
-            vec![error_entry(
-                MISSING_EVENT,
-                "Please send event information along with user",
-            )]
-        }
-        IngestError::BadRequest(message) if message == MISSING_USER => {
-            vec![error_entry(
-                MISSING_USER,
-                "Please send user information (email or _id) along with event",
-            )]
-        }
-        IngestError::BadRequest(message) if message == INVALID_USER => {
-            vec![error_entry(
-                INVALID_USER,
-                &format!("The email must be an address and an _id at most {MAX_ID_CHARS} characters"),
-            )]
-        }
-        IngestError::BadRequest(message) if message == ONE_EVENT => {
-            vec![error_entry(ONE_EVENT, "Send one event type in the event object")]
-        }
         // The page documents 400 as its only error status, so a user that
-        // must exist and does not is a 400 in the documented shape.
-        IngestError::BadRequest(message) if message == USER_NOT_FOUND => vec![error_entry(
-            USER_NOT_FOUND,
-            "No user with this email or _id exists; send a login event to create it first",
-        )],
-        IngestError::BadRequest(message) if message == USER_CONFLICT => vec![error_entry(
-            USER_CONFLICT,
-            "This _id belongs to a user identified by another email",
-        )],
+        // must exist and does not is a 400 in the documented shape too.
+        IngestError::Refused(refusal) => vec![error_entry(refusal.message(), &refusal.description())],
         IngestError::Invalid(fields) => fields
             .iter()
             .map(|f| error_entry("Invalid event information", &format!("'{}' {}", f.field, f.message)))
@@ -404,8 +429,8 @@ fn errors(status: u16, entries: Vec<Value>) -> Reply {
 /// The user's email and `_id`. Emails are compared without case or
 /// surrounding space, so they are kept that way.
 fn read_user(user: Option<Value>) -> Result<UserKeys, IngestError> {
-    let missing = || IngestError::BadRequest(MISSING_USER.into());
-    let invalid = || IngestError::BadRequest(INVALID_USER.into());
+    let missing = || IngestError::from(Refusal::MissingUser);
+    let invalid = || IngestError::from(Refusal::InvalidUser);
     let Some(Value::Object(user)) = user else {
         return Err(missing());
     };
@@ -540,7 +565,7 @@ mod tests {
         assert_eq!(req.kind, Kind::Update);
         assert_eq!(
             resolve(&req, &Found::default()),
-            Err(IngestError::BadRequest(USER_NOT_FOUND.into())),
+            Err(IngestError::Refused(Refusal::UserNotFound)),
             "the user must exist beforehand"
         );
         let (event, profile) = run(body, NOW).expect("valid");
@@ -716,7 +741,7 @@ mod tests {
         for kind in ["update", "generic", "confirmation", "email_open", "add_to_cart"] {
             assert_eq!(
                 resolve(&request(r#"{"email": "x@y.z", "_id": "q"}"#, kind), &Found::default()),
-                Err(IngestError::BadRequest(USER_NOT_FOUND.into())),
+                Err(IngestError::Refused(Refusal::UserNotFound)),
                 "{kind}"
             );
         }
@@ -763,7 +788,7 @@ mod tests {
         assert_eq!(r.moved, Some(("id:u-7".into(), "u-7".into())));
         assert_eq!(r.link, keys(&["email:ann@example.com"]));
         // An _id identified by another email is not taken over.
-        let conflict = Err(IngestError::BadRequest(USER_CONFLICT.into()));
+        let conflict = Err(IngestError::Refused(Refusal::UserConflict));
         let taken = Found {
             by_email: None,
             by_id: known("bob@example.com", Some("bob@example.com")),
@@ -846,6 +871,16 @@ mod tests {
         }
         let two = r#"{"user": {"email": "a@b.c"}, "event": {"update": {}, "login": {}}}"#;
         assert_eq!(error_body(two).1["errors"][0]["message"], ONE_EVENT);
+        // A type holding no object is missing event information too (it
+        // was "Invalid request" while refusals were told apart by text).
+        let not_object = r#"{"user": {"email": "a@b.c"}, "event": {"update": 5}}"#;
+        assert_eq!(
+            error_body(not_object),
+            (
+                400,
+                json!({"errors": [{"message": MISSING_EVENT, "description": "The event type must hold an object"}]})
+            )
+        );
         assert_eq!(error_body("[]").0, 400);
     }
 
@@ -853,9 +888,10 @@ mod tests {
     fn id_length_at_and_past_limit() {
         let with_id = |id: String| format!(r#"{{"user": {{"_id": "{id}"}}, "event": {{"login": {{}}}}}}"#);
         assert!(decode(with_id("u".repeat(MAX_ID_CHARS)).as_bytes()).is_ok());
-        assert!(
-            matches!(decode(with_id("u".repeat(MAX_ID_CHARS + 1)).as_bytes()), Err(IngestError::BadRequest(m)) if m == INVALID_USER)
-        );
+        assert!(matches!(
+            decode(with_id("u".repeat(MAX_ID_CHARS + 1)).as_bytes()),
+            Err(IngestError::Refused(Refusal::InvalidUser))
+        ));
         let local = "a".repeat(MAX_ID_CHARS - "@b.c".len());
         assert!(decode(
             with_id(String::new())
@@ -880,17 +916,25 @@ mod tests {
             body,
             json!({"results": {"message": "Event created", "email": "Event was created for the specified user"}})
         );
-        for (refusal, description) in [(USER_NOT_FOUND, "send a login event"), (USER_CONFLICT, "another email")] {
-            let reply = error(&IngestError::BadRequest(refusal.into()));
+        for (refusal, description) in [
+            (Refusal::UserNotFound, "send a login event"),
+            (Refusal::UserConflict, "another email"),
+        ] {
+            let reply = error(&refusal.into());
             let body: Value = serde_json::from_slice(&reply.body).unwrap_or_default();
             assert_eq!(
                 (reply.status, body["errors"][0]["message"].as_str()),
-                (400, Some(refusal))
+                (400, Some(refusal.message()))
             );
             assert!(body["errors"][0]["description"]
                 .as_str()
                 .is_some_and(|d| d.contains(description)));
         }
+        // A refusal is known by its variant: the same words from elsewhere
+        // are just a bad request.
+        let lookalike = error(&IngestError::BadRequest(USER_NOT_FOUND.into()));
+        let body: Value = serde_json::from_slice(&lookalike.body).unwrap_or_default();
+        assert_eq!(body["errors"][0]["message"], "Invalid request");
         for (err, status) in [
             (IngestError::Unauthorized, 401),
             (IngestError::Forbidden, 403),
