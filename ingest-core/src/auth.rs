@@ -389,8 +389,52 @@ fn check_unique(projects: &[Project]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-// Mixpanel's credentials (`/import`, and the export's Basic auth) and the
-// `redirect=` check of its `/track`.
+// Credentials as requests present them, Mixpanel's Basic rules (`/import`,
+// and the export's Basic auth), and the `redirect=` check of its `/track`.
+
+/// One key a request offers, and the way it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offered {
+    /// `x-api-key: <key>` (Emp-Mix's documented header, and ours).
+    ApiKey(String),
+    /// `Authorization: Bearer <key>`.
+    Bearer(String),
+    /// `Authorization: Basic`, Mixpanel's form: a service account's
+    /// `user:secret`, or the legacy API secret as the user name
+    /// ([`basic_auth_candidates`] says which to try first).
+    Basic(String),
+}
+
+/// Every key a request offers, in the one documented order: `x-api-key`
+/// first, then the `Authorization` header (Bearer or Basic). Blank keys and
+/// other schemes offer nothing. Each endpoint takes the first kind it
+/// accepts: the CRM and the stats API `x-api-key` or Bearer, the export
+/// those or Basic, `/import` Basic alone.
+pub fn offered_keys(authorization: Option<&str>, x_api_key: Option<&str>) -> Vec<Offered> {
+    let mut offered = Vec::new();
+    if let Some(key) = x_api_key.map(str::trim).filter(|k| !k.is_empty()) {
+        offered.push(Offered::ApiKey(key.to_owned()));
+    }
+    if let Some((scheme, value)) = authorization.and_then(|a| a.trim().split_once(' ')) {
+        let value = value.trim();
+        if scheme.eq_ignore_ascii_case("bearer") && !value.is_empty() {
+            offered.push(Offered::Bearer(value.to_owned()));
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            offered.push(Offered::Basic(format!("{scheme} {value}")));
+        }
+    }
+    offered
+}
+
+/// The first key offered as `x-api-key` or Bearer (see [`offered_keys`]).
+pub fn api_key(authorization: Option<&str>, x_api_key: Option<&str>) -> Option<String> {
+    offered_keys(authorization, x_api_key)
+        .into_iter()
+        .find_map(|k| match k {
+            Offered::ApiKey(key) | Offered::Bearer(key) => Some(key),
+            Offered::Basic(_) => None,
+        })
+}
 
 /// Service accounts (Basic `username:secret`, both parts given) must name
 /// their project: seed 001 calls `project_id` "required when using service
@@ -924,5 +968,31 @@ mod tests {
             id(authorize_import(&projects, None, None)),
             Err(IngestError::Unauthorized)
         );
+    }
+
+    #[test]
+    fn keys_are_offered_in_one_order() {
+        let offered = |auth: Option<&str>, x: Option<&str>| offered_keys(auth, x);
+        // x-api-key first, then Authorization.
+        assert_eq!(
+            offered(Some("Bearer b-key"), Some(" x-key ")),
+            [Offered::ApiKey("x-key".into()), Offered::Bearer("b-key".into())]
+        );
+        assert_eq!(api_key(Some("Bearer b-key"), Some("x-key")).as_deref(), Some("x-key"));
+        assert_eq!(api_key(Some("bearer  s3cret "), None).as_deref(), Some("s3cret"));
+        assert_eq!(api_key(None, Some("k")).as_deref(), Some("k"));
+        // Basic is offered as the header, for Mixpanel's rules.
+        let header = basic("demo-secret:");
+        assert_eq!(offered(Some(&header), None), [Offered::Basic(header.clone())]);
+        assert_eq!(api_key(Some(&header), None), None);
+        // Blank keys and other schemes offer nothing.
+        for (auth, x) in [
+            (Some("Bearer "), Some(" ")),
+            (Some("Digest abc"), None),
+            (Some("Bearer"), Some("")),
+            (None, None),
+        ] {
+            assert_eq!(offered(auth, x), [], "{auth:?} {x:?}");
+        }
     }
 }

@@ -685,7 +685,7 @@ pub fn empmix(data: &[u8]) {
 /// `POST /v1/event`: `authorization\0x-api-key\0body`.
 pub fn crm(data: &[u8]) {
     let ([authorization, x_api_key], raw) = split::<2>(data);
-    if let Some(key) = crm::api_key(authorization.as_deref(), x_api_key.as_deref()) {
+    if let Some(key) = crate::auth::api_key(authorization.as_deref(), x_api_key.as_deref()) {
         assert!(!key.is_empty() && key.trim() == key);
     }
     let size = data.len();
@@ -800,7 +800,7 @@ pub fn credentials(data: &[u8]) {
     assert!(candidates.len() <= 2);
     assert!(candidates.iter().all(|c| !c.is_empty()));
     let projects = projects();
-    match mixpanel::authorize_import(&projects, Some(&text), None) {
+    match crate::auth::authorize_import(&projects, Some(&text), None) {
         Ok(project) => {
             assert_eq!(project.id, PROJECT);
             assert!(
@@ -816,7 +816,7 @@ pub fn credentials(data: &[u8]) {
             Err(e) => assert!(matches!(e, IngestError::Unauthorized | IngestError::Forbidden)),
         }
     }
-    if let Some(key) = crm::api_key(Some(&text), Some(&text)) {
+    if let Some(key) = crate::auth::api_key(Some(&text), Some(&text)) {
         assert!(!key.is_empty() && key.len() <= text.len());
     }
     if crate::auth::redirect_allowed(&text, &[REDIRECT_HOST.to_owned()]) {

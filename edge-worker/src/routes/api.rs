@@ -5,8 +5,7 @@
 
 use crate::http::{database, header, now_ms, query};
 use crate::{config, erasure, stats, storage};
-use ingest_core::auth::{KeyKind, Project};
-use ingest_core::dialect::mixpanel;
+use ingest_core::auth::{self, KeyKind, Offered, Project};
 use ingest_core::dialect::Reply;
 use ingest_core::export::{export_line, Cursor, DateRange, EXPORT_PAGE_ROWS, EXPORT_STREAM_MAX_ROWS};
 use ingest_core::readmodel::query::Range;
@@ -14,26 +13,27 @@ use ingest_core::IngestError;
 use serde_json::{json, Value};
 use worker::{Env, Request};
 
-/// The project whose secret key the request carries: in `x-api-key`,
-/// `Authorization: Bearer`, or Basic auth as Mixpanel's export takes it
-/// (the API secret as user name, or a service account's `user:secret` with
+/// The project whose secret key the request carries, taking the first key
+/// offered ([`auth::offered_keys`]: `x-api-key`, then `Authorization`):
+/// `x-api-key`, Bearer, or Basic auth as Mixpanel's export takes it (the API
+/// secret as user name, or a service account's `user:secret` with
 /// `project_id`, as the Go library sends them).
 fn secret_project(req: &Request, env: &Env) -> Result<Project, IngestError> {
     let projects = config::projects(env)?;
-    if let Some(key) = header(req, "x-api-key") {
-        return Ok(projects.authorize(Some(&key), KeyKind::Secret)?.clone());
-    }
-    let auth = header(req, "authorization").unwrap_or_default();
-    match auth.trim().split_once(' ') {
-        Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => {
-            Ok(projects.authorize(Some(value.trim()), KeyKind::Secret)?.clone())
+    let offered = auth::offered_keys(
+        header(req, "authorization").as_deref(),
+        header(req, "x-api-key").as_deref(),
+    );
+    match offered.into_iter().next() {
+        Some(Offered::ApiKey(key) | Offered::Bearer(key)) => {
+            Ok(projects.authorize(Some(&key), KeyKind::Secret)?.clone())
         }
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("basic") => {
+        Some(Offered::Basic(basic)) => {
             let query = query(req)?;
             let project_id = ingest_core::payload::form_field(query.as_bytes(), "project_id");
-            Ok(mixpanel::authorize_import(&projects, Some(&auth), project_id.as_deref())?.clone())
+            Ok(auth::authorize_import(&projects, Some(&basic), project_id.as_deref())?.clone())
         }
-        _ => Err(IngestError::Unauthorized),
+        None => Err(IngestError::Unauthorized),
     }
 }
 
@@ -43,17 +43,10 @@ fn secret_project(req: &Request, env: &Env) -> Result<Project, IngestError> {
 /// refused.
 fn reader_project(req: &Request, env: &Env) -> Result<(Project, KeyKind), IngestError> {
     let projects = config::projects(env)?;
-    let key = match header(req, "x-api-key") {
-        Some(key) => Some(key),
-        None => {
-            let auth = header(req, "authorization").unwrap_or_default();
-            match auth.trim().split_once(' ') {
-                Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => Some(value.trim().to_owned()),
-                _ => None,
-            }
-        }
-    };
-    match key {
+    match auth::api_key(
+        header(req, "authorization").as_deref(),
+        header(req, "x-api-key").as_deref(),
+    ) {
         Some(key) => projects
             .authorize_reader(Some(&key))
             .map(|(project, kind)| (project.clone(), kind)),

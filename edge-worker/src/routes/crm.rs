@@ -6,7 +6,7 @@
 
 use crate::http::{database, header, read_body, request_context};
 use crate::{config, crm_store, pipeline, profiles, ratelimit};
-use ingest_core::auth::KeyKind;
+use ingest_core::auth::{self, KeyKind};
 use ingest_core::dialect::crm;
 use ingest_core::dialect::Reply;
 use ingest_core::payload::decode_body;
@@ -20,7 +20,7 @@ pub async fn event(mut req: Request, env: &Env) -> Reply {
 async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
     let ctx = request_context(req);
     let projects = config::projects(env)?;
-    let key = crm::api_key(
+    let key = auth::api_key(
         header(req, "authorization").as_deref(),
         header(req, "x-api-key").as_deref(),
     );

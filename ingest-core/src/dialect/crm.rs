@@ -378,17 +378,6 @@ pub fn finish(
     }
 }
 
-/// The key a server sends: `Authorization: Bearer <key>`, or `x-api-key`.
-pub fn api_key(authorization: Option<&str>, x_api_key: Option<&str>) -> Option<String> {
-    let bearer = authorization.and_then(|value| {
-        let (scheme, key) = value.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| key.trim().to_owned())
-    });
-    bearer
-        .or_else(|| x_api_key.map(|k| k.trim().to_owned()))
-        .filter(|k| !k.is_empty())
-}
-
 pub fn created() -> Reply {
     Reply::json(
         200,
@@ -951,17 +940,5 @@ mod tests {
             body["errors"][0],
             json!({"message": "Invalid event information", "description": "'event' is required"})
         );
-    }
-
-    #[test]
-    fn api_keys_from_either_header() {
-        assert_eq!(api_key(Some("Bearer s3cret"), None).as_deref(), Some("s3cret"));
-        assert_eq!(
-            api_key(Some("bearer  s3cret "), Some("other")).as_deref(),
-            Some("s3cret")
-        );
-        assert_eq!(api_key(None, Some("k")).as_deref(), Some("k"));
-        assert_eq!(api_key(Some("Basic abc"), None), None);
-        assert_eq!(api_key(Some("Bearer "), Some(" ")), None);
     }
 }

@@ -31,8 +31,6 @@ pub(super) use read::{one_token, read_ops, take_token};
 pub use reply::{import_error, import_reply, track_error, track_ok, track_reply, GIF, JAVASCRIPT, PIXEL_GIF};
 pub use rules::{finish_engage, finish_import, finish_track, settle_import};
 pub use transport::{ImportParams, TrackParams};
-// The export API takes Mixpanel's Basic credentials too.
-pub use crate::auth::authorize_import;
 
 use super::Reply;
 use crate::error::{FieldError, IngestError};
