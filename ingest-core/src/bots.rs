@@ -45,6 +45,22 @@ pub fn classify(user_agent: Option<&str>, verified_bot: bool) -> Option<BotReaso
     }
 }
 
+/// The verdict for endpoints that servers use too (Mixpanel's `/track`,
+/// `/engage` and `/groups`, Vemetric, the CRM API): server SDKs send their
+/// own non-browser agents, so an agent is judged only when it presents
+/// itself as a browser (`Mozilla/`, as crawlers do too). A verified bot is
+/// a bot whatever its agent says: Cloudflare verified it as one. (Only our
+/// tracker's `/collect`, which browsers alone use, takes [`classify`]
+/// whole.)
+pub fn classify_shared(user_agent: Option<&str>, verified_bot: bool) -> Option<BotReason> {
+    let looks_like_browser = user_agent.is_some_and(|ua| ua.starts_with("Mozilla/"));
+    if looks_like_browser || verified_bot {
+        classify(user_agent, verified_bot)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +85,22 @@ mod tests {
         assert_eq!(classify(None, false), Some(BotReason::MissingUserAgent));
         assert_eq!(classify(Some("   "), false), Some(BotReason::MissingUserAgent));
         assert_eq!(classify(Some(CHROME), true), Some(BotReason::VerifiedBot));
+    }
+
+    #[test]
+    fn shared_endpoints_judge_browsers_and_verified_bots_only() {
+        let google = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+        assert_eq!(classify_shared(Some(google), false), Some(BotReason::UserAgentPattern));
+        assert_eq!(classify_shared(Some(CHROME), false), None);
+        // Server SDKs and scripts: not judged by their agent.
+        for server in [Some("mixpanel-python/4.10.1"), Some("curl/8.5.0"), Some(""), None] {
+            assert_eq!(classify_shared(server, false), None, "{server:?}");
+        }
+        // A verified bot is one whatever it sends.
+        assert_eq!(
+            classify_shared(Some("Googlebot-Image/1.0"), true),
+            Some(BotReason::VerifiedBot)
+        );
+        assert_eq!(classify_shared(None, true), Some(BotReason::VerifiedBot));
     }
 }

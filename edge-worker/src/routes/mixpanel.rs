@@ -27,16 +27,10 @@ async fn transport(req: &mut Request) -> Result<(String, Vec<u8>), IngestError> 
     Ok((query, body))
 }
 
-/// Mixpanel's `/track` is also used by server libraries, whose agents are
-/// not browsers; bot rules apply to requests that present themselves as a
-/// browser (crawlers do too).
+/// Mixpanel's `/track` is also used by server libraries: the shared
+/// endpoints' bot rule ([`bots::classify_shared`]).
 fn browser_bot(ctx: &RequestContext) -> Option<bots::BotReason> {
-    let looks_like_browser = ctx.user_agent.as_deref().is_some_and(|ua| ua.starts_with("Mozilla/"));
-    if looks_like_browser || ctx.verified_bot {
-        bots::classify(ctx.user_agent.as_deref(), ctx.verified_bot)
-    } else {
-        None
-    }
+    bots::classify_shared(ctx.user_agent.as_deref(), ctx.verified_bot)
 }
 
 /// The reply shape (verbose, JSONP, pixel) the query asks for, when the

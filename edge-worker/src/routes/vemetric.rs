@@ -53,8 +53,7 @@ async fn run(req: &mut Request, env: &Env, call: Call) -> Result<Reply, IngestEr
             let request = vemetric::decode_event(&body, &headers)?;
             let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
             ratelimit::per_project(env, project, KeyKind::Public).await?;
-            let browser = ctx.user_agent.as_deref().is_some_and(|ua| ua.starts_with("Mozilla/"));
-            if let Some(reason) = bots::classify(ctx.user_agent.as_deref(), ctx.verified_bot).filter(|_| browser) {
+            if let Some(reason) = bots::classify_shared(ctx.user_agent.as_deref(), ctx.verified_bot) {
                 pipeline::count_bot(env, &project.id, reason, 1, ctx.received_at_ms).await?;
                 return Ok(vemetric::ok());
             }
