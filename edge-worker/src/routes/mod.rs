@@ -19,7 +19,8 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     let path = normalise(&req.path());
     let origin = http::header(&req, "origin");
     let method = req.method();
-    let audience = audience(&path);
+    let family = Family::of(&path);
+    let audience = family.audience();
     if method == Method::Options && audience == Audience::Browser {
         return http::preflight(&req);
     }
@@ -29,7 +30,7 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
                 .url()
                 .map(|u| u.query().unwrap_or("").to_owned())
                 .unwrap_or_default();
-            return http::to_response(error_for(&path, &query, &limited), audience, origin.as_deref());
+            return http::to_response(family.error(&query, &limited), audience, origin.as_deref());
         }
     }
     if method == Method::Get && matches!(path.as_str(), "/api/2.0/export" | "/api/export") {
@@ -95,31 +96,84 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     http::to_response(reply, audience, origin.as_deref())
 }
 
-/// An error in the shape of the API family a path belongs to, for refusals
-/// made before a route runs (rate limits).
-fn error_for(path: &str, query: &str, err: &IngestError) -> Reply {
-    use ingest_core::dialect::{browser, crm, empmix, mixpanel, vemetric};
-    match path {
-        "/collect" => browser::error(err),
-        // The query alone says how the client wants its answer (verbose,
-        // JSONP, pixel); the body is not read for a refusal.
-        "/track" | "/engage" | "/groups" => {
-            mixpanel::track_error(&mixpanel::TrackParams::parse(query, b"").unwrap_or_default(), err, &[])
+/// The API families, each with its error shape and CORS audience: the one
+/// table that dispatch, refusals made before a route runs (rate limits) and
+/// CORS all read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    /// Our tracker's `/collect`.
+    Collect,
+    /// Mixpanel's client side: `/track`, `/engage`, `/groups`.
+    MixpanelTrack,
+    /// Mixpanel's server side: `/import`.
+    MixpanelImport,
+    /// What mixpanel-browser asks besides tracking: `/decide`, `/flags`.
+    MixpanelFlags,
+    /// Vemetric: `/e`, `/i`, `/u`, `/l`, `/r`.
+    Vemetric,
+    /// Emp-Mix's page endpoint: `/public/track`.
+    EmpMixPublic,
+    /// Emp-Mix's server endpoints, and any other `/public/` path.
+    EmpMixServer,
+    /// The CRM API: `/v1/event`.
+    Crm,
+    /// Everything else: the read and admin API, `/health`, unknown paths.
+    Api,
+}
+
+impl Family {
+    fn of(path: &str) -> Family {
+        match path {
+            "/collect" => Family::Collect,
+            "/track" | "/engage" | "/groups" => Family::MixpanelTrack,
+            "/import" => Family::MixpanelImport,
+            "/decide" | "/flags" => Family::MixpanelFlags,
+            "/e" | "/i" | "/u" | "/l" | "/r" => Family::Vemetric,
+            "/public/track" => Family::EmpMixPublic,
+            p if p.starts_with("/public/") => Family::EmpMixServer,
+            "/v1/event" => Family::Crm,
+            _ => Family::Api,
         }
-        "/import" => {
-            let verbose = ingest_core::payload::form_field(query.as_bytes(), "verbose").is_some_and(|v| v == "1");
-            mixpanel::import_error(
-                &mixpanel::ImportParams {
-                    verbose,
-                    ..Default::default()
-                },
-                err,
-            )
+    }
+
+    /// Endpoints that pages on other origins call get CORS; the rest do not.
+    fn audience(self) -> Audience {
+        match self {
+            Family::Collect
+            | Family::MixpanelTrack
+            | Family::MixpanelFlags
+            | Family::Vemetric
+            | Family::EmpMixPublic => Audience::Browser,
+            Family::MixpanelImport | Family::EmpMixServer | Family::Crm | Family::Api => Audience::Server,
         }
-        "/e" | "/i" | "/u" | "/l" | "/r" => vemetric::error(err),
-        "/v1/event" => crm::error(err),
-        p if p.starts_with("/public/") => empmix::error(err),
-        _ => api::error(err),
+    }
+
+    /// An error in the family's shape, for refusals made before a route
+    /// runs (rate limits).
+    fn error(self, query: &str, err: &IngestError) -> Reply {
+        use ingest_core::dialect::{browser, crm, empmix, mixpanel, vemetric};
+        match self {
+            Family::Collect => browser::error(err),
+            // The query alone says how the client wants its answer (verbose,
+            // JSONP, pixel); the body is not read for a refusal.
+            Family::MixpanelTrack => {
+                mixpanel::track_error(&mixpanel::TrackParams::parse(query, b"").unwrap_or_default(), err, &[])
+            }
+            Family::MixpanelImport => {
+                let verbose = ingest_core::payload::form_field(query.as_bytes(), "verbose").is_some_and(|v| v == "1");
+                mixpanel::import_error(
+                    &mixpanel::ImportParams {
+                        verbose,
+                        ..Default::default()
+                    },
+                    err,
+                )
+            }
+            Family::Vemetric => vemetric::error(err),
+            Family::Crm => crm::error(err),
+            Family::EmpMixPublic | Family::EmpMixServer => empmix::error(err),
+            Family::MixpanelFlags | Family::Api => api::error(err),
+        }
     }
 }
 
@@ -133,14 +187,5 @@ fn normalise(path: &str) -> String {
         "/".to_owned()
     } else {
         trimmed.to_owned()
-    }
-}
-
-/// Endpoints that pages on other origins call get CORS; the rest do not.
-fn audience(path: &str) -> Audience {
-    match path {
-        "/collect" | "/track" | "/engage" | "/groups" | "/decide" | "/flags" | "/e" | "/i" | "/u" | "/r" | "/l"
-        | "/public/track" => Audience::Browser,
-        _ => Audience::Server,
     }
 }
