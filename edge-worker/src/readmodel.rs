@@ -10,7 +10,7 @@
 use crate::storage::{forget_outbox_statement, json_chunks, Stored, INSERT_EVENTS};
 use ingest_core::auth::Projects;
 use ingest_core::dedup::dedup_key;
-use ingest_core::readmodel::batch::{process, visitor_of, StoredEvent};
+use ingest_core::readmodel::batch::{process, visitor_of, People, StoredEvent};
 use ingest_core::readmodel::rollup::{Cell, Rollup, RowKey};
 use ingest_core::readmodel::visit::{Visit, VISIT_GAP_MS};
 use ingest_core::readmodel::Site;
@@ -79,12 +79,47 @@ struct StateRow {
     state: String,
 }
 
+/// The persons of the batch's server users (events without a device), by
+/// the identity map, in one query per project. A link counts for events
+/// stored after it: the rollups cannot take a visitor back out.
+async fn people(db: &D1Database, fresh: &[Event]) -> Result<People> {
+    let mut by_project: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
+    for e in fresh
+        .iter()
+        .filter(|e| e.device_id.is_none() && !e.distinct_id.is_empty())
+    {
+        by_project.entry(&e.project).or_default().insert(&e.distinct_id);
+    }
+    #[derive(Deserialize)]
+    struct Link {
+        distinct_id: String,
+        canonical_id: String,
+    }
+    let mut people = People::new();
+    for (project, ids) in by_project {
+        let list = Value::Array(ids.into_iter().map(|v| json!(v)).collect()).to_string();
+        let rows = db
+            .prepare(
+                "SELECT distinct_id, canonical_id FROM identities WHERE project = ?1 \
+                 AND distinct_id IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(&[project.into(), list.into()])?
+            .all()
+            .await?
+            .results::<Link>()?;
+        for row in rows {
+            people.insert((project.to_owned(), row.distinct_id), row.canonical_id);
+        }
+    }
+    Ok(people)
+}
+
 /// Stored visits the fresh web events could reach: same visitor, ending
 /// no earlier than a gap before the earliest event.
-async fn open_visits(db: &D1Database, fresh: &[Event]) -> Result<Vec<(String, Visit)>> {
+async fn open_visits(db: &D1Database, fresh: &[Event], people: &People) -> Result<Vec<(String, Visit)>> {
     let mut by_project: BTreeMap<&str, (HashSet<&str>, i64, i64)> = BTreeMap::new();
     for e in fresh.iter().filter(|e| e.page.url.is_some()) {
-        let Some(visitor) = visitor_of(e) else {
+        let Some(visitor) = visitor_of(e, people) else {
             continue;
         };
         let entry = by_project
@@ -294,8 +329,9 @@ pub async fn store(
         .collect();
     let fresh_events: Vec<Event> = keyed.iter().map(|(e, _)| (*e).clone()).collect();
     let keys: Vec<String> = keyed.into_iter().map(|(_, k)| k).collect();
-    let open = open_visits(db, &fresh_events).await?;
-    let result = process(&fresh_events, open, |project| site_of(projects, project));
+    let people = people(db, &fresh_events).await?;
+    let open = open_visits(db, &fresh_events, &people).await?;
+    let result = process(&fresh_events, open, &people, |project| site_of(projects, project));
 
     #[derive(serde::Serialize)]
     struct Row<'a, 'e> {

@@ -18,6 +18,7 @@ const PROJECTS = {
   ny: { token: "ny-token", secret: "ny-secret", timezone: "America/New_York", goals: GOALS, currency: "EUR" },
   kol: { token: "kol-token", secret: "kol-secret", timezone: "Asia/Kolkata", goals: GOALS },
   ber: { token: "ber-token", secret: "ber-secret", timezone: "Europe/Berlin" },
+  idm: { token: "idm-token", secret: "idm-secret" },
 };
 const GOAL_NAMES = [
   { name: "Signup", event: "Signup" },
@@ -346,4 +347,38 @@ test("days of 23 and 25 hours are charted hour by hour in the project's zone", {
   // The two local 02:00 hours of the autumn day are both in the chart.
   const autumn = await api("ber", "period=custom&from=2026-10-25&to=2026-10-25&breakdowns=page");
   assert.equal(autumn.series.filter((p) => p.bucket.endsWith("T02:00")).length, 2);
+});
+
+test("ids an alias joined count as one visitor, in rollups and in the raw-row plan", { timeout: 120_000 }, async () => {
+  // The alias first (Mixpanel's /track form, as the server libraries send
+  // it), then server events of both ids and of a third person.
+  const alias = { event: "$create_alias", properties: { distinct_id: "idm-user", alias: "idm-anon", token: PROJECTS.idm.token } };
+  const form = new URLSearchParams({ data: Buffer.from(JSON.stringify(alias)).toString("base64"), verbose: "1" });
+  const r = await fetch(`${worker.base}/track`, { method: "POST", body: form });
+  assert.equal((await r.json()).status, 1);
+  const deadline = Date.now() + 60_000;
+  let canonical;
+  while (Date.now() < deadline) {
+    const i = await fetch(`${worker.base}/api/identity?distinct_id=idm-anon`, { headers: { "x-api-key": PROJECTS.idm.secret } });
+    canonical = (await i.json()).canonical_id;
+    if (canonical === "idm-user") break;
+    await sleep(250);
+  }
+  assert.equal(canonical, "idm-user", "the alias reached the identity map");
+  const t = Math.floor((Date.now() - HOUR) / 1000);
+  const events = ["idm-anon", "idm-anon", "idm-user", "idm-user", "idm-other"].map((id, n) => ({
+    event: "Checkout step",
+    properties: { time: t + n, distinct_id: id, $insert_id: `idm-${n}` },
+  }));
+  await send("idm", { kind: "import", events });
+  await stored("idm", events.length + 1); // and the $create_alias event itself
+  const rollups = await api("idm", "period=day");
+  assert.equal(rollups.plan, "rollups");
+  assert.equal(rollups.totals.events, 6);
+  assert.equal(rollups.totals.visitors, 2, "idm-anon and idm-user are one person, idm-other another");
+  const filters = encodeURIComponent(JSON.stringify([["is", "event", "Checkout step"]]));
+  const raw = await api("idm", `period=day&filters=${filters}`);
+  assert.equal(raw.plan, "raw");
+  assert.equal(raw.totals.events, 5);
+  assert.equal(raw.totals.visitors, 2, "the raw-row plan resolves ids by the same map");
 });

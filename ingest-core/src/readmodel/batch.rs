@@ -11,7 +11,7 @@ use crate::enrich::{enrich, is_pageview, Enrichment, ENGAGEMENT};
 use crate::event::Event;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Client events that are not something the visitor did on the page, so
 /// they do not stop a visit from bouncing.
@@ -20,16 +20,25 @@ pub const NOT_INTERACTIVE: [&str; 5] = [ENGAGEMENT, "$404", "$identify", "$creat
 /// or hostile client.
 pub const MAX_ENGAGED_MS: i64 = crate::time::DAY_MS;
 
+/// What the identity map says of the batch's server users: (project,
+/// distinct_id) -> the canonical id of its cluster. Ids nothing linked are
+/// absent (each is its own person).
+pub type People = HashMap<(String, String), String>;
+
 /// The visitor an event counts as: its device (cookie or cookieless hash)
-/// or, for server events, its user. `None` for an event of nobody (a
-/// Mixpanel `/track` event without an id and without `ip=1`): it counts as
-/// an event, in no visit and as no visitor.
-pub fn visitor_of(event: &Event) -> Option<&str> {
-    event
-        .device_id
-        .as_deref()
-        .or(Some(event.distinct_id.as_str()))
-        .filter(|v| !v.is_empty())
+/// or, for a server event, its person: the canonical id `people` names for
+/// its distinct_id, so an alias or merge makes one visitor of two ids.
+/// `None` for an event of nobody (a Mixpanel `/track` event without an id
+/// and without `ip=1`): it counts as an event, in no visit and as no
+/// visitor.
+pub fn visitor_of<'e>(event: &'e Event, people: &'e People) -> Option<&'e str> {
+    let visitor = match event.device_id.as_deref() {
+        Some(device) => device,
+        None => people
+            .get(&(event.project.clone(), event.distinct_id.clone()))
+            .map_or(event.distinct_id.as_str(), String::as_str),
+    };
+    Some(visitor).filter(|v| !v.is_empty())
 }
 
 /// An event as the `events` table stores it.
@@ -103,9 +112,9 @@ pub struct BatchResult<'a> {
     pub rollup: Rollup,
 }
 
-fn hit_of(event: &Event, e: &Enrichment) -> Option<Hit> {
+fn hit_of(event: &Event, e: &Enrichment, people: &People) -> Option<Hit> {
     let path = e.path.clone()?;
-    let visitor = visitor_of(event)?.to_owned();
+    let visitor = visitor_of(event, people)?.to_owned();
     let pageview = is_pageview(&event.name);
     let engaged_ms = if event.name == ENGAGEMENT {
         match event.properties.get("engaged_ms") {
@@ -151,11 +160,13 @@ pub fn enrich_all(events: &[Event]) -> Vec<StoredEvent<'_>> {
 
 /// Runs a batch of events that D1 does not hold yet. `open` holds the
 /// stored visits of their visitors that may be reached (see
-/// [`place`]); `site` gives each project's rules (a project it does not
-/// know is rolled up in UTC without goals).
+/// [`place`]); `people` resolves server users to persons (see
+/// [`visitor_of`]); `site` gives each project's rules (a project it does
+/// not know is rolled up in UTC without goals).
 pub fn process<'a, 's>(
     fresh: &'a [Event],
     open: Vec<(String, Visit)>,
+    people: &People,
     site: impl Fn(&str) -> Option<Site<'s>>,
 ) -> BatchResult<'a> {
     let mut result = BatchResult::default();
@@ -168,13 +179,15 @@ pub fn process<'a, 's>(
     let mut hits: BTreeMap<String, (Vec<Hit>, Vec<usize>)> = BTreeMap::new();
     for event in fresh {
         let enrichment = enrich(event);
-        if let Some(hit) = hit_of(event, &enrichment) {
+        if let Some(hit) = hit_of(event, &enrichment, people) {
             let (list, owners) = hits.entry(event.project.clone()).or_default();
             list.push(hit);
             owners.push(result.events.len());
         }
         let rules = site(&event.project).unwrap_or(Site::plain(&event.project, &default_zone));
-        result.rollup.add_event(&rules, event, &enrichment, visitor_of(event));
+        result
+            .rollup
+            .add_event(&rules, event, &enrichment, visitor_of(event, people));
         result.events.push(StoredEvent::new(event, enrichment));
     }
     for (project, (list, owners)) in hits {
@@ -251,7 +264,9 @@ mod tests {
             event("$engagement", 1, Some("https://a.test/"), json!({"engaged_ms": 45_000})),
             event("server-side", 2, None, json!({})),
         ];
-        let r = process(&events, Vec::new(), |p| (p == "p").then(|| Site::plain("p", &zone)));
+        let r = process(&events, Vec::new(), &People::new(), |p| {
+            (p == "p").then(|| Site::plain("p", &zone))
+        });
         assert_eq!(r.events.len(), 3);
         assert_eq!(r.events[0].path.as_deref(), Some("/"));
         assert_eq!(r.events[0].channel, "Social");
@@ -290,7 +305,7 @@ mod tests {
         let mut nobody = event("$pageview", 0, Some("https://a.test/"), json!({}));
         nobody.device_id = None;
         nobody.distinct_id = String::new();
-        let r = process(std::slice::from_ref(&nobody), Vec::new(), |_| {
+        let r = process(std::slice::from_ref(&nobody), Vec::new(), &People::new(), |_| {
             Some(Site::plain("p", &zone))
         });
         assert!(r.visits.is_empty());
@@ -307,9 +322,41 @@ mod tests {
     #[test]
     fn engagement_claims_are_capped() {
         let e = event("$engagement", 0, Some("https://a.test/"), json!({"engaged_ms": 1e15}));
-        let hit = hit_of(&e, &enrich(&e)).expect("web event");
+        let hit = hit_of(&e, &enrich(&e), &People::new()).expect("web event");
         assert_eq!(hit.engaged_ms, MAX_ENGAGED_MS);
         let neg = event("$engagement", 0, Some("https://a.test/"), json!({"engaged_ms": -5}));
-        assert_eq!(hit_of(&neg, &enrich(&neg)).map(|h| h.engaged_ms), Some(0));
+        assert_eq!(
+            hit_of(&neg, &enrich(&neg), &People::new()).map(|h| h.engaged_ms),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn ids_the_identity_map_joined_are_one_visitor() {
+        let zone = Zone::utc();
+        let server = |id: &str, minute: i64| {
+            let mut e = event("Signed up", minute, None, json!({}));
+            e.device_id = None;
+            e.distinct_id = id.into();
+            e.source = Dialect::MixpanelImport;
+            e
+        };
+        let events = vec![server("anon-7", 0), server("user-7", 1), server("user-8", 2)];
+        let visitors_with = |people: &People| {
+            let r = process(&events, Vec::new(), people, |_| Some(Site::plain("p", &zone)));
+            r.rollup
+                .rows
+                .iter()
+                .find(|(k, _)| k.dim == Dim::Total.code())
+                .map(|(_, c)| c.visitors.len())
+        };
+        assert_eq!(visitors_with(&People::new()), Some(3), "three ids, nothing linked");
+        let mut people = People::new();
+        people.insert(("p".into(), "anon-7".into()), "user-7".into());
+        people.insert(("p".into(), "user-7".into()), "user-7".into());
+        assert_eq!(visitors_with(&people), Some(2), "anon-7 and user-7 are one person");
+        // A browser event still counts as its device, whatever its user.
+        let web = event("$pageview", 3, Some("https://a.test/"), json!({}));
+        assert_eq!(visitor_of(&web, &people), Some("dev"));
     }
 }

@@ -271,7 +271,8 @@ fn filtered_events(c: &Conditions, project: &str, range: &Range, b: &mut Builder
     let p = b.bind(json!(project));
     let (s, e) = (b.bind(json!(range.start_ms)), b.bind(json!(range.end_ms)));
     let mut sql = format!(
-        "SELECT e.*, NULLIF(COALESCE(e.device_id, e.distinct_id), '') AS visitor FROM events e \
+        "SELECT e.*, NULLIF(COALESCE(e.device_id, (SELECT i.canonical_id FROM identities i \
+         WHERE i.project = e.project AND i.distinct_id = e.distinct_id), e.distinct_id), '') AS visitor FROM events e \
          WHERE e.project = {p} AND e.time_ms >= {s} AND e.time_ms < {e}"
     );
     for cond in &c.event {
