@@ -18,16 +18,28 @@ const ARTIFACTS = path.join(ROOT, "tests/artifacts");
 // Node's fetch keeps connections alive, and workerd may close an idle one
 // just as it is reused; such a request never reached the worker. It is sent
 // again once on a fresh connection; any other failure is thrown as it is.
+// Likewise `wrangler dev`'s proxy answers 503 "restarted mid-request" when
+// it reloads its runtime under a request (wrangler itself resends only GET
+// and HEAD): a body we can send again (not a stream) goes once more, which
+// the ingest APIs' dedup makes harmless.
 const nativeFetch = globalThis.fetch;
+const RUNTIME_RESTARTED = "restarted mid-request";
 globalThis.fetch = async (url, options) => {
+  let response;
   try {
-    return await nativeFetch(url, options);
+    response = await nativeFetch(url, options);
   } catch (error) {
     const code = error?.cause?.code;
     if (code !== "UND_ERR_SOCKET" && code !== "ECONNRESET") throw error;
     process.stderr.write(`harness: ${code} on a reused connection, sending once more\n`);
     return nativeFetch(url, options);
   }
+  const resendable = !options?.duplex && !(options?.body instanceof ReadableStream);
+  if (response.status === 503 && resendable && (await response.clone().text()).includes(RUNTIME_RESTARTED)) {
+    process.stderr.write("harness: wrangler restarted its runtime mid-request, sending once more\n");
+    return nativeFetch(url, options);
+  }
+  return response;
 };
 
 export const TOKEN = "demo-token";
