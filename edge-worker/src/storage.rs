@@ -329,8 +329,15 @@ pub struct OutboxRow {
     pub body: String,
 }
 
-/// Outbox rows queued before `cutoff_ms`, oldest first, marked as queued
-/// again now so the next sweep leaves them alone for a while.
+/// Longest a replayed outbox row waits before it may be replayed again.
+pub const OUTBOX_MAX_REPLAY_BACKOFF_MS: i64 = 10 * 60 * 1000;
+
+/// Outbox rows queued before `cutoff_ms`, oldest first. Each is marked so
+/// the next sweep leaves it alone for as long as it has waited already
+/// (at most [`OUTBOX_MAX_REPLAY_BACKOFF_MS`]): a row still waiting in a
+/// long queue behind a slow consumer is not lost, and replaying it every
+/// sweep would flood that queue with copies (each one stored nowhere, but
+/// each one read), so the replays back off by doubling.
 pub async fn take_stale_outbox(db: &D1Database, cutoff_ms: i64, now_ms: i64, limit: u32) -> Result<Vec<OutboxRow>> {
     let rows = db
         .prepare("SELECT id, body FROM outbox WHERE queued_at_ms < ?1 ORDER BY queued_at_ms LIMIT ?2")
@@ -340,10 +347,17 @@ pub async fn take_stale_outbox(db: &D1Database, cutoff_ms: i64, now_ms: i64, lim
         .results::<OutboxRow>()?;
     if !rows.is_empty() {
         let list = Value::Array(rows.iter().map(|r| Value::String(r.id.clone())).collect()).to_string();
-        db.prepare("UPDATE outbox SET queued_at_ms = ?1 WHERE id IN (SELECT value FROM json_each(?2))")
-            .bind(&[JsValue::from_f64(now_ms as f64), list.into()])?
-            .run()
-            .await?;
+        db.prepare(
+            "UPDATE outbox SET queued_at_ms = ?1 + MIN(MAX(?1 - queued_at_ms, 0), ?3) \
+             WHERE id IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(&[
+            JsValue::from_f64(now_ms as f64),
+            list.into(),
+            JsValue::from_f64(OUTBOX_MAX_REPLAY_BACKOFF_MS as f64),
+        ])?
+        .run()
+        .await?;
     }
     Ok(rows)
 }
