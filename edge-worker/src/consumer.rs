@@ -11,7 +11,7 @@ use crate::storage;
 use ingest_core::dedup::dedup_key;
 use ingest_core::profile::ProfileUpdate;
 use ingest_core::profile_caps::apply_within_caps;
-use ingest_core::queue::Job;
+use ingest_core::queue::{transactions, Job};
 use ingest_core::sink::{archive_objects, ndjson};
 use ingest_core::Event;
 use worker::{console_error, D1Database, Env, Message, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
@@ -32,21 +32,14 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
         }
     };
 
-    // Every event of the batch goes to D1 in one transaction; the messages
-    // that carried them are acknowledged or retried together.
-    let mut event_messages: Vec<&Message<String>> = Vec::new();
-    let mut events: Vec<Event> = Vec::new();
-    let mut outbox_ids: Vec<String> = Vec::new();
-    // How many events each message carried, in order: the archive writes
-    // one object per message (see `archive`).
-    let mut pack_sizes: Vec<usize> = Vec::new();
+    // The batch's event messages go to D1 in runs of about
+    // CONSUMER_TRANSACTION_MAX_EVENTS events, one transaction each; the
+    // messages of a run are acknowledged or retried together.
+    let mut event_messages: Vec<(&Message<String>, Vec<Event>, Option<String>)> = Vec::new();
     for message in &messages {
         match serde_json::from_str::<Job>(message.body()) {
             Ok(Job::Events { events: packed, outbox }) => {
-                event_messages.push(message);
-                pack_sizes.push(packed.len());
-                events.extend(packed);
-                outbox_ids.extend(outbox);
+                event_messages.push((message, packed, outbox));
             }
             Ok(Job::Profile(update)) => {
                 let result = store_profile(&db, &update, &batch.queue(), message.body()).await;
@@ -91,24 +84,33 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
         }
     }
 
-    if !events.is_empty() {
-        let result = store_events(&env, &db, &events, &outbox_ids, &pack_sizes).await;
+    let pack_sizes: Vec<usize> = event_messages.iter().map(|(_, events, _)| events.len()).collect();
+    let mut all_stored = !event_messages.is_empty();
+    for run in transactions(&pack_sizes) {
+        let members = &event_messages[run.clone()];
+        let events: Vec<Event> = members
+            .iter()
+            .flat_map(|(_, events, _)| events.iter().cloned())
+            .collect();
+        let outbox_ids: Vec<String> = members.iter().filter_map(|(_, _, outbox)| outbox.clone()).collect();
+        let result = store_events(&env, &db, &events, &outbox_ids, &pack_sizes[run]).await;
         if let Err(e) = &result {
             console_error!("storing {} events failed: {e}", events.len());
         }
-        // Local `wrangler dev` runs no crons: sweeping here too heals a
-        // crashed development stack as soon as traffic flows again.
-        if result.is_ok() && config::outbox_enabled(&env) {
-            if let Err(e) = sweep_outbox(&env).await {
-                console_error!("outbox sweep failed: {e}");
-            }
-        }
-        for message in event_messages {
+        all_stored &= result.is_ok();
+        for (message, _, _) in members {
             if result.is_ok() {
                 message.ack();
             } else {
                 retry_later(message);
             }
+        }
+    }
+    // Local `wrangler dev` runs no crons: sweeping here too heals a
+    // crashed development stack as soon as traffic flows again.
+    if all_stored && config::outbox_enabled(&env) {
+        if let Err(e) = sweep_outbox(&env).await {
+            console_error!("outbox sweep failed: {e}");
         }
     }
     Ok(())

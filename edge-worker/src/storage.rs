@@ -330,7 +330,7 @@ pub struct OutboxRow {
 }
 
 /// Longest a replayed outbox row waits before it may be replayed again.
-pub const OUTBOX_MAX_REPLAY_BACKOFF_MS: i64 = 10 * 60 * 1000;
+pub const OUTBOX_MAX_REPLAY_BACKOFF_MS: i64 = 60 * 1000;
 
 /// Outbox rows queued before `cutoff_ms`, oldest first. Each is marked so
 /// the next sweep leaves it alone for as long as it has waited already

@@ -105,6 +105,12 @@ pub const EXPORT_MAX_LIMIT: u32 = 10_000;
 pub const QUEUE_MESSAGE_MAX_BYTES: usize = 120 * 1000;
 /// Cloudflare Queues: messages and bytes in one `sendBatch`.
 pub const QUEUE_BATCH_MAX_MESSAGES: usize = 100;
+/// Events the consumer stores in one D1 transaction at most: a queue batch
+/// of 100 full messages holds tens of thousands, and the read model reads
+/// and writes visits and sketches for all of a transaction's events at
+/// once, so a batch is stored in several transactions of about this size
+/// (one message, up to 120 kB of events, is never split).
+pub const CONSUMER_TRANSACTION_MAX_EVENTS: usize = 2_000;
 pub const QUEUE_BATCH_MAX_BYTES: usize = 256 * 1000;
 
 /// D1 statements bind at most 100 parameters; we insert a whole chunk through

@@ -5,7 +5,9 @@ use crate::bots::BotReason;
 use crate::dialect::mixpanel_groups::GroupUpdate;
 use crate::event::Event;
 use crate::identity::IdentityLink;
-use crate::limits::{QUEUE_BATCH_MAX_BYTES, QUEUE_BATCH_MAX_MESSAGES, QUEUE_MESSAGE_MAX_BYTES};
+use crate::limits::{
+    CONSUMER_TRANSACTION_MAX_EVENTS, QUEUE_BATCH_MAX_BYTES, QUEUE_BATCH_MAX_MESSAGES, QUEUE_MESSAGE_MAX_BYTES,
+};
 use crate::profile::ProfileUpdate;
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +89,28 @@ pub fn batches(jobs: Vec<Job>) -> Vec<Vec<Job>> {
     }
     if !current.is_empty() {
         out.push(current);
+    }
+    out
+}
+
+/// Splits a consumer batch's event messages (their event counts, in
+/// order) into runs stored one D1 transaction each: consecutive messages
+/// with at most [`CONSUMER_TRANSACTION_MAX_EVENTS`] events together; a
+/// message with more stands alone.
+pub fn transactions(pack_sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut events = 0;
+    for (i, &size) in pack_sizes.iter().enumerate() {
+        if i > start && events + size > CONSUMER_TRANSACTION_MAX_EVENTS {
+            out.push(start..i);
+            start = i;
+            events = 0;
+        }
+        events += size;
+    }
+    if start < pack_sizes.len() {
+        out.push(start..pack_sizes.len());
     }
     out
 }
@@ -211,5 +235,25 @@ mod tests {
         let text = serde_json::to_string(&job).unwrap_or_default();
         assert!(text.contains("\"kind\":\"bot_drop\""));
         assert_eq!(serde_json::from_str::<Job>(&text).ok(), Some(job));
+    }
+
+    #[test]
+    fn transactions_hold_at_most_the_limit_and_never_split_a_message() {
+        assert_eq!(CONSUMER_TRANSACTION_MAX_EVENTS, 2_000);
+        assert!(transactions(&[]).is_empty());
+        // At the limit: one transaction; one past it: two.
+        assert_eq!(transactions(&[1_000, 1_000]), vec![0..2]);
+        assert_eq!(transactions(&[1_000, 1_001]), vec![0..1, 1..2]);
+        // A message past the limit alone, its neighbours around it.
+        assert_eq!(transactions(&[10, 2_500, 10, 10]), vec![0..1, 1..2, 2..4]);
+        let sizes = [400; 100];
+        let runs = transactions(&sizes);
+        assert_eq!(runs.len(), 20);
+        assert!(runs.iter().all(|r| sizes[r.clone()].iter().sum::<usize>() <= 2_000));
+        assert_eq!(
+            runs.iter().map(|r| r.len()).sum::<usize>(),
+            100,
+            "every message in one run"
+        );
     }
 }

@@ -123,7 +123,7 @@ export async function startWorker({ vars = {}, persistDir, port, https = false, 
     async stop({ keepState = false, signal = "SIGTERM" } = {}) {
       // The worker's own log, for reading after a failure.
       mkdirSync(ARTIFACTS, { recursive: true });
-      writeFileSync(path.join(ARTIFACTS, `worker-${listenPort}.log`), log);
+      writeFileSync(path.join(ARTIFACTS, `worker-${listenPort}-${child.pid}.log`), log);
       stopGroup(child.pid, signal);
       const until = Date.now() + 10_000;
       while (child.exitCode === null && child.signalCode === null && Date.now() < until) await sleep(100);
