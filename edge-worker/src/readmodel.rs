@@ -115,7 +115,9 @@ async fn people(db: &D1Database, fresh: &[Event]) -> Result<People> {
 }
 
 /// Stored visits the fresh web events could reach: same visitor, ending
-/// no earlier than a gap before the earliest event.
+/// no earlier than a gap before the earliest event. SQLite would rather
+/// scan `visits_by_start` (every visit of the project before the batch's
+/// end); the visitor index makes it a search per visitor of the batch.
 async fn open_visits(db: &D1Database, fresh: &[Event], people: &People) -> Result<Vec<(String, Visit)>> {
     let mut by_project: BTreeMap<&str, (HashSet<&str>, i64, i64)> = BTreeMap::new();
     for e in fresh.iter().filter(|e| e.page.url.is_some()) {
@@ -134,7 +136,8 @@ async fn open_visits(db: &D1Database, fresh: &[Event], people: &People) -> Resul
         let list = Value::Array(visitors.into_iter().map(|v| json!(v)).collect()).to_string();
         let rows = db
             .prepare(
-                "SELECT project, state FROM visits WHERE project = ?1 AND visitor IN (SELECT value FROM json_each(?2)) \
+                "SELECT project, state FROM visits INDEXED BY visits_by_visitor \
+                 WHERE project = ?1 AND visitor IN (SELECT value FROM json_each(?2)) \
                  AND last_ms > ?3 AND start_ms < ?4",
             )
             .bind(&[
