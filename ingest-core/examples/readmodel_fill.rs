@@ -12,7 +12,7 @@
 
 use ingest_core::dedup::dedup_key;
 use ingest_core::event::{Dialect, PageContext};
-use ingest_core::readmodel::batch::{process, StoredEvent};
+use ingest_core::readmodel::batch::{process, People, StoredEvent};
 use ingest_core::readmodel::rollup::{Cell, Counters, Rollup, RowKey};
 use ingest_core::readmodel::visit::{Visit, VISIT_GAP_MS};
 use ingest_core::readmodel::Site;
@@ -483,7 +483,7 @@ fn main() -> std::io::Result<()> {
                 .flatten()
                 .map(|v| (project.clone(), v.clone()))
                 .collect();
-            let result = process(batch, reach, |_| Some(Site::plain(&project, &zone)));
+            let result = process(batch, reach, &People::new(), |_| Some(Site::plain(&project, &zone)));
             assert!(result.merged.is_empty(), "generated visits never merge");
             for s in &result.events {
                 out.row(EVENTS_HEAD, event_row(s))?;
