@@ -2,7 +2,7 @@
 //! project token in the data) and `/import` (POST, or GET as the Node
 //! library sends it; server side, secret in Basic auth).
 
-use crate::http::{header, read_body, request_context};
+use crate::http::{self, header, read_body, request_context};
 use crate::{config, pipeline, ratelimit};
 use ingest_core::auth::{self, KeyKind};
 use ingest_core::dialect::mixpanel::{self, ImportParams, TrackParams};
@@ -16,10 +16,7 @@ use worker::{Env, Method, Request};
 
 /// The query string and the (inflated) body; GET has no body.
 async fn transport(req: &mut Request) -> Result<(String, Vec<u8>), IngestError> {
-    let query = req
-        .url()
-        .map(|u| u.query().unwrap_or("").to_owned())
-        .unwrap_or_default();
+    let query = http::query(req).unwrap_or_default();
     if req.method() == Method::Get {
         return Ok((query, Vec::new()));
     }
@@ -36,10 +33,7 @@ fn browser_bot(ctx: &RequestContext) -> Option<bots::BotReason> {
 /// The reply shape (verbose, JSONP, pixel) the query asks for, when the
 /// body could not even be read.
 fn query_params(req: &Request) -> TrackParams {
-    let query = req
-        .url()
-        .map(|u| u.query().unwrap_or("").to_owned())
-        .unwrap_or_default();
+    let query = http::query(req).unwrap_or_default();
     TrackParams::parse(&query, b"").unwrap_or_default()
 }
 
@@ -196,10 +190,7 @@ async fn handle_groups(query: &str, body: &[u8], ctx: &RequestContext, env: &Env
 }
 
 pub async fn import(mut req: Request, env: &Env) -> Reply {
-    let query = req
-        .url()
-        .map(|u| u.query().unwrap_or("").to_owned())
-        .unwrap_or_default();
+    let query = http::query(&req).unwrap_or_default();
     // Enough of the parameters to shape an error before the body is read.
     let flag = |name: &str| form_field(query.as_bytes(), name).is_some_and(|v| v == "1" || v == "true");
     let params = ImportParams {

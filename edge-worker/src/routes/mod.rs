@@ -26,10 +26,8 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     }
     if path != "/health" {
         if let Err(limited) = ratelimit::per_ip(&env, http::header(&req, "cf-connecting-ip").as_deref()).await {
-            let query = req
-                .url()
-                .map(|u| u.query().unwrap_or("").to_owned())
-                .unwrap_or_default();
+            // A URL that cannot be read shapes the error as if it had no query.
+            let query = http::query(&req).unwrap_or_default();
             return http::to_response(family.error(&query, &limited), audience, origin.as_deref());
         }
     }
