@@ -111,7 +111,7 @@ export function readGoals(readmodel, consumer) {
       `${fixed(t.ms / 1000, 0)} s`);
     rows.push(["consumer events/s with rollups ≥ 80 % of without (same run)",
       `${int(c.with)} against ${int(c.without)} events/s of consumer time = ${fixed(c.ratio * 100, 0)} %` +
-        (stalls.length ? `; **stalled** (a queue batch never finished): ${stalls.join("; ")}` : ""),
+        (stalls.length ? `; **stalled** (the local queue broker stopped starting batches): ${stalls.join("; ")}` : ""),
       yes(c.ratio >= consumer.goal && !c.stalled.length)]);
   }
   return rows;
@@ -175,9 +175,9 @@ export function readSections(readmodel, consumer) {
       `read model, ${int(consumerRates(consumer).without)} without: **${fixed(consumerRates(consumer).ratio * 100, 0)} %** ` +
       `(goal ≥ 80 %); end to end ${int(consumerRates(consumer).endToEnd.with)} against ${int(consumerRates(consumer).endToEnd.without)} ` +
       "events/s. " + (consumerRates(consumer).stalled.length
-        ? `**${consumerRates(consumer).stalled.length} trial(s) stalled**: the local queue delivered no more batches after one ` +
-          "never finished (no error in the log, the worker still answering); with `OUTBOX=off` nothing queues the rest again. " +
-          "Its consumer rate leaves out the batch that hung."
+        ? `**${consumerRates(consumer).stalled.length} trial(s) stalled**: Miniflare's local queue broker stopped starting ` +
+          "batches (no error in the log, the worker still answering, the batches it did run short); with `OUTBOX=off` nothing " +
+          "queues the rest again. Cloudflare Queues do not run this broker; README, \"Reliability\", says how the tests recover."
         : ""), "");
   }
   return out;
