@@ -87,10 +87,11 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
     let pack_sizes: Vec<usize> = event_messages.iter().map(|(_, events, _)| events.len()).collect();
     let mut all_stored = !event_messages.is_empty();
     for run in transactions(&pack_sizes) {
-        let members = &event_messages[run.clone()];
+        let members = &mut event_messages[run.clone()];
+        // Moved out, not copied: each message's events are needed once.
         let events: Vec<Event> = members
-            .iter()
-            .flat_map(|(_, events, _)| events.iter().cloned())
+            .iter_mut()
+            .flat_map(|(_, events, _)| std::mem::take(events))
             .collect();
         let outbox_ids: Vec<String> = members.iter().filter_map(|(_, _, outbox)| outbox.clone()).collect();
         let result = store_events(&env, &db, &events, &outbox_ids, &pack_sizes[run]).await;
@@ -98,7 +99,7 @@ pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()>
             console_error!("storing {} events failed: {e}", events.len());
         }
         all_stored &= result.is_ok();
-        for (message, _, _) in members {
+        for (message, _, _) in members.iter() {
             if result.is_ok() {
                 message.ack();
             } else {
