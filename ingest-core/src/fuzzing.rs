@@ -31,7 +31,7 @@ use crate::limits::EXPORT_MAX_RANGE_DAYS;
 use crate::limits::*;
 use crate::payload;
 use crate::profile::{self, ProfileOp, ProfileUpdate};
-use crate::validate::{self, Context};
+use crate::validate::{self, Admission};
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -108,10 +108,9 @@ pub fn request_context() -> RequestContext {
     }
 }
 
-fn context<'a>(request: &'a RequestContext, dialect: Dialect, key: KeyKind, anonymous: bool) -> Context<'a> {
-    Context {
+fn admission(request: &RequestContext, key: KeyKind, anonymous: bool) -> Admission<'_> {
+    Admission {
         project: PROJECT,
-        dialect,
         key,
         request,
         anonymous_id: anonymous.then_some(ANONYMOUS_ID),
@@ -308,7 +307,7 @@ pub fn browser(data: &[u8]) {
     assert!((1..=MAX_BROWSER_BATCH_EVENTS).contains(&count));
     let _ = projects().authorize(batch.token.as_deref(), KeyKind::Public);
     let req = request_context();
-    let (events, errors) = validate::finish_all(batch.drafts, &context(&req, Dialect::Browser, KeyKind::Public, true));
+    let (events, errors) = browser::finish(batch.drafts, &admission(&req, KeyKind::Public, true));
     check_outcome(&events, &errors, count, Dialect::Browser);
     check_recent(&events);
     if errors.is_empty() {
@@ -342,11 +341,8 @@ pub fn mixpanel_track(data: &[u8]) {
     let count = request.items.len();
     assert!((1..=MAX_BROWSER_BATCH_EVENTS).contains(&count));
     let req = request_context();
-    let (events, errors) = mixpanel::finish_track(
-        request.items,
-        &request.params,
-        &context(&req, Dialect::MixpanelTrack, KeyKind::Public, true),
-    );
+    let (events, errors) =
+        mixpanel::finish_track(request.items, &request.params, &admission(&req, KeyKind::Public, true));
     check_outcome(&events, &errors, count, Dialect::MixpanelTrack);
     for event in &events {
         check_mixpanel_event(event);
@@ -385,11 +381,8 @@ pub fn mixpanel_engage(data: &[u8]) {
     let count = request.items.len();
     assert!((1..=MAX_BROWSER_BATCH_EVENTS).contains(&count));
     let req = request_context();
-    let (updates, errors) = mixpanel::finish_engage(
-        request.items,
-        &request.params,
-        &context(&req, Dialect::MixpanelEngage, KeyKind::Public, false),
-    );
+    let (updates, errors) =
+        mixpanel::finish_engage(request.items, &request.params, &admission(&req, KeyKind::Public, false));
     assert!(updates.len() <= count);
     check_field_errors(&errors, count);
     for update in &updates {
@@ -423,10 +416,7 @@ pub fn mixpanel_groups(data: &[u8]) {
     let count = request.items.len();
     assert!((1..=MAX_BROWSER_BATCH_EVENTS).contains(&count));
     let req = request_context();
-    let (updates, errors) = mixpanel_groups::finish_groups(
-        request.items,
-        &context(&req, Dialect::MixpanelEngage, KeyKind::Public, false),
-    );
+    let (updates, errors) = mixpanel_groups::finish_groups(request.items, &admission(&req, KeyKind::Public, false));
     check_field_errors(&errors, count);
     let failed: std::collections::BTreeSet<usize> = errors.iter().map(|e| e.index).collect();
     assert_eq!(
@@ -481,11 +471,7 @@ pub fn mixpanel_import(data: &[u8]) {
     assert!((1..=MAX_IMPORT_EVENTS).contains(&count));
     let req = request_context();
     let params = request.params.clone();
-    let imported = mixpanel::finish_import(
-        request.items,
-        &params,
-        &context(&req, Dialect::MixpanelImport, KeyKind::Secret, true),
-    );
+    let imported = mixpanel::finish_import(request.items, &params, &admission(&req, KeyKind::Secret, true));
     // Every item is an event, a `$merge` link, or has errors.
     check_field_errors(&imported.errors, count);
     let failed: std::collections::BTreeSet<usize> = imported.errors.iter().map(|e| e.index).collect();
@@ -565,7 +551,7 @@ pub fn vemetric_event(data: &[u8]) {
     };
     let _ = projects().authorize(request.token.as_deref(), KeyKind::Public);
     let req = request_context();
-    match vemetric::finish_event(request, &context(&req, Dialect::Vemetric, KeyKind::Public, true)) {
+    match vemetric::finish_event(request, &admission(&req, KeyKind::Public, true)) {
         Ok((event, profile)) => {
             check_event(&event, Dialect::Vemetric);
             assert_eq!(event.time_ms, NOW_MS);
@@ -627,7 +613,7 @@ pub fn vemetric_user(data: &[u8]) {
         );
     }
     let req = request_context();
-    match vemetric::finish_user(request, &context(&req, Dialect::Vemetric, KeyKind::Public, true)) {
+    match vemetric::finish_user(request, &admission(&req, KeyKind::Public, true)) {
         Ok(update) => check_profile(&update),
         Err(errors) => {
             check_field_errors(&errors, 1);
@@ -669,7 +655,10 @@ pub fn empmix(data: &[u8]) {
     let kind = if bulk { KeyKind::Secret } else { KeyKind::Public };
     let _ = projects().authorize(request.api_key.as_deref(), kind);
     let req = request_context();
-    let (events, errors) = validate::finish_all(request.drafts, &context(&req, Dialect::EmpMix, kind, false));
+    let (events, errors) = validate::finish_all(
+        request.drafts,
+        &admission(&req, kind, false).as_dialect(Dialect::EmpMix, false),
+    );
     check_outcome(&events, &errors, count, Dialect::EmpMix);
     if kind == KeyKind::Public {
         check_recent(&events);
@@ -741,7 +730,7 @@ pub fn crm(data: &[u8]) {
     };
     let user = resolved.distinct_id;
     let req = request_context();
-    match crm::finish(request, &user, &context(&req, Dialect::Crm, KeyKind::Secret, false)) {
+    match crm::finish(request, &user, &admission(&req, KeyKind::Secret, false)) {
         Ok((event, profile)) => {
             check_event(&event, Dialect::Crm);
             assert_eq!(event.distinct_id, user);

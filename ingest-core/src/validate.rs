@@ -23,10 +23,22 @@ pub struct Context<'a> {
     pub anonymous_id: Option<&'a str>,
 }
 
-impl<'a> Context<'a> {
-    /// The same request seen through `dialect`; `keep_anonymous` says
-    /// whether the cookieless id may stand in for a missing identity there.
-    pub fn for_dialect(&self, dialect: Dialect, keep_anonymous: bool) -> Context<'a> {
+/// What a route knows of a request once its key is checked, the same for
+/// every dialect. Each dialect's `finish` adds its own [`Dialect`] through
+/// [`Admission::as_dialect`], so a route never names one.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission<'a> {
+    pub project: &'a str,
+    pub key: KeyKind,
+    pub request: &'a RequestContext,
+    /// The cookieless daily visitor hash, when the route computed one.
+    pub anonymous_id: Option<&'a str>,
+}
+
+impl<'a> Admission<'a> {
+    /// The request seen through `dialect`; `keep_anonymous` says whether
+    /// the cookieless id may stand in for a missing identity there.
+    pub fn as_dialect(&self, dialect: Dialect, keep_anonymous: bool) -> Context<'a> {
         Context {
             project: self.project,
             dialect,

@@ -1,12 +1,11 @@
 //! `POST /collect`: our tracker's batches.
 
-use crate::http::{header, read_body, request_context};
-use crate::{config, pipeline, ratelimit};
+use super::prelude::Incoming;
+use crate::pipeline;
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::browser;
 use ingest_core::dialect::Reply;
-use ingest_core::payload::decode_body;
-use ingest_core::{bots, validate, Dialect, IngestError};
+use ingest_core::{bots, IngestError};
 use worker::{Env, Request};
 
 pub async fn collect(mut req: Request, env: &Env) -> Reply {
@@ -14,13 +13,12 @@ pub async fn collect(mut req: Request, env: &Env) -> Reply {
 }
 
 async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
-    let ctx = request_context(req);
-    let body = decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?;
-    let batch = browser::decode(&body)?;
-    let projects = config::projects(env)?;
-    let project = projects.authorize(batch.token.as_deref(), KeyKind::Public)?;
-    ratelimit::per_project(env, project, KeyKind::Public).await?;
+    let incoming = Incoming::of(req);
+    let batch = browser::decode(&incoming.body(req).await?)?;
+    let project = incoming.admit(env, batch.token.as_deref(), KeyKind::Public).await?;
+    let ctx = &incoming.request;
 
+    // Only browsers send here, so the whole rule applies (no `Mozilla/` test).
     if let Some(reason) = bots::classify(ctx.user_agent.as_deref(), ctx.verified_bot) {
         pipeline::count_bot(env, &project.id, reason, batch.drafts.len(), ctx.received_at_ms).await?;
         return Ok(browser::accepted());
@@ -30,18 +28,12 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Reply, IngestError> {
         .iter()
         .any(|d| d.distinct_id.is_none() && d.device_id.is_none());
     let anonymous = if needs_anonymous {
-        pipeline::anonymous_id(env, &project.id, &ctx).await
+        incoming.anonymous_id(env, &project).await
     } else {
         None
     };
-    let cx = validate::Context {
-        project: &project.id,
-        dialect: Dialect::Browser,
-        key: KeyKind::Public,
-        request: &ctx,
-        anonymous_id: anonymous.as_deref(),
-    };
-    let (events, errors) = validate::finish_all(batch.drafts, &cx);
+    let admitted = incoming.admission(&project, KeyKind::Public, anonymous.as_deref());
+    let (events, errors) = browser::finish(batch.drafts, &admitted);
     // A browser batch is all or nothing: half of a page's events is worse
     // than none, and the tracker does not resend a 4xx.
     if !errors.is_empty() {

@@ -1,14 +1,14 @@
 //! Emp-Mix: `POST /public/track`, `POST /public/track/bulk`,
 //! `GET /public/events`.
 
-use crate::http::{database, header, query, read_body, request_context};
-use crate::{config, pipeline, ratelimit, storage};
+use super::prelude::Incoming;
+use crate::http::{database, header, query};
+use crate::{config, pipeline, storage};
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::empmix::{self, EmpMixRequest};
 use ingest_core::dialect::Reply;
 use ingest_core::export::Page;
-use ingest_core::payload::decode_body;
-use ingest_core::{validate, Dialect, IngestError};
+use ingest_core::IngestError;
 use serde_json::{json, Value};
 use worker::{Env, Request};
 
@@ -30,20 +30,10 @@ async fn ingest(
     key_kind: KeyKind,
     decode: fn(&[u8]) -> Result<EmpMixRequest, IngestError>,
 ) -> Result<Reply, IngestError> {
-    let ctx = request_context(req);
-    let body = decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?;
-    let request = decode(&body)?;
-    let projects = config::projects(env)?;
-    let project = projects.authorize(request.api_key.as_deref(), key_kind)?;
-    ratelimit::per_project(env, project, key_kind).await?;
-    let cx = validate::Context {
-        project: &project.id,
-        dialect: Dialect::EmpMix,
-        key: key_kind,
-        request: &ctx,
-        anonymous_id: None,
-    };
-    let events = empmix::finish(request.drafts, &cx)?;
+    let incoming = Incoming::of(req);
+    let request = decode(&incoming.body(req).await?)?;
+    let project = incoming.admit(env, request.api_key.as_deref(), key_kind).await?;
+    let events = empmix::finish(request.drafts, &incoming.admission(&project, key_kind, None))?;
     pipeline::enqueue_events(env, events).await?;
     Ok(empmix::ok())
 }

@@ -2,61 +2,55 @@
 //! project token in the data) and `/import` (POST, or GET as the Node
 //! library sends it; server side, secret in Basic auth).
 
-use crate::http::{self, header, read_body, request_context};
-use crate::{config, pipeline, ratelimit};
+use super::prelude::Incoming;
+use crate::{config, pipeline};
 use ingest_core::auth::{self, KeyKind};
 use ingest_core::dialect::mixpanel::{self, ImportParams, TrackParams};
 use ingest_core::dialect::mixpanel_groups;
 use ingest_core::dialect::Reply;
 use ingest_core::identity;
-use ingest_core::payload::{decode_body, form_field};
-use ingest_core::{bots, validate, Dialect, IngestError, RequestContext};
+use ingest_core::payload::form_field;
+use ingest_core::IngestError;
 use serde_json::json;
-use worker::{Env, Method, Request};
+use worker::{Env, Request};
 
-/// The query string and the (inflated) body; GET has no body.
-async fn transport(req: &mut Request) -> Result<(String, Vec<u8>), IngestError> {
-    let query = http::query(req).unwrap_or_default();
-    if req.method() == Method::Get {
-        return Ok((query, Vec::new()));
-    }
-    let body = decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?;
-    Ok((query, body))
+/// The three client-side endpoints share their transport and reply shape.
+#[derive(Clone, Copy)]
+pub enum Client {
+    Track,
+    Engage,
+    Groups,
 }
 
-/// Mixpanel's `/track` is also used by server libraries: the shared
-/// endpoints' bot rule ([`bots::classify_shared`]).
-fn browser_bot(ctx: &RequestContext) -> Option<bots::BotReason> {
-    bots::classify_shared(ctx.user_agent.as_deref(), ctx.verified_bot)
-}
-
-/// The reply shape (verbose, JSONP, pixel) the query asks for, when the
-/// body could not even be read.
-fn query_params(req: &Request) -> TrackParams {
-    let query = http::query(req).unwrap_or_default();
-    TrackParams::parse(&query, b"").unwrap_or_default()
-}
-
-pub async fn track(mut req: Request, env: &Env) -> Reply {
-    let ctx = request_context(&req);
-    let (query, body) = match transport(&mut req).await {
-        Ok(parts) => parts,
-        Err(e) => return mixpanel::track_error(&query_params(&req), &e, &[]),
+/// `/track`, `/engage` or `/groups`. The reply's shape (verbose, JSONP,
+/// pixel) comes from the parameters, read from the query alone when the
+/// body cannot be read.
+pub async fn client(mut req: Request, env: &Env, endpoint: Client) -> Reply {
+    let incoming = Incoming::of(&req);
+    let body = match incoming.body(&mut req).await {
+        Ok(body) => body,
+        Err(e) => {
+            let params = TrackParams::parse(&incoming.query, b"").unwrap_or_default();
+            return mixpanel::track_error(&params, &e, &[]);
+        }
     };
-    let params = TrackParams::parse(&query, &body).unwrap_or_default();
-    handle_track(&query, &body, &ctx, env)
-        .await
-        .unwrap_or_else(|e| mixpanel::track_error(&params, &e, &[]))
+    let params = TrackParams::parse(&incoming.query, &body).unwrap_or_default();
+    let handled = match endpoint {
+        Client::Track => track(&incoming, &body, env).await,
+        Client::Engage => engage(&incoming, &body, env).await,
+        Client::Groups => groups(&incoming, &body, env).await,
+    };
+    handled.unwrap_or_else(|e| mixpanel::track_error(&params, &e, &[]))
 }
 
-async fn handle_track(query: &str, body: &[u8], ctx: &RequestContext, env: &Env) -> Result<Reply, IngestError> {
-    let request = mixpanel::decode_track(query, body)?;
-    let projects = config::projects(env)?;
-    let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
-    ratelimit::per_project(env, project, KeyKind::Public).await?;
-    if let Some(reason) = browser_bot(ctx) {
+async fn track(incoming: &Incoming, body: &[u8], env: &Env) -> Result<Reply, IngestError> {
+    let request = mixpanel::decode_track(&incoming.query, body)?;
+    let project = incoming.admit(env, request.token.as_deref(), KeyKind::Public).await?;
+    // Server libraries send here too: the shared bot rule.
+    if let Some(reason) = incoming.shared_bot() {
         if !request.params.test {
-            pipeline::count_bot(env, &project.id, reason, request.items.len(), ctx.received_at_ms).await?;
+            let at = incoming.request.received_at_ms;
+            pipeline::count_bot(env, &project.id, reason, request.items.len(), at).await?;
         }
         return Ok(mixpanel::track_ok(&request.params, &project.redirect_hosts));
     }
@@ -68,18 +62,12 @@ async fn handle_track(query: &str, body: &[u8], ctx: &RequestContext, env: &Env)
             .flatten()
             .any(|d| d.distinct_id.is_none() && d.device_id.is_none());
     let anonymous = if anonymous_needed {
-        pipeline::anonymous_id(env, &project.id, ctx).await
+        incoming.anonymous_id(env, &project).await
     } else {
         None
     };
-    let cx = validate::Context {
-        project: &project.id,
-        dialect: Dialect::MixpanelTrack,
-        key: KeyKind::Public,
-        request: ctx,
-        anonymous_id: anonymous.as_deref(),
-    };
-    let (events, errors) = mixpanel::finish_track(request.items, &request.params, &cx);
+    let admitted = incoming.admission(&project, KeyKind::Public, anonymous.as_deref());
+    let (events, errors) = mixpanel::finish_track(request.items, &request.params, &admitted);
     let accepted = events.len();
     if !request.params.test {
         // `$identify` and `$create_alias` are stored as events and link ids.
@@ -95,35 +83,15 @@ async fn handle_track(query: &str, body: &[u8], ctx: &RequestContext, env: &Env)
     ))
 }
 
-pub async fn engage(mut req: Request, env: &Env) -> Reply {
-    let ctx = request_context(&req);
-    let (query, body) = match transport(&mut req).await {
-        Ok(parts) => parts,
-        Err(e) => return mixpanel::track_error(&query_params(&req), &e, &[]),
-    };
-    let params = TrackParams::parse(&query, &body).unwrap_or_default();
-    handle_engage(&query, &body, &ctx, env)
-        .await
-        .unwrap_or_else(|e| mixpanel::track_error(&params, &e, &[]))
-}
-
-async fn handle_engage(query: &str, body: &[u8], ctx: &RequestContext, env: &Env) -> Result<Reply, IngestError> {
-    let request = mixpanel::decode_engage(query, body)?;
-    let projects = config::projects(env)?;
-    let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
-    ratelimit::per_project(env, project, KeyKind::Public).await?;
-    if browser_bot(ctx).is_some() {
+async fn engage(incoming: &Incoming, body: &[u8], env: &Env) -> Result<Reply, IngestError> {
+    let request = mixpanel::decode_engage(&incoming.query, body)?;
+    let project = incoming.admit(env, request.token.as_deref(), KeyKind::Public).await?;
+    if incoming.shared_bot().is_some() {
         return Ok(mixpanel::track_ok(&request.params, &project.redirect_hosts));
     }
-    let cx = validate::Context {
-        project: &project.id,
-        dialect: Dialect::MixpanelEngage,
-        key: KeyKind::Public,
-        request: ctx,
-        anonymous_id: None,
-    };
+    let admitted = incoming.admission(&project, KeyKind::Public, None);
     let items = request.items.len();
-    let (updates, mut errors) = mixpanel::finish_engage(request.items, &request.params, &cx);
+    let (updates, mut errors) = mixpanel::finish_engage(request.items, &request.params, &admitted);
     // Each valid update with its place in the request, for the caps' errors.
     let refused: std::collections::BTreeSet<usize> = errors.iter().map(|e| e.index).collect();
     let indexed = (0..items).filter(|i| !refused.contains(i)).zip(updates).collect();
@@ -142,35 +110,15 @@ async fn handle_engage(query: &str, body: &[u8], ctx: &RequestContext, env: &Env
     ))
 }
 
-pub async fn groups(mut req: Request, env: &Env) -> Reply {
-    let ctx = request_context(&req);
-    let (query, body) = match transport(&mut req).await {
-        Ok(parts) => parts,
-        Err(e) => return mixpanel::track_error(&query_params(&req), &e, &[]),
-    };
-    let params = TrackParams::parse(&query, &body).unwrap_or_default();
-    handle_groups(&query, &body, &ctx, env)
-        .await
-        .unwrap_or_else(|e| mixpanel::track_error(&params, &e, &[]))
-}
-
-async fn handle_groups(query: &str, body: &[u8], ctx: &RequestContext, env: &Env) -> Result<Reply, IngestError> {
-    let request = mixpanel_groups::decode_groups(query, body)?;
-    let projects = config::projects(env)?;
-    let project = projects.authorize(request.token.as_deref(), KeyKind::Public)?;
-    ratelimit::per_project(env, project, KeyKind::Public).await?;
-    if browser_bot(ctx).is_some() {
+async fn groups(incoming: &Incoming, body: &[u8], env: &Env) -> Result<Reply, IngestError> {
+    let request = mixpanel_groups::decode_groups(&incoming.query, body)?;
+    let project = incoming.admit(env, request.token.as_deref(), KeyKind::Public).await?;
+    if incoming.shared_bot().is_some() {
         return Ok(mixpanel::track_ok(&request.params, &project.redirect_hosts));
     }
-    let cx = validate::Context {
-        project: &project.id,
-        dialect: Dialect::MixpanelEngage,
-        key: KeyKind::Public,
-        request: ctx,
-        anonymous_id: None,
-    };
+    let admitted = incoming.admission(&project, KeyKind::Public, None);
     let items = request.items.len();
-    let (updates, mut errors) = mixpanel_groups::finish_groups(request.items, &cx);
+    let (updates, mut errors) = mixpanel_groups::finish_groups(request.items, &admitted);
     // Each valid update with its place in the request, for the caps' errors.
     let refused: std::collections::BTreeSet<usize> = errors.iter().map(|e| e.index).collect();
     let indexed = (0..items).filter(|i| !refused.contains(i)).zip(updates).collect();
@@ -190,49 +138,40 @@ async fn handle_groups(query: &str, body: &[u8], ctx: &RequestContext, env: &Env
 }
 
 pub async fn import(mut req: Request, env: &Env) -> Reply {
-    let query = http::query(&req).unwrap_or_default();
+    let incoming = Incoming::of(&req);
     // Enough of the parameters to shape an error before the body is read.
-    let flag = |name: &str| form_field(query.as_bytes(), name).is_some_and(|v| v == "1" || v == "true");
+    let flag = |name: &str| form_field(incoming.query.as_bytes(), name).is_some_and(|v| v == "1" || v == "true");
     let params = ImportParams {
         strict: flag("strict"),
         verbose: flag("verbose"),
         ..Default::default()
     };
-    handle_import(&mut req, &query, env)
+    handle_import(&mut req, &incoming, env)
         .await
         .unwrap_or_else(|e| mixpanel::import_error(&params, &e))
 }
 
-async fn handle_import(req: &mut Request, query: &str, env: &Env) -> Result<Reply, IngestError> {
-    let ctx = request_context(req);
+async fn handle_import(req: &mut Request, incoming: &Incoming, env: &Env) -> Result<Reply, IngestError> {
     let projects = config::projects(env)?;
-    // Credentials first: an unauthenticated client learns nothing about its data.
-    let authorization = header(req, "authorization");
-    let query_project = form_field(query.as_bytes(), "project_id");
+    // Credentials first: an unauthenticated client learns nothing about its
+    // data, and the rate limit counts before the body is read, so a
+    // refused import costs no upload.
+    let authorization = incoming.header("authorization");
+    let query_project = form_field(incoming.query.as_bytes(), "project_id");
     let first = auth::authorize_import(&projects, authorization.as_deref(), query_project.as_deref())?;
-    // Counted before the body is read: a refused import costs no upload.
-    ratelimit::per_project(env, first, KeyKind::Secret).await?;
+    crate::ratelimit::per_project(env, first, KeyKind::Secret).await?;
     // The Node library's `import` is a GET with `data=` in the query.
-    let body = if req.method() == Method::Get {
-        Vec::new()
-    } else {
-        decode_body(&read_body(req).await?, header(req, "content-encoding").as_deref())?
-    };
-    let request = mixpanel::decode_import(query, &body, header(req, "content-type").as_deref())?;
+    let body = incoming.body(req).await?;
+    let content_type = incoming.header("content-type");
+    let request = mixpanel::decode_import(&incoming.query, &body, content_type.as_deref())?;
     let project = auth::authorize_import(
         &projects,
         authorization.as_deref(),
         request.params.project_id.as_deref(),
     )?;
     auth::require_project_id(authorization.as_deref(), request.params.project_id.as_deref())?;
-    let cx = validate::Context {
-        project: &project.id,
-        dialect: Dialect::MixpanelImport,
-        key: KeyKind::Secret,
-        request: &ctx,
-        anonymous_id: None,
-    };
-    let imported = mixpanel::finish_import(request.items, &request.params, &cx);
+    let admitted = incoming.admission(project, KeyKind::Secret, None);
+    let imported = mixpanel::finish_import(request.items, &request.params, &admitted);
     let outcome = mixpanel::settle_import(&request.params, imported);
     let mut links = outcome.links;
     links.extend(outcome.events.iter().filter_map(identity::link_of));

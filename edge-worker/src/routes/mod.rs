@@ -7,6 +7,7 @@ mod browser;
 mod crm;
 mod empmix;
 mod mixpanel;
+mod prelude;
 mod vemetric;
 
 use crate::http::{self, Audience};
@@ -38,9 +39,9 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         (Method::Post, "/collect") => browser::collect(req, &env).await,
         (_, "/collect") => browser::method_not_allowed(),
 
-        (Method::Get | Method::Post, "/track") => mixpanel::track(req, &env).await,
-        (Method::Get | Method::Post, "/engage") => mixpanel::engage(req, &env).await,
-        (Method::Get | Method::Post, "/groups") => mixpanel::groups(req, &env).await,
+        (Method::Get | Method::Post, "/track") => mixpanel::client(req, &env, mixpanel::Client::Track).await,
+        (Method::Get | Method::Post, "/engage") => mixpanel::client(req, &env, mixpanel::Client::Engage).await,
+        (Method::Get | Method::Post, "/groups") => mixpanel::client(req, &env, mixpanel::Client::Groups).await,
         (Method::Get | Method::Post, "/import") => mixpanel::import(req, &env).await,
         (Method::Get | Method::Post, "/decide") => mixpanel::decide(),
         (Method::Get | Method::Post, "/flags") => mixpanel::flags(),

@@ -16,7 +16,7 @@ use flate2::Compression;
 use ingest_core::auth::KeyKind;
 use ingest_core::dialect::{browser, empmix, mixpanel, vemetric};
 use ingest_core::payload::decode_body;
-use ingest_core::validate::{self, Context};
+use ingest_core::validate::{self, Admission};
 use ingest_core::{Dialect, RequestContext};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -345,10 +345,11 @@ impl Prepared {
         prepared
     }
 
-    fn context(&self, dialect: Dialect) -> Context<'_> {
-        Context {
+    /// The admission the worker's route would give this request; the key
+    /// kind follows the endpoint.
+    fn context(&self, dialect: Dialect) -> Admission<'_> {
+        Admission {
             project: PROJECT,
-            dialect,
             // The benchmarked Emp-Mix request is a bulk one (secret key).
             key: match dialect {
                 Dialect::MixpanelImport | Dialect::EmpMix | Dialect::Crm => KeyKind::Secret,
@@ -406,7 +407,10 @@ impl Prepared {
                 let Ok(request) = empmix::decode_bulk(&body) else {
                     return (0, 1);
                 };
-                let (events, errors) = validate::finish_all(request.drafts, &self.context(Dialect::EmpMix));
+                let (events, errors) = validate::finish_all(
+                    request.drafts,
+                    &self.context(Dialect::EmpMix).as_dialect(Dialect::EmpMix, false),
+                );
                 (events.len(), errors.len())
             }
             Kind::Collect => {
@@ -416,7 +420,7 @@ impl Prepared {
                 let Ok(batch) = browser::decode(&body) else {
                     return (0, 1);
                 };
-                let (events, errors) = validate::finish_all(batch.drafts, &self.context(Dialect::Browser));
+                let (events, errors) = browser::finish(batch.drafts, &self.context(Dialect::Browser));
                 (events.len(), errors.len())
             }
         }

@@ -9,10 +9,11 @@
 //! ```
 
 use super::Reply;
-use crate::error::IngestError;
-use crate::event::{EventDraft, PageContext};
+use crate::error::{FieldError, IngestError};
+use crate::event::{Dialect, Event, EventDraft, PageContext};
 use crate::limits::MAX_BROWSER_BATCH_EVENTS;
 use crate::payload::parse_json;
+use crate::validate::{finish_all, Admission};
 use serde_json::{json, Map, Value};
 
 pub struct BrowserBatch {
@@ -76,6 +77,12 @@ fn draft(item: Value) -> Result<EventDraft, IngestError> {
 }
 
 /// Accepted: nothing to say (beacons ignore the answer anyway).
+/// Validates a batch; the cookieless id stands in for a visitor the
+/// tracker could not name (consent withheld, no cookie).
+pub fn finish(drafts: Vec<EventDraft>, admitted: &Admission<'_>) -> (Vec<Event>, Vec<FieldError>) {
+    finish_all(drafts, &admitted.as_dialect(Dialect::Browser, true))
+}
+
 pub fn accepted() -> Reply {
     Reply::empty(202)
 }

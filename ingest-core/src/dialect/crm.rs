@@ -54,7 +54,7 @@ pub use crate::limits::EMAIL_OPEN_WINDOW_MS;
 use crate::limits::MAX_ID_CHARS;
 use crate::payload::parse_json;
 use crate::profile::{ProfileDraft, ProfileOp, ProfileUpdate};
-use crate::validate::{finish_each, finish_profile, Context};
+use crate::validate::{finish_each, finish_profile, Admission};
 use serde_json::{json, Map, Value};
 
 pub const MISSING_EVENT: &str = "Missing event information";
@@ -335,9 +335,9 @@ pub fn email_open_counts(last_counted_ms: Option<i64>, now_ms: i64) -> bool {
 pub fn finish(
     request: CrmRequest,
     distinct_id: &str,
-    cx: &Context<'_>,
+    admitted: &Admission<'_>,
 ) -> Result<(Event, Option<ProfileUpdate>), Vec<FieldError>> {
-    let cx = cx.for_dialect(Dialect::Crm, false);
+    let cx = admitted.as_dialect(Dialect::Crm, false);
     let now_ms = cx.request.received_at_ms;
     let mut draft = request.draft;
     draft.distinct_id = Some(json!(distinct_id));
@@ -494,10 +494,9 @@ mod tests {
         }
     }
 
-    fn cx(req: &RequestContext) -> Context<'_> {
-        Context {
+    fn cx(req: &RequestContext) -> Admission<'_> {
+        Admission {
             project: "demo",
-            dialect: Dialect::Browser,
             key: crate::auth::KeyKind::Secret,
             request: req,
             anonymous_id: Some("cl-x"),

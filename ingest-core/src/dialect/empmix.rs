@@ -14,7 +14,7 @@ use crate::error::{FieldError, IngestError};
 use crate::event::{Dialect, Event, EventDraft};
 use crate::limits::MAX_BULK_EVENTS;
 use crate::payload::parse_json;
-use crate::validate::{finish_all, Context};
+use crate::validate::{finish_all, Admission};
 use serde_json::{json, Map, Value};
 
 /// A decoded track or bulk request: the key it carried and its events.
@@ -98,8 +98,8 @@ fn draft(mut e: Map<String, Value>) -> Result<EventDraft, IngestError> {
 
 /// Validates every event, all or nothing: the errors name the fields as
 /// this API spells them (`timestamp`, `distinct_id`, `insert_id`).
-pub fn finish(drafts: Vec<EventDraft>, cx: &Context<'_>) -> Result<Vec<Event>, IngestError> {
-    let (events, mut errors) = finish_all(drafts, &cx.for_dialect(Dialect::EmpMix, false));
+pub fn finish(drafts: Vec<EventDraft>, admitted: &Admission<'_>) -> Result<Vec<Event>, IngestError> {
+    let (events, mut errors) = finish_all(drafts, &admitted.as_dialect(Dialect::EmpMix, false));
     if errors.is_empty() {
         return Ok(events);
     }
@@ -193,9 +193,8 @@ mod tests {
             ..Default::default()
         };
         // Bulk, with the secret key: the full range of times.
-        let cx = Context {
+        let cx = Admission {
             project: "demo",
-            dialect: Dialect::Browser,
             key: crate::auth::KeyKind::Secret,
             request: &request,
             anonymous_id: Some("cl-x"),

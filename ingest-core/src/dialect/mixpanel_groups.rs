@@ -18,7 +18,7 @@ use crate::error::{FieldError, IngestError};
 use crate::event::Dialect;
 use crate::limits::MAX_ID_CHARS;
 use crate::profile::{ProfileDraft, ProfileOp};
-use crate::validate::{finish_profile, Context};
+use crate::validate::{finish_profile, Admission};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -89,8 +89,8 @@ fn read_group(index: usize, item: Value) -> (GroupItem, Option<String>) {
 /// Validates group updates: `$group_key` a non-empty string and
 /// `$group_id` a non-empty string or number, both at most 255 characters;
 /// the operations and `$time` as for user profiles.
-pub fn finish_groups(items: Vec<GroupItem>, cx: &Context<'_>) -> (Vec<GroupUpdate>, Vec<FieldError>) {
-    let cx = cx.for_dialect(Dialect::MixpanelEngage, false);
+pub fn finish_groups(items: Vec<GroupItem>, admitted: &Admission<'_>) -> (Vec<GroupUpdate>, Vec<FieldError>) {
+    let cx = admitted.as_dialect(Dialect::MixpanelEngage, false);
     let mut updates = Vec::new();
     let mut errors = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
@@ -165,9 +165,8 @@ mod tests {
             received_at_ms: 1_795_424_070_930,
             ..Default::default()
         };
-        let cx = Context {
+        let cx = Admission {
             project: "demo",
-            dialect: Dialect::MixpanelEngage,
             key: crate::auth::KeyKind::Public,
             request: &request,
             anonymous_id: Some("never-used"),

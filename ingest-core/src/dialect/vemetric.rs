@@ -29,7 +29,7 @@ use crate::error::{FieldError, IngestError};
 use crate::event::{Dialect, Event, EventDraft, PageContext};
 use crate::payload::parse_json;
 use crate::profile::{ProfileDraft, ProfileOp, ProfileUpdate};
-use crate::validate::{finish_each, finish_profile, Context};
+use crate::validate::{finish_each, finish_profile, Admission};
 use serde_json::{json, Map, Value};
 
 pub const PAGEVIEW: &str = "$pageview";
@@ -157,9 +157,9 @@ pub fn decode_no_op(body: &[u8], headers: &Headers<'_>) -> Option<String> {
 /// two identical page views, which are two visits, not one retried.
 pub fn finish_event(
     request: TrackRequest,
-    cx: &Context<'_>,
+    admitted: &Admission<'_>,
 ) -> Result<(Event, Option<ProfileUpdate>), Vec<FieldError>> {
-    let cx = cx.for_dialect(Dialect::Vemetric, true);
+    let cx = admitted.as_dialect(Dialect::Vemetric, true);
     let mut draft = request.draft;
     draft.time = Some(json!(cx.request.received_at_ms));
     let (mut events, mut errors) = finish_each([Ok(draft)], &cx, rules);
@@ -189,8 +189,8 @@ pub fn finish_event(
 /// Validates an `/i` or `/u`. An `/u` without an identifier updates the
 /// request's visitor (`cx.anonymous_id`); with none known (no IP to hash),
 /// it is refused like any request without a user.
-pub fn finish_user(request: UserRequest, cx: &Context<'_>) -> Result<ProfileUpdate, Vec<FieldError>> {
-    let cx = cx.for_dialect(Dialect::Vemetric, true);
+pub fn finish_user(request: UserRequest, admitted: &Admission<'_>) -> Result<ProfileUpdate, Vec<FieldError>> {
+    let cx = admitted.as_dialect(Dialect::Vemetric, true);
     let mut profile = request.profile;
     if profile.distinct_id.is_none() {
         profile.distinct_id = cx.anonymous_id.map(|id| Value::String(id.to_owned()));
@@ -379,10 +379,9 @@ mod tests {
         }
     }
 
-    fn cx(req: &RequestContext) -> Context<'_> {
-        Context {
+    fn cx(req: &RequestContext) -> Admission<'_> {
+        Admission {
             project: "demo",
-            dialect: Dialect::Browser,
             key: crate::auth::KeyKind::Public,
             request: req,
             anonymous_id: Some("cl-visitor"),
@@ -607,7 +606,7 @@ mod tests {
             Some(json!({"plan": "pro", "$name": "Ann", "$avatar": "https://a.test/a.png"}))
         );
         // No visitor known (no IP to hash): refused like any request without a user.
-        let nobody = Context {
+        let nobody = Admission {
             anonymous_id: None,
             ..cx(&r)
         };

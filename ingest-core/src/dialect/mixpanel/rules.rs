@@ -10,7 +10,7 @@ use crate::event::{Dialect, Event, EventDraft};
 use crate::identity::merge_link;
 use crate::profile::ProfileUpdate;
 use crate::time::parse_time_ms;
-use crate::validate::{finish_each, finish_profile, Context};
+use crate::validate::{finish_each, finish_profile, Admission};
 use serde_json::Value;
 
 /// Validates `/track` events: the shared rules (which hold `/track` to
@@ -25,19 +25,21 @@ use serde_json::Value;
 /// an event as nobody's, and it is kept with an empty distinct_id, counted
 /// as no visitor. (Before, every server sending `ip=0` collapsed into one
 /// visitor per address and agent.)
-pub fn finish_track(items: Vec<EventItem>, params: &TrackParams, cx: &Context<'_>) -> (Vec<Event>, Vec<FieldError>) {
+pub fn finish_track(
+    items: Vec<EventItem>,
+    params: &TrackParams,
+    admitted: &Admission<'_>,
+) -> (Vec<Event>, Vec<FieldError>) {
     let request = if params.geolocate {
-        cx.request.clone()
+        admitted.request.clone()
     } else {
-        cx.request.without_location()
+        admitted.request.without_location()
     };
-    let cx = Context {
-        project: cx.project,
-        dialect: Dialect::MixpanelTrack,
-        key: cx.key,
+    let cx = Admission {
         request: &request,
-        anonymous_id: cx.anonymous_id.filter(|_| params.ip),
-    };
+        ..*admitted
+    }
+    .as_dialect(Dialect::MixpanelTrack, params.ip);
     finish_each(items, &cx, funnel_rules)
 }
 
@@ -46,19 +48,17 @@ pub fn finish_track(items: Vec<EventItem>, params: &TrackParams, cx: &Context<'_
 /// stand-in: imports come from servers. `ip=0` drops the request's country.
 /// `$merge` events become identity links, not events
 /// ([`crate::identity::merge_link`]).
-pub fn finish_import(items: Vec<EventItem>, params: &ImportParams, cx: &Context<'_>) -> Imported {
+pub fn finish_import(items: Vec<EventItem>, params: &ImportParams, admitted: &Admission<'_>) -> Imported {
     let request = if params.skip_geolocation {
-        cx.request.without_location()
+        admitted.request.without_location()
     } else {
-        cx.request.clone()
+        admitted.request.clone()
     };
-    let cx = Context {
-        project: cx.project,
-        dialect: Dialect::MixpanelImport,
-        key: cx.key,
+    let cx = Admission {
         request: &request,
-        anonymous_id: None,
-    };
+        ..*admitted
+    }
+    .as_dialect(Dialect::MixpanelImport, false);
     let mut links = Vec::new();
     let mut merge_errors = Vec::new();
     // A `$merge` leaves the list as nothing (neither event nor error), so
@@ -136,9 +136,9 @@ pub fn settle_import(params: &ImportParams, imported: Imported) -> ImportOutcome
 pub fn finish_engage(
     items: Vec<ProfileItem>,
     params: &TrackParams,
-    cx: &Context<'_>,
+    admitted: &Admission<'_>,
 ) -> (Vec<ProfileUpdate>, Vec<FieldError>) {
-    let cx = cx.for_dialect(Dialect::MixpanelEngage, false);
+    let cx = admitted.as_dialect(Dialect::MixpanelEngage, false);
     let country = cx.request.country.as_deref().filter(|_| params.geolocate);
     let mut updates = Vec::new();
     let mut errors = Vec::new();

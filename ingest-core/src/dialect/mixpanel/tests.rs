@@ -8,7 +8,7 @@ use crate::event::RequestContext;
 use crate::event::{Dialect, EventDraft};
 use crate::limits::MAX_CALLBACK_CHARS;
 use crate::profile::ProfileOp;
-use crate::validate::Context;
+use crate::validate::Admission;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Value};
@@ -29,10 +29,9 @@ fn request() -> RequestContext {
 }
 
 /// A public token's request (`/track`, `/engage`).
-fn cx<'a>(req: &'a RequestContext, anonymous_id: Option<&'a str>) -> Context<'a> {
-    Context {
+fn cx<'a>(req: &'a RequestContext, anonymous_id: Option<&'a str>) -> Admission<'a> {
+    Admission {
         project: "demo",
-        dialect: Dialect::Browser,
         key: KeyKind::Public,
         request: req,
         anonymous_id,
@@ -40,8 +39,8 @@ fn cx<'a>(req: &'a RequestContext, anonymous_id: Option<&'a str>) -> Context<'a>
 }
 
 /// A secret key's request (`/import`).
-fn import_cx<'a>(req: &'a RequestContext, anonymous_id: Option<&'a str>) -> Context<'a> {
-    Context {
+fn import_cx<'a>(req: &'a RequestContext, anonymous_id: Option<&'a str>) -> Admission<'a> {
+    Admission {
         key: KeyKind::Secret,
         ..cx(req, anonymous_id)
     }
