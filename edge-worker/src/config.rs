@@ -5,6 +5,8 @@ use crate::bindings::{
     PROJECTS_VAR,
 };
 use ingest_core::auth::{ConfigError, Projects};
+use ingest_core::limits::{DEFAULT_OUTBOX_REPLAY_AFTER_SECONDS, DEFAULT_VISIT_FINALIZE_AFTER_SECONDS};
+use ingest_core::time::seconds_setting_ms;
 use ingest_core::IngestError;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -72,29 +74,18 @@ pub fn outbox_enabled(env: &Env) -> bool {
     env.var(OUTBOX_VAR).is_ok_and(|v| v.to_string() == "on")
 }
 
-/// Default wait before an unstored outbox row is queued again (seconds):
-/// longer than a healthy queue takes to deliver.
-const DEFAULT_OUTBOX_REPLAY_AFTER_SECONDS: i64 = 120;
-
 pub fn outbox_replay_after_ms(env: &Env) -> i64 {
-    env.var(OUTBOX_REPLAY_AFTER_VAR)
-        .ok()
-        .and_then(|v| v.to_string().parse::<i64>().ok())
-        .filter(|s| *s >= 1)
-        .unwrap_or(DEFAULT_OUTBOX_REPLAY_AFTER_SECONDS)
-        * 1000
+    let setting = env.var(OUTBOX_REPLAY_AFTER_VAR).ok().map(|v| v.to_string());
+    seconds_setting_ms(setting.as_deref(), DEFAULT_OUTBOX_REPLAY_AFTER_SECONDS)
 }
 
 /// A visit is made final once nothing arrived for it this long.
-const DEFAULT_VISIT_FINALIZE_AFTER_SECONDS: i64 = 30 * 60;
-
 pub fn visit_finalize_after_ms(env: &Env) -> i64 {
-    env.var(crate::bindings::VISIT_FINALIZE_AFTER_VAR)
+    let setting = env
+        .var(crate::bindings::VISIT_FINALIZE_AFTER_VAR)
         .ok()
-        .and_then(|v| v.to_string().parse::<i64>().ok())
-        .filter(|s| *s >= 1)
-        .unwrap_or(DEFAULT_VISIT_FINALIZE_AFTER_SECONDS)
-        * 1000
+        .map(|v| v.to_string());
+    seconds_setting_ms(setting.as_deref(), DEFAULT_VISIT_FINALIZE_AFTER_SECONDS)
 }
 
 /// `READ_MODEL = "off"` stores events without visits and rollups: only the

@@ -16,9 +16,6 @@ use ingest_core::sink::{archive_objects, ndjson};
 use ingest_core::Event;
 use worker::{console_error, D1Database, Env, Message, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
 
-/// Longest wait before a retry (seconds).
-const MAX_RETRY_DELAY_SECONDS: u32 = 300;
-
 pub async fn handle(batch: MessageBatch<String>, env: Env) -> worker::Result<()> {
     let messages = batch.messages()?;
     if batch.queue() == DEAD_LETTER_QUEUE_NAME {
@@ -251,15 +248,10 @@ fn settle<T>(message: &Message<String>, result: worker::Result<T>) {
 /// delays double from one attempt to the next (the binding does not expose
 /// the attempt count).
 fn retry_later(message: &Message<String>) {
-    let waited_seconds = ((now_ms() - message.timestamp().as_millis() as i64) / 1000).max(1);
-    let delay = u32::try_from(waited_seconds)
-        .unwrap_or(MAX_RETRY_DELAY_SECONDS)
-        .min(MAX_RETRY_DELAY_SECONDS);
+    let waited_ms = now_ms() - message.timestamp().as_millis() as i64;
+    let delay = ingest_core::queue::retry_delay_seconds(waited_ms);
     message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay).build());
 }
-
-/// Outbox rows swept per run.
-const OUTBOX_SWEEP_ROWS: u32 = 100;
 
 /// The cron sweep: event messages recorded in the outbox but not stored
 /// after the grace period (lost by a crashed local queue, say) are queued
@@ -268,8 +260,13 @@ const OUTBOX_SWEEP_ROWS: u32 = 100;
 pub async fn sweep_outbox(env: &Env) -> worker::Result<usize> {
     let db = env.d1(DB)?;
     let now = now_ms();
-    let rows =
-        storage::take_stale_outbox(&db, now - config::outbox_replay_after_ms(env), now, OUTBOX_SWEEP_ROWS).await?;
+    let rows = storage::take_stale_outbox(
+        &db,
+        now - config::outbox_replay_after_ms(env),
+        now,
+        ingest_core::limits::OUTBOX_SWEEP_ROWS,
+    )
+    .await?;
     let jobs: Vec<Job> = rows
         .iter()
         .filter_map(|row| serde_json::from_str(&row.body).ok())
@@ -282,7 +279,7 @@ pub async fn sweep_outbox(env: &Env) -> worker::Result<usize> {
 }
 
 /// Deletes raw events older than each project's `raw_retention_days`, a
-/// bounded number per run ([`storage::RETENTION_DELETE_ROWS`]).
+/// bounded number per run ([`ingest_core::limits::RETENTION_DELETE_ROWS`]).
 /// Asks the consumer to make each project's quiet visits final (see
 /// `readmodel::finalize`); queued, so it never runs beside a batch.
 pub async fn queue_finalization(env: &Env) -> worker::Result<()> {
@@ -307,7 +304,7 @@ pub async fn apply_retention(env: &Env) -> worker::Result<usize> {
     let now = now_ms();
     let mut deleted = 0;
     for project in projects.all() {
-        let cutoff = now - i64::from(project.raw_retention_days) * 86_400_000;
+        let cutoff = now - i64::from(project.raw_retention_days) * ingest_core::time::DAY_MS;
         deleted += storage::prune(&db, &project.id, cutoff, now).await?;
     }
     Ok(deleted)

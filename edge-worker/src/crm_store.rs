@@ -10,10 +10,6 @@ use serde_json::Value;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Result};
 
-/// Compare-and-set attempts for one email open before giving up (each
-/// failure means another request claimed the window at the same moment).
-const CLAIM_ATTEMPTS: usize = 4;
-
 #[derive(Debug, Deserialize)]
 struct IdentityRow {
     identifier: String,
@@ -152,7 +148,7 @@ struct LastOpen {
 /// so that of two opens at the same moment exactly one counts.
 pub async fn claim_open(db: &D1Database, project: &str, distinct_id: &str, now_ms: i64) -> Result<Open> {
     let now = JsValue::from_f64(now_ms as f64);
-    for _ in 0..CLAIM_ATTEMPTS {
+    for _ in 0..ingest_core::limits::EMAIL_OPEN_CLAIM_ATTEMPTS {
         let last: Option<LastOpen> = db
             .prepare("SELECT counted_at_ms FROM crm_email_opens WHERE project = ?1 AND distinct_id = ?2")
             .bind(&[project.into(), distinct_id.into()])?

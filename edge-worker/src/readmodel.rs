@@ -90,25 +90,15 @@ async fn people(db: &D1Database, fresh: &[Event]) -> Result<People> {
     {
         by_project.entry(&e.project).or_default().insert(&e.distinct_id);
     }
-    #[derive(Deserialize)]
-    struct Link {
-        distinct_id: String,
-        canonical_id: String,
-    }
     let mut people = People::new();
     for (project, ids) in by_project {
-        let list = Value::Array(ids.into_iter().map(|v| json!(v)).collect()).to_string();
-        let rows = db
-            .prepare(
-                "SELECT distinct_id, canonical_id FROM identities WHERE project = ?1 \
-                 AND distinct_id IN (SELECT value FROM json_each(?2))",
-            )
-            .bind(&[project.into(), list.into()])?
-            .all()
-            .await?
-            .results::<Link>()?;
-        for row in rows {
-            people.insert((project.to_owned(), row.distinct_id), row.canonical_id);
+        let ids: Vec<&str> = ids.into_iter().collect();
+        // The same look-up that applying a link makes; an id alone in its
+        // cluster is its own person and needs no entry.
+        for (id, cluster) in crate::identities::clusters(db, project, &ids).await? {
+            if cluster.canonical != id {
+                people.insert((project.to_owned(), id), cluster.canonical);
+            }
         }
     }
     Ok(people)
@@ -439,10 +429,6 @@ async fn store_plain(db: &D1Database, events: &[Event], outbox_ids: &[String]) -
     Ok(result)
 }
 
-/// Visits made final by one job: the job is queued again by the next cron
-/// run while more remain.
-pub const FINALIZE_VISITS_MAX: u32 = 500;
-
 /// Makes a project's visits untouched since `before_ms` (by arrival and by
 /// event time) final: their visitors enter the visit-level sketches, in one
 /// transaction with the flag. Runs in the consumer, so no batch writes the
@@ -456,7 +442,7 @@ pub async fn finalize(db: &D1Database, projects: Option<&Projects>, project: &st
         .bind(&[
             project.into(),
             JsValue::from_f64(before_ms as f64),
-            FINALIZE_VISITS_MAX.into(),
+            ingest_core::limits::FINALIZE_VISITS_MAX.into(),
         ])?
         .all()
         .await?

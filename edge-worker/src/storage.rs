@@ -5,6 +5,7 @@
 //! ([`ingest_core::dedup::dedup_key`]).
 
 use ingest_core::export::{Cursor, ExportRow, Page, EXPORT_COLUMNS};
+use ingest_core::limits::{OUTBOX_MAX_REPLAY_BACKOFF_MS, REALTIME_KEEP_MS, RETENTION_DELETE_ROWS};
 // The chunking is pure logic, in the core; named here for the writers.
 pub use ingest_core::d1::json_chunks;
 use serde::Deserialize;
@@ -329,9 +330,6 @@ pub struct OutboxRow {
     pub body: String,
 }
 
-/// Longest a replayed outbox row waits before it may be replayed again.
-pub const OUTBOX_MAX_REPLAY_BACKOFF_MS: i64 = 60 * 1000;
-
 /// Outbox rows queued before `cutoff_ms`, oldest first. Each is marked so
 /// the next sweep leaves it alone for as long as it has waited already
 /// (at most [`OUTBOX_MAX_REPLAY_BACKOFF_MS`]): a row still waiting in a
@@ -361,12 +359,6 @@ pub async fn take_stale_outbox(db: &D1Database, cutoff_ms: i64, now_ms: i64, lim
     }
     Ok(rows)
 }
-
-/// Raw rows deleted per project by one cron run; the cron runs every
-/// minute, so a backlog drains in bounded steps.
-pub const RETENTION_DELETE_ROWS: u32 = 5_000;
-/// Per-minute rollups kept for the realtime view.
-pub const REALTIME_KEEP_MS: i64 = 2 * 60 * 60 * 1000;
 
 /// Deletes raw events and visits older than `cutoff_ms` (at most
 /// [`RETENTION_DELETE_ROWS`] of each) and per-minute rows past the

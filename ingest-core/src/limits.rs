@@ -195,6 +195,41 @@ pub const MAX_ENCODED_SKETCH_BYTES: usize = 64 * 1024;
 /// still hash the same (seconds).
 pub const SALT_TTL_SECONDS: u64 = 2 * 24 * 60 * 60;
 
+// What the worker does in one call, cron run or retry: bounded steps, so a
+// backlog drains over several runs instead of one running out of time.
+
+/// Longest wait before a failed queue message is retried (seconds).
+pub const QUEUE_MAX_RETRY_DELAY_SECONDS: u32 = 300;
+/// Outbox rows one cron sweep queues again.
+pub const OUTBOX_SWEEP_ROWS: u32 = 100;
+/// Longest a replayed outbox row waits before it may be replayed again.
+pub const OUTBOX_MAX_REPLAY_BACKOFF_MS: i64 = 60 * 1000;
+/// Default wait before an unstored outbox row is queued again (seconds),
+/// longer than a healthy queue takes to deliver; the
+/// `OUTBOX_REPLAY_AFTER_SECONDS` setting overrides it.
+pub const DEFAULT_OUTBOX_REPLAY_AFTER_SECONDS: i64 = 120;
+/// Default quiet time after which a visit is made final (seconds); the
+/// `VISIT_FINALIZE_AFTER_SECONDS` setting overrides it.
+pub const DEFAULT_VISIT_FINALIZE_AFTER_SECONDS: i64 = 30 * 60;
+/// Visits made final by one job; the next cron run queues another job
+/// while more remain.
+pub const FINALIZE_VISITS_MAX: u32 = 500;
+/// Raw rows deleted per project by one cron run (retention).
+pub const RETENTION_DELETE_ROWS: u32 = 5_000;
+/// Per-minute rollups kept for the realtime view.
+pub const REALTIME_KEEP_MS: i64 = 2 * 60 * 60 * 1000;
+/// KV dedup marks removed by one deletion call; marks expire within a day
+/// and hold only hashes, so a larger deletion leaves the rest to expire.
+pub const DELETE_KV_MARKS_MAX: usize = 500;
+/// Dead letters queued again by one replay call.
+pub const REPLAY_MAX_LETTERS: u32 = 100;
+/// Archive objects one scrub call rewrites (each read, filtered and
+/// written back within the request).
+pub const ARCHIVE_SCRUB_MAX_OBJECTS: u32 = 50;
+/// Compare-and-set attempts for one CRM email open before giving up (each
+/// failure means another request claimed the window at that moment).
+pub const EMAIL_OPEN_CLAIM_ATTEMPTS: usize = 4;
+
 // A project's configuration.
 
 /// Characters in a project id; ids name R2 partitions and KV keys.
@@ -203,3 +238,27 @@ pub const MAX_PROJECT_ID_CHARS: usize = 64;
 pub const MAX_KEY_CHARS: usize = 256;
 /// The longest raw-event retention a project may ask for: a century.
 pub const MAX_RAW_RETENTION_DAYS: u32 = 36_500;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worker's per-run bounds pinned with literals (the README quotes
+    /// the retry cap and the retention step), so
+    /// a changed constant is a decision (and a README edit), not an accident.
+    #[test]
+    fn worker_bounds_are_the_documented_values() {
+        assert_eq!(QUEUE_MAX_RETRY_DELAY_SECONDS, 300);
+        assert_eq!(OUTBOX_SWEEP_ROWS, 100);
+        assert_eq!(OUTBOX_MAX_REPLAY_BACKOFF_MS, 60_000);
+        assert_eq!(DEFAULT_OUTBOX_REPLAY_AFTER_SECONDS, 120);
+        assert_eq!(DEFAULT_VISIT_FINALIZE_AFTER_SECONDS, 1_800);
+        assert_eq!(FINALIZE_VISITS_MAX, 500);
+        assert_eq!(RETENTION_DELETE_ROWS, 5_000);
+        assert_eq!(REALTIME_KEEP_MS, 7_200_000);
+        assert_eq!(DELETE_KV_MARKS_MAX, 500);
+        assert_eq!(REPLAY_MAX_LETTERS, 100);
+        assert_eq!(ARCHIVE_SCRUB_MAX_OBJECTS, 50);
+        assert_eq!(EMAIL_OPEN_CLAIM_ATTEMPTS, 4);
+    }
+}

@@ -115,8 +115,33 @@ pub fn transactions(pack_sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
+/// How long a failed message waits before its retry: about as long as it
+/// has waited already (so delays double from one attempt to the next; the
+/// binding does not expose the attempt count), at least a second and at
+/// most [`QUEUE_MAX_RETRY_DELAY_SECONDS`].
+///
+/// [`QUEUE_MAX_RETRY_DELAY_SECONDS`]: crate::limits::QUEUE_MAX_RETRY_DELAY_SECONDS
+pub fn retry_delay_seconds(waited_ms: i64) -> u32 {
+    use crate::limits::QUEUE_MAX_RETRY_DELAY_SECONDS as MAX;
+    let waited_seconds = (waited_ms / 1000).max(1);
+    u32::try_from(waited_seconds).map_or(MAX, |s| s.min(MAX))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn retry_delay_follows_the_wait_up_to_its_cap() {
+        use super::retry_delay_seconds;
+        // At least a second, even for a message that failed at once.
+        assert_eq!(retry_delay_seconds(0), 1);
+        assert_eq!(retry_delay_seconds(-5_000), 1);
+        assert_eq!(retry_delay_seconds(42_900), 42);
+        // The cap (300 s, as the README documents), at it and just past it.
+        assert_eq!(retry_delay_seconds(300_000), 300);
+        assert_eq!(retry_delay_seconds(301_000), 300);
+        assert_eq!(retry_delay_seconds(i64::MAX), 300);
+    }
+
     use super::*;
     use crate::event::{Dialect, PageContext};
     use serde_json::{json, Map};

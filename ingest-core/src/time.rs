@@ -135,8 +135,29 @@ pub fn utc_datetime(time_ms: i64) -> String {
     )
 }
 
+/// A duration setting given in whole seconds, in milliseconds: a missing,
+/// unreadable, zero or negative value takes the default.
+pub fn seconds_setting_ms(value: Option<&str>, default_seconds: i64) -> i64 {
+    let seconds = value
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|s| *s >= 1)
+        .unwrap_or(default_seconds);
+    seconds.saturating_mul(1000)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn seconds_settings_fall_back_to_their_default() {
+        use super::seconds_setting_ms;
+        assert_eq!(seconds_setting_ms(Some("3"), 120), 3_000);
+        assert_eq!(seconds_setting_ms(Some(" 1 "), 120), 1_000);
+        for refused in [None, Some(""), Some("0"), Some("-4"), Some("2.5"), Some("soon")] {
+            assert_eq!(seconds_setting_ms(refused, 120), 120_000, "{refused:?}");
+        }
+        assert_eq!(seconds_setting_ms(Some("9223372036854775807"), 1), i64::MAX);
+    }
+
     use super::*;
     use serde_json::json;
 

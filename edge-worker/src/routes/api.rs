@@ -8,6 +8,7 @@ use crate::{config, erasure, stats, storage};
 use ingest_core::auth::{self, KeyKind, Offered, Project};
 use ingest_core::dialect::Reply;
 use ingest_core::export::{export_line, Cursor, DateRange, EXPORT_PAGE_ROWS, EXPORT_STREAM_MAX_ROWS};
+use ingest_core::limits::{ARCHIVE_SCRUB_MAX_OBJECTS, DELETE_KV_MARKS_MAX, REPLAY_MAX_LETTERS};
 use ingest_core::readmodel::query::Range;
 use ingest_core::IngestError;
 use serde_json::{json, Value};
@@ -244,13 +245,6 @@ async fn identity_reply(req: &Request, env: &Env) -> Result<Reply, IngestError> 
     ))
 }
 
-/// KV marks removed by one deletion call; marks expire within a day anyway
-/// and hold only dedup keys (hashes), so a larger deletion leaves the rest to
-/// expire.
-const DELETE_KV_MARKS_MAX: usize = 500;
-/// Dead letters re-queued by one replay call.
-const REPLAY_MAX_LETTERS: u32 = 100;
-
 /// `POST /api/users/delete` with `{"distinct_id": "…"}`: GDPR erasure of one
 /// person (see `ingest_core::erasure` for whose events): events, profile,
 /// their part of every dead letter, dedup marks, and tombstones that keep
@@ -315,10 +309,6 @@ async fn delete_reply(req: &mut Request, env: &Env) -> Result<Reply, IngestError
     }
     Ok(Reply::json(200, &answer))
 }
-
-/// Archive objects one scrub call rewrites at most (each is read, filtered
-/// and written back within the request).
-const ARCHIVE_SCRUB_MAX_OBJECTS: u32 = 50;
 
 /// `POST /api/archive/scrub` with `{"prefix": "events/project=P/…", "cursor"}`:
 /// rewrites up to 50 R2 archive objects under the prefix without the events

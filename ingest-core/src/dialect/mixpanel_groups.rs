@@ -13,7 +13,7 @@
 //! API has no `$add` or `$append`; they are refused. Replies are those of
 //! `/engage` (`1`/`0`, or `{"status":…,"error":…}` with `verbose=1`).
 
-use super::mixpanel::{one_token, read_batch, read_ops, take_token, TrackParams};
+use super::mixpanel::{one_token, open_update, read_batch, TrackParams};
 use crate::error::{FieldError, IngestError};
 use crate::event::Dialect;
 use crate::limits::MAX_ID_CHARS;
@@ -66,18 +66,8 @@ pub fn decode_groups(query: &str, body: &[u8]) -> Result<GroupsRequest, IngestEr
 }
 
 fn read_group(index: usize, item: Value) -> (GroupItem, Option<String>) {
-    let Value::Object(mut u) = item else {
-        return (
-            Err(vec![FieldError::new(
-                index,
-                "update",
-                "each update must be a JSON object",
-            )]),
-            None,
-        );
-    };
-    let token = take_token(&mut u);
-    let draft = read_ops(&mut u, index, &GROUP_OPS).map(|ops| GroupDraft {
+    let (opened, token) = open_update(index, item, &GROUP_OPS);
+    let draft = opened.map(|(mut u, ops)| GroupDraft {
         group_key: u.remove("$group_key"),
         group_id: u.remove("$group_id"),
         time: u.remove("$time"),

@@ -27,7 +27,7 @@ mod rules;
 mod tests;
 mod transport;
 
-pub(super) use read::{one_token, read_ops, take_token};
+pub(super) use read::{one_token, open_update};
 pub use reply::{import_error, import_reply, track_error, track_ok, track_reply, GIF, JAVASCRIPT, PIXEL_GIF};
 pub use rules::{finish_engage, finish_import, finish_track, settle_import};
 pub use transport::{ImportParams, TrackParams};

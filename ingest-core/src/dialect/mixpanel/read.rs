@@ -104,21 +104,27 @@ pub(in crate::dialect) const PEOPLE_OPS: [&str; 8] = [
     "$delete",
 ];
 
+/// One `/engage` or `/groups` update object opened: its token taken out
+/// (returned even when the rest is refused, so the request's token is still
+/// known) and its operations among `allowed` read. The other fields are
+/// left for the endpoint.
+pub(in crate::dialect) type OpenedUpdate = Result<(Map<String, Value>, Vec<ProfileOp>), Vec<FieldError>>;
+
+pub(in crate::dialect) fn open_update(index: usize, item: Value, allowed: &[&str]) -> (OpenedUpdate, Option<String>) {
+    let Value::Object(mut update) = item else {
+        let refused = FieldError::new(index, "update", "each update must be a JSON object");
+        return (Err(vec![refused]), None);
+    };
+    let token = take_token(&mut update);
+    let opened = read_ops(&mut update, index, allowed).map(|ops| (update, ops));
+    (opened, token)
+}
+
 /// An `/engage` update object as a profile draft, and its token.
 pub(super) fn read_update(index: usize, item: Value) -> (ProfileItem, Option<String>) {
-    let Value::Object(mut u) = item else {
-        return (
-            Err(vec![FieldError::new(
-                index,
-                "update",
-                "each update must be a JSON object",
-            )]),
-            None,
-        );
-    };
-    let token = take_token(&mut u);
-    let ops = match read_ops(&mut u, index, &PEOPLE_OPS) {
-        Ok(ops) => ops,
+    let (opened, token) = open_update(index, item, &PEOPLE_OPS);
+    let (mut u, ops) = match opened {
+        Ok(opened) => opened,
         Err(errors) => return (Err(errors), token),
     };
     let ignore_time = match u.remove("$ignore_time") {
@@ -145,7 +151,7 @@ pub(super) fn read_update(index: usize, item: Value) -> (ProfileItem, Option<Str
 }
 
 /// `$token` of an `/engage` or `/groups` update.
-pub(in crate::dialect) fn take_token(update: &mut Map<String, Value>) -> Option<String> {
+fn take_token(update: &mut Map<String, Value>) -> Option<String> {
     match update.remove("$token") {
         Some(Value::String(t)) if !t.is_empty() => Some(t),
         _ => None,
@@ -155,7 +161,7 @@ pub(in crate::dialect) fn take_token(update: &mut Map<String, Value>) -> Option<
 /// The operations of one update, among `allowed` (in that order); every
 /// malformed one is an error. An operation of [`PEOPLE_OPS`] that is not
 /// allowed here is refused by name.
-pub(in crate::dialect) fn read_ops(
+fn read_ops(
     update: &mut Map<String, Value>,
     index: usize,
     allowed: &[&str],
