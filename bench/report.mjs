@@ -18,7 +18,8 @@ const worker = readResult("worker");
 const readmodel = readResult("readmodel");
 const consumer = readResult("consumer");
 const cost = readResult("cost");
-const missing = Object.entries({ size, page, decode, worker, readmodel, consumer, cost }).filter(([, v]) => !v).map(([k]) => k);
+const profiles = readResult("profiles");
+const missing = Object.entries({ size, page, decode, worker, readmodel, consumer, cost, profiles }).filter(([, v]) => !v).map(([k]) => k);
 
 const fixed = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : "n/a");
 const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "n/a");
@@ -318,6 +319,23 @@ if (worker?.scaling?.length) {
 
 say(...readSections(readmodel, consumer));
 say(...priceSections(cost, readmodel));
+
+// 9. Optimisation level per crate.
+if (profiles?.levels?.length) {
+  const base = profiles.levels[0];
+  say("## 9. Optimisation level per crate", "",
+    "The tracker ships at opt-level `z` (its byte budget, section 1). The worker and ingest-core were built at each " +
+    "level below, side by side in this run (`bench/profiles.mjs`): the worker's wasm as `worker-build --release` " +
+    "ships it (wasm-bindgen, then wasm-opt `-O`), gzip -9, which is what Cloudflare's size limit counts; and " +
+    "ingest-core's decode + validate of section 3's cases as instructions (callgrind, summed over " +
+    `${base.cases} cases, less the runs that only build each request), the work the worker's CPU time pays for. ` +
+    `Shipped now: worker \`${profiles.shipped.worker}\`, ingest-core \`${profiles.shipped.core}\`, their ` +
+    `dependencies \`${profiles.shipped.dependencies}\` (Cargo.toml).`, "",
+    table(["opt-level", "worker wasm (bytes)", "worker wasm gzip (bytes)", "× gzip at z", "decode + validate instructions",
+      "× instructions at z", "worker build (s)"],
+      profiles.levels.map((l) => [l.level, int(l.workerBytes), int(l.workerGzip), fixed(l.workerGzip / base.workerGzip),
+        int(l.instructions), fixed(l.instructions / base.instructions), fixed(l.workerBuildSeconds, 0)])), "");
+}
 
 say("## Left out", "",
   "- Stable absolute times: on this shared machine the time ratios of section 3 moved by up to 0.15 between runs " +

@@ -5,7 +5,7 @@
 #   2 tracker page cost    bench/page.mjs     5 cost by batch size bench/worker.mjs
 #   3 decode + validate    bench/decode.mjs   (criterion + callgrind in ingest-core/benches)
 #   6 stats API, D1 bytes  bench/readmodel.mjs 7 consumer, read model on/off  bench/consumer.mjs
-#   8 cost per event       bench/cost.mjs
+#   8 cost per event       bench/cost.mjs     9 opt-level per crate bench/profiles.mjs
 # BENCH_SCALE=10m adds 10 M events to section 6 (about half an hour more).
 # Usage: scripts/bench.sh [--smoke] [--only STEP,STEP]
 #   --smoke: one tiny iteration of each, results in target/bench-smoke/,
@@ -105,7 +105,7 @@ fi
 passed=0
 failed=0
 failures=()
-for step in size page decode worker readmodel consumer cost report; do
+for step in size page decode worker readmodel consumer cost profiles report; do
   if [ -n "$ONLY" ] && [ "$step" != report ] && ! [[ ",$ONLY," == *",$step,"* ]]; then continue; fi
   say "$step"
   started=$SECONDS
