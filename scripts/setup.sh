@@ -35,6 +35,32 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   cp package-lock.json "$stamp"
 fi
 
+# Umami's browser tracker: the official script ships only inside the
+# `umami` server package, whose 54 dependencies (Next.js, Prisma) a test
+# does not need. So that one file is taken from the registry's tarball of a
+# pinned version, checked against the registry's integrity, and kept in
+# node_modules (tests/e2e/vendors serves it unchanged).
+UMAMI_VERSION=2.10.0
+UMAMI_INTEGRITY='sha512-+lmrnV0751R6U2rkIgVAlE1nWI7yZawlMlJDguW9tlFacCKhnGeCyc7tCMIhNNYIiGIQy4DEX5IzJhm4b3+dPA=='
+umami_dir=node_modules/.umami-tracker
+if [ "$MODE" = test ] && [ "$(cat "$umami_dir/version" 2>/dev/null)" != "$UMAMI_VERSION" ]; then
+  say "fetching Umami's tracker script from umami@$UMAMI_VERSION"
+  work=$(mktemp -d)
+  (cd "$work" && npm pack --silent "umami@$UMAMI_VERSION" >/dev/null)
+  tarball="$work/umami-$UMAMI_VERSION.tgz"
+  got="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
+  if [ "$got" != "$UMAMI_INTEGRITY" ]; then
+    rm -rf "$work"
+    echo "umami@$UMAMI_VERSION does not match its pinned integrity" >&2
+    exit 1
+  fi
+  mkdir -p "$umami_dir"
+  tar -xzf "$tarball" -C "$work" package/src/tracker/index.js
+  cp "$work/package/src/tracker/index.js" "$umami_dir/script.js"
+  echo "$UMAMI_VERSION" > "$umami_dir/version"
+  rm -rf "$work"
+fi
+
 if [ "$MODE" = test ]; then
   if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     say "installing Debian chromium and chromium-driver"

@@ -5,8 +5,8 @@
 
 use crate::error::IngestError;
 use crate::limits::{
-    MAX_KEY_CHARS, MAX_PROJECT_ID_CHARS, MAX_PROPERTY_KEY_CHARS, MAX_RATE_LIMIT, MAX_RAW_RETENTION_DAYS,
-    MAX_REDIRECT_URL_CHARS, MAX_ROLLUP_PROPERTIES, RATE_LIMIT_SLOT_REQUESTS,
+    MAX_DOMAIN_CHARS, MAX_KEY_CHARS, MAX_PROJECT_ID_CHARS, MAX_PROJECT_SITES, MAX_PROPERTY_KEY_CHARS, MAX_RATE_LIMIT,
+    MAX_RAW_RETENTION_DAYS, MAX_REDIRECT_URL_CHARS, MAX_ROLLUP_PROPERTIES, RATE_LIMIT_SLOT_REQUESTS,
 };
 use crate::payload::decode_base64;
 use crate::rate::RateLimits;
@@ -40,6 +40,11 @@ pub struct Project {
     pub raw_retention_days: u32,
     /// Custom-event property keys rolled up for fast breakdowns.
     pub properties: Vec<String>,
+    /// The sites' domains, as Plausible's tracker names a site (`d`):
+    /// lower case, without `www.` (Plausible strips it too).
+    pub domains: Vec<String>,
+    /// Umami website ids (UUIDs, lower case) that send to this project.
+    pub umami_websites: Vec<String>,
 }
 
 /// Raw events are kept this many days unless a project says otherwise:
@@ -63,7 +68,7 @@ pub struct Projects {
 }
 
 /// The fields a project may have, as the configuration names them.
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 12] = [
     "token",
     "secret",
     "viewer",
@@ -74,6 +79,8 @@ const FIELDS: [&str; 10] = [
     "currency",
     "raw_retention_days",
     "properties",
+    "domains",
+    "umami_websites",
 ];
 
 /// What is wrong with `PROJECTS`. No variant carries a key or any other
@@ -103,9 +110,18 @@ pub enum ConfigError {
     /// The field is not named: a key pasted as a field name would be shown.
     #[error(
         "project {project}: has a field that is none of token, secret, viewer, redirect_hosts, rate_limits, \
-         timezone, goals, currency, raw_retention_days, properties"
+         timezone, goals, currency, raw_retention_days, properties, domains, umami_websites"
     )]
     UnknownField { project: String },
+    /// The site is named by its place in the list, not its text (a key
+    /// pasted there would be shown).
+    #[error("project {project}'s {field} #{position} is also in project {other}'s: a site sends to one project")]
+    SiteReused {
+        project: String,
+        other: String,
+        field: &'static str,
+        position: usize,
+    },
     #[error("project {project}'s {field} is also project {other}'s {other_field}: every key must be unique")]
     Reused {
         project: String,
@@ -145,7 +161,20 @@ impl Projects {
             projects.push(project(id, fields)?);
         }
         check_unique(&projects)?;
+        check_unique_sites(&projects)?;
         Ok(Projects { projects })
+    }
+
+    /// The project a Plausible event's domain names (`www.` and case aside).
+    pub fn by_domain(&self, domain: &str) -> Option<&Project> {
+        let domain = normalise_domain(domain);
+        self.projects.iter().find(|p| p.domains.contains(&domain))
+    }
+
+    /// The project an Umami website id names (case aside).
+    pub fn by_umami_website(&self, website: &str) -> Option<&Project> {
+        let website = website.trim().to_ascii_lowercase();
+        self.projects.iter().find(|p| p.umami_websites.contains(&website))
     }
 
     pub fn all(&self) -> &[Project] {
@@ -291,6 +320,10 @@ fn project(id: String, fields: Value) -> Result<Project, ConfigError> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(invalid("properties", &properties_form())),
     };
+    let domains = sites(&id, fields.remove("domains"), "domains", is_domain, normalise_domain)?;
+    let umami_websites = sites(&id, fields.remove("umami_websites"), "umami_websites", is_uuid, |w| {
+        w.to_ascii_lowercase()
+    })?;
     Ok(Project {
         id,
         token,
@@ -303,7 +336,105 @@ fn project(id: String, fields: Value) -> Result<Project, ConfigError> {
         currency,
         raw_retention_days,
         properties,
+        domains,
+        umami_websites,
     })
+}
+
+/// A domain as Plausible compares them: trimmed, lower case, without a
+/// leading `www.`.
+pub fn normalise_domain(domain: &str) -> String {
+    let domain = domain.trim().to_ascii_lowercase();
+    match domain.strip_prefix("www.") {
+        Some(rest) => rest.to_owned(),
+        None => domain,
+    }
+}
+
+/// A host name (or an IP address, as a development site has): letters,
+/// digits, '-', '.' and ':' (IPv6), at most [`MAX_DOMAIN_CHARS`].
+fn is_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= MAX_DOMAIN_CHARS
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']'))
+}
+
+/// A UUID in its usual text form: 8-4-4-4-12 hexadecimal digits.
+pub fn is_uuid(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+fn sites_form(field: &str) -> String {
+    let what = if field == "domains" {
+        format!("host names of at most {MAX_DOMAIN_CHARS} characters")
+    } else {
+        "UUIDs".to_owned()
+    };
+    format!("a list of at most {MAX_PROJECT_SITES} {what}, each listed once")
+}
+
+/// `domains` or `umami_websites`: a list of names in their normal form,
+/// none twice.
+fn sites(
+    project: &str,
+    value: Option<Value>,
+    field: &'static str,
+    valid: fn(&str) -> bool,
+    normal: fn(&str) -> String,
+) -> Result<Vec<String>, ConfigError> {
+    let invalid = || ConfigError::Invalid {
+        project: project.to_owned(),
+        field,
+        expected: sites_form(field),
+    };
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) if items.len() <= MAX_PROJECT_SITES => items,
+        Some(_) => return Err(invalid()),
+    };
+    let mut names: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let name = match item {
+            Value::String(name) => normal(&name),
+            _ => return Err(invalid()),
+        };
+        if !valid(&name) || names.contains(&name) {
+            return Err(invalid());
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// A domain or Umami website names one project: two projects listing the
+/// same one could not tell whose an event is.
+fn check_unique_sites(projects: &[Project]) -> Result<(), ConfigError> {
+    for (i, project) in projects.iter().enumerate() {
+        for other in &projects[..i] {
+            let lists: [(&'static str, &[String], &[String]); 2] = [
+                ("domains", &project.domains, &other.domains),
+                ("umami_websites", &project.umami_websites, &other.umami_websites),
+            ];
+            for (field, mine, theirs) in lists {
+                if let Some(position) = mine.iter().position(|s| theirs.contains(s)) {
+                    return Err(ConfigError::SiteReused {
+                        project: project.id.clone(),
+                        other: other.id.clone(),
+                        field,
+                        position: position + 1,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn properties_form() -> String {
@@ -550,6 +681,69 @@ mod tests {
                 "other":{"token":"t2","secret":"s2"}}"#,
         )
         .expect("valid config")
+    }
+
+    #[test]
+    fn sites_name_their_project() {
+        let p = Projects::from_json(
+            r#"{"a":{"token":"ta","secret":"sa","domains":["Shop.Example","www.blog.example","127.0.0.1"],
+                     "umami_websites":["4FB6A0C2-5B8E-4A62-9E47-3C1D2B0A9F10"]},
+                "b":{"token":"tb","secret":"sb","domains":["other.example"]}}"#,
+        )
+        .expect("valid config");
+        let of = |d: &str| p.by_domain(d).map(|p| p.id.as_str());
+        assert_eq!(of("shop.example"), Some("a"));
+        assert_eq!(of("www.SHOP.example"), Some("a"));
+        assert_eq!(of("blog.example"), Some("a"));
+        assert_eq!(of("127.0.0.1"), Some("a"));
+        assert_eq!(of("other.example"), Some("b"));
+        assert_eq!(of("nobody.example"), None);
+        let web = |w: &str| p.by_umami_website(w).map(|p| p.id.as_str());
+        assert_eq!(web("4fb6a0c2-5b8e-4a62-9e47-3c1d2b0a9f10"), Some("a"));
+        assert_eq!(web("4fb6a0c2-5b8e-4a62-9e47-3c1d2b0a9f11"), None);
+
+        // One domain in two projects, or twice in one; not host names; not UUIDs.
+        let twice = Projects::from_json(
+            r#"{"a":{"token":"ta","secret":"sa","domains":["x.example"]},
+                "b":{"token":"tb","secret":"sb","domains":["y.example","www.x.example"]}}"#,
+        );
+        assert_eq!(
+            twice.err(),
+            Some(ConfigError::SiteReused {
+                project: "b".into(),
+                other: "a".into(),
+                field: "domains",
+                position: 2
+            })
+        );
+        for bad in [
+            r#""domains":["a.example","A.example"]"#,
+            r#""domains":["https://a.example/"]"#,
+            r#""domains":[""]"#,
+            r#""domains":"a.example""#,
+            r#""umami_websites":["not-a-uuid"]"#,
+            r#""umami_websites":[1]"#,
+        ] {
+            let text = format!(r#"{{"a":{{"token":"ta","secret":"sa",{bad}}}}}"#);
+            assert!(
+                matches!(Projects::from_json(&text), Err(ConfigError::Invalid { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn site_lists_at_and_past_their_limits() {
+        let config = |domains: Vec<String>| {
+            let list = serde_json::to_string(&domains).unwrap_or_default();
+            Projects::from_json(&format!(r#"{{"a":{{"token":"ta","secret":"sa","domains":{list}}}}}"#))
+        };
+        let many = |n: usize| (0..n).map(|i| format!("d{i}.example")).collect::<Vec<_>>();
+        assert!(config(many(MAX_PROJECT_SITES)).is_ok());
+        assert!(config(many(MAX_PROJECT_SITES + 1)).is_err());
+        let long = |n: usize| vec![format!("{}.x", "a".repeat(n - 2))];
+        assert!(config(long(MAX_DOMAIN_CHARS)).is_ok());
+        assert!(config(long(MAX_DOMAIN_CHARS + 1)).is_err());
     }
 
     #[test]

@@ -15,6 +15,13 @@ pub enum Dialect {
     Vemetric,
     EmpMix,
     Crm,
+    /// Plausible's tracker (`/api/event`).
+    Plausible,
+    /// Umami's tracker (`/api/send`).
+    Umami,
+    /// posthog-js (`/e/`, `/batch/`, `/i/v0/e/`).
+    #[serde(rename = "posthog")]
+    PostHog,
 }
 
 impl Dialect {
@@ -27,6 +34,9 @@ impl Dialect {
             Dialect::Vemetric => "vemetric",
             Dialect::EmpMix => "empmix",
             Dialect::Crm => "crm",
+            Dialect::Plausible => "plausible",
+            Dialect::Umami => "umami",
+            Dialect::PostHog => "posthog",
         }
     }
 }

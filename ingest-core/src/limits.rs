@@ -238,6 +238,29 @@ pub const MAX_PROJECT_ID_CHARS: usize = 64;
 pub const MAX_KEY_CHARS: usize = 256;
 /// The longest raw-event retention a project may ask for: a century.
 pub const MAX_RAW_RETENTION_DAYS: u32 = 36_500;
+/// Site domains one project may list (`domains`, for Plausible's `d`), and
+/// Umami website ids (`umami_websites`): each list at most this long.
+pub const MAX_PROJECT_SITES: usize = 100;
+/// Characters in one domain name (DNS allows 253).
+pub const MAX_DOMAIN_CHARS: usize = 253;
+
+// The other vendors' browser dialects.
+
+/// Domains one Plausible event may name in `d` (a comma-separated list: the
+/// script sends one event to several sites). The first one a project lists
+/// takes the event.
+pub const MAX_PLAUSIBLE_DOMAINS: usize = 10;
+/// Events in one posthog-js request (`/batch/`, `/e/` with an array): a
+/// page's queue flushes every few seconds, so real batches hold a handful;
+/// the cap is Emp-Mix's bulk size, and the body caps bound the rest.
+pub const MAX_POSTHOG_BATCH_EVENTS: usize = 1000;
+/// Umami's own caps on a `/api/send` payload's fields (its request
+/// schema): an event name and a tag, the screen (`WxH`), the language and
+/// the host name, in characters.
+pub const MAX_UMAMI_NAME_CHARS: usize = 50;
+pub const MAX_UMAMI_SCREEN_CHARS: usize = 11;
+pub const MAX_UMAMI_LANGUAGE_CHARS: usize = 35;
+pub const MAX_UMAMI_HOSTNAME_CHARS: usize = 100;
 
 #[cfg(test)]
 mod tests {

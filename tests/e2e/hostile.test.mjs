@@ -259,6 +259,23 @@ const SHAPES = {
     for (const e of errors) assert.ok(typeof e.message === "string" && typeof e.description === "string", JSON.stringify(e));
   },
   api: (res) => assert.equal(typeof json(res).error, "string"),
+  plausible: (res) => {
+    const { errors } = json(res);
+    assert.ok(errors && typeof errors === "object" && Object.keys(errors).length > 0, "errors");
+    for (const list of Object.values(errors)) assert.ok(list.every((m) => typeof m === "string"), JSON.stringify(list));
+  },
+  umami: (res) => {
+    const { error } = json(res);
+    assert.equal(typeof error.message, "string");
+    assert.equal(typeof error.code, "string");
+    assert.equal(error.status, res.status);
+  },
+  posthog: (res) => {
+    const body = json(res);
+    assert.equal(typeof body.type, "string");
+    assert.equal(typeof body.code, "string");
+    assert.equal(typeof body.detail, "string");
+  },
   json: (res) => json(res),
   empty: (res) => assert.equal(res.body.length, 0),
   gif: (res) => {

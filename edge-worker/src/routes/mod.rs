@@ -7,7 +7,10 @@ mod browser;
 mod crm;
 mod empmix;
 mod mixpanel;
+mod plausible;
+mod posthog;
 mod prelude;
+mod umami;
 mod vemetric;
 
 use crate::http::{self, Audience};
@@ -17,23 +20,31 @@ use ingest_core::IngestError;
 use worker::{Env, Method, Request, Response, Result};
 
 pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
-    let path = normalise(&req.path());
+    let raw_path = req.path();
+    let path = normalise(&raw_path);
     let origin = http::header(&req, "origin");
     let method = req.method();
-    let family = Family::of(&path);
+    // A URL that cannot be read counts as one without a query.
+    let query = http::query(&req).unwrap_or_default();
+    let family = Family::of(&raw_path, &path, &query);
     let audience = family.audience();
     if method == Method::Options && audience == Audience::Browser {
         return http::preflight(&req);
     }
     if path != "/health" {
         if let Err(limited) = ratelimit::per_ip(&env, http::header(&req, "cf-connecting-ip").as_deref()).await {
-            // A URL that cannot be read shapes the error as if it had no query.
-            let query = http::query(&req).unwrap_or_default();
             return http::to_response(family.error(&query, &limited), audience, origin.as_deref());
         }
     }
     if method == Method::Get && matches!(path.as_str(), "/api/2.0/export" | "/api/export") {
         return api::export(req, &env, origin.as_deref()).await;
+    }
+    if family == Family::PostHog {
+        return http::to_response(
+            posthog_route(req, &env, method, &path).await,
+            audience,
+            origin.as_deref(),
+        );
     }
     let reply = match (method, path.as_str()) {
         (Method::Post, "/collect") => browser::collect(req, &env).await,
@@ -43,6 +54,13 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         (Method::Get | Method::Post, "/engage") => mixpanel::client(req, &env, mixpanel::Client::Engage).await,
         (Method::Get | Method::Post, "/groups") => mixpanel::client(req, &env, mixpanel::Client::Groups).await,
         (Method::Get | Method::Post, "/import") => mixpanel::import(req, &env).await,
+        // posthog-js asks these too, with `v=`.
+        (Method::Get | Method::Post, "/decide") if ingest_core::dialect::posthog::asks_posthog(&query) => {
+            ingest_core::dialect::posthog::decide()
+        }
+        (Method::Get | Method::Post, "/flags") if ingest_core::dialect::posthog::asks_posthog(&query) => {
+            ingest_core::dialect::posthog::flags()
+        }
         (Method::Get | Method::Post, "/decide") => mixpanel::decide(),
         (Method::Get | Method::Post, "/flags") => mixpanel::flags(),
         (_, "/import") => mixpanel::import_method_not_allowed(),
@@ -58,6 +76,11 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         (Method::Post, "/public/track/bulk") => empmix::bulk(req, &env).await,
         (Method::Get, "/public/events") => empmix::events(req, &env).await,
         (_, "/public/track" | "/public/track/bulk" | "/public/events") => empmix::method_not_allowed(),
+
+        (Method::Post, "/api/event") => plausible::event(req, &env).await,
+        (_, "/api/event") => plausible::method_not_allowed(),
+        (Method::Post, "/api/send") => umami::send(req, &env).await,
+        (_, "/api/send") => umami::method_not_allowed(),
 
         (Method::Post, "/v1/event") => crm::event(req, &env).await,
         (_, "/v1/event") => crm_method_not_allowed(),
@@ -110,6 +133,13 @@ enum Family {
     MixpanelFlags,
     /// Vemetric: `/e`, `/i`, `/u`, `/l`, `/r`.
     Vemetric,
+    /// Plausible's tracker: `/api/event`.
+    Plausible,
+    /// Umami's tracker: `/api/send`.
+    Umami,
+    /// posthog-js: `/e/` (with its slash or parameters), `/i/v0/e`,
+    /// `/batch`, `/capture`, `/array/<token>/config[.js]`.
+    PostHog,
     /// Emp-Mix's page endpoint: `/public/track`.
     EmpMixPublic,
     /// Emp-Mix's server endpoints, and any other `/public/` path.
@@ -121,8 +151,15 @@ enum Family {
 }
 
 impl Family {
-    fn of(path: &str) -> Family {
+    /// `raw` is the path as asked (posthog-js asks `/e/`, Vemetric `/e`),
+    /// `path` the same normalised.
+    fn of(raw: &str, path: &str, query: &str) -> Family {
         match path {
+            "/e" if posthog::is_posthog_e(raw, query) => Family::PostHog,
+            "/i/v0/e" | "/batch" | "/capture" => Family::PostHog,
+            p if p.starts_with("/array/") => Family::PostHog,
+            "/api/event" => Family::Plausible,
+            "/api/send" => Family::Umami,
             "/collect" => Family::Collect,
             "/track" | "/engage" | "/groups" => Family::MixpanelTrack,
             "/import" => Family::MixpanelImport,
@@ -142,6 +179,9 @@ impl Family {
             | Family::MixpanelTrack
             | Family::MixpanelFlags
             | Family::Vemetric
+            | Family::Plausible
+            | Family::Umami
+            | Family::PostHog
             | Family::EmpMixPublic => Audience::Browser,
             Family::MixpanelImport | Family::EmpMixServer | Family::Crm | Family::Api => Audience::Server,
         }
@@ -150,7 +190,7 @@ impl Family {
     /// An error in the family's shape, for refusals made before a route
     /// runs (rate limits).
     fn error(self, query: &str, err: &IngestError) -> Reply {
-        use ingest_core::dialect::{browser, crm, empmix, mixpanel, vemetric};
+        use ingest_core::dialect::{browser, crm, empmix, mixpanel, plausible, posthog, umami, vemetric};
         match self {
             Family::Collect => browser::error(err),
             // The query alone says how the client wants its answer (verbose,
@@ -169,10 +209,22 @@ impl Family {
                 )
             }
             Family::Vemetric => vemetric::error(err),
+            Family::Plausible => plausible::error(err),
+            Family::Umami => umami::error(err),
+            Family::PostHog => posthog::error(err),
             Family::Crm => crm::error(err),
             Family::EmpMixPublic | Family::EmpMixServer => empmix::error(err),
             Family::MixpanelFlags | Family::Api => api::error(err),
         }
+    }
+}
+
+/// posthog-js's paths: capture, and its remote configuration.
+async fn posthog_route(req: Request, env: &Env, method: Method, path: &str) -> Reply {
+    match (method, path) {
+        (Method::Get, p) if p.starts_with("/array/") => posthog::remote_config(env, &p["/array/".len()..]),
+        (Method::Post, "/e" | "/i/v0/e" | "/batch" | "/capture") => posthog::capture(req, env).await,
+        _ => posthog::method_not_allowed(),
     }
 }
 

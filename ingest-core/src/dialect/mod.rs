@@ -8,6 +8,9 @@ pub mod empmix;
 pub mod mixpanel;
 pub mod mixpanel_groups;
 pub mod mixpanel_people;
+pub mod plausible;
+pub mod posthog;
+pub mod umami;
 pub mod vemetric;
 
 /// An HTTP answer, built by a dialect and sent as is by the worker.

@@ -256,6 +256,131 @@ mod tests {
         }
     }
 
+    /// Issue 18: a page view counts as one whatever the client calls it,
+    /// each decoded by its own dialect from what the client sends; custom
+    /// events keep their names.
+    #[test]
+    fn every_clients_page_view_counts_as_one() {
+        use crate::auth::KeyKind;
+        use crate::dialect::{plausible, posthog, umami, vemetric};
+        use crate::event::{EventDraft, RequestContext};
+        use crate::validate::{finish, Admission};
+
+        let request = RequestContext {
+            received_at_ms: T,
+            user_agent: Some("Mozilla/5.0".into()),
+            request_id: "req".into(),
+            ..RequestContext::default()
+        };
+        let cx = |visitor: &'static str| Admission {
+            project: "p",
+            key: KeyKind::Public,
+            request: &request,
+            anonymous_id: Some(visitor),
+        };
+        let named = |name: &str, visitor: &'static str, dialect: Dialect| {
+            let draft = EventDraft {
+                name: Some(json!(name)),
+                page: PageContext {
+                    url: Some("https://a.test/x".into()),
+                    ..PageContext::default()
+                },
+                ..EventDraft::default()
+            };
+            finish(draft, 0, &cx(visitor).as_dialect(dialect, true)).ok()
+        };
+        let umami_site = "4fb6a0c2-5b8e-4a62-9e47-3c1d2b0a9f10";
+        let mut events: Vec<Event> = Vec::new();
+        let mut add = |name: &str, event: Option<Event>| match event {
+            Some(e) => events.push(e),
+            None => panic!("{name} did not decode"),
+        };
+        // Our tracker and mixpanel-browser keep their names ($mp_web_page_view
+        // is read as a page view).
+        add("tracker", named("$pageview", "v1", Dialect::Browser));
+        add(
+            "mixpanel-browser",
+            named("$mp_web_page_view", "v2", Dialect::MixpanelTrack),
+        );
+        let vemetric_headers = vemetric::Headers {
+            token: Some("t"),
+            ..vemetric::Headers::default()
+        };
+        add(
+            "vemetric",
+            vemetric::decode_event(br#"{"name":"$$pageView","url":"https://a.test/x"}"#, &vemetric_headers)
+                .ok()
+                .and_then(|r| vemetric::finish_event(r, &cx("v3")).ok())
+                .map(|(e, _)| e),
+        );
+        add(
+            "plausible",
+            plausible::decode(br#"{"n":"pageview","u":"https://a.test/x","d":"a.test"}"#)
+                .ok()
+                .and_then(|r| plausible::finish(r, &cx("v4")).ok()),
+        );
+        let umami_body =
+            format!(r#"{{"type":"event","payload":{{"website":"{umami_site}","hostname":"a.test","url":"/x"}}}}"#);
+        add(
+            "umami",
+            umami::decode(umami_body.as_bytes())
+                .ok()
+                .and_then(|r| umami::finish_event(r, &cx("v5")).ok()),
+        );
+        add(
+            "posthog",
+            posthog::decode(br#"{"event":"$pageview","properties":{"distinct_id":"v6","token":"t","$current_url":"https://a.test/x"}}"#)
+                .ok()
+                .and_then(|c| posthog::finish(c, &cx("v6")).ok())
+                .and_then(|(mut e, _)| e.pop()),
+        );
+        // Custom events, one per new dialect.
+        add(
+            "plausible custom",
+            plausible::decode(br#"{"n":"Signup","u":"https://a.test/x","d":"a.test"}"#)
+                .ok()
+                .and_then(|r| plausible::finish(r, &cx("v4")).ok()),
+        );
+        let umami_custom =
+            format!(r#"{{"type":"event","payload":{{"website":"{umami_site}","url":"/x","name":"Signup"}}}}"#);
+        add(
+            "umami custom",
+            umami::decode(umami_custom.as_bytes())
+                .ok()
+                .and_then(|r| umami::finish_event(r, &cx("v5")).ok()),
+        );
+        add(
+            "posthog custom",
+            posthog::decode(
+                br#"{"event":"Signup","properties":{"distinct_id":"v6","$current_url":"https://a.test/x"}}"#,
+            )
+            .ok()
+            .and_then(|c| posthog::finish(c, &cx("v6")).ok())
+            .and_then(|(mut e, _)| e.pop()),
+        );
+
+        let zone = Zone::utc();
+        let r = process(&events, Vec::new(), &People::new(), |p| {
+            (p == "p").then(|| Site::plain("p", &zone))
+        });
+        let row = |dim: Dim, value: &str| {
+            r.rollup
+                .rows
+                .get(&RowKey {
+                    project: "p".into(),
+                    dim: dim.code(),
+                    period: "2026-09-21".into(),
+                    value: value.into(),
+                })
+                .map(|c| (c.counters.pageviews, c.counters.events))
+        };
+        assert_eq!(row(Dim::Total, ""), Some((6, 9)), "six page views of nine events");
+        assert_eq!(row(Dim::Page, "/x"), Some((6, 6)));
+        assert_eq!(row(Dim::Event, "Signup"), Some((0, 3)), "custom events keep their name");
+        assert_eq!(r.visits.len(), 6, "one visit per visitor");
+        assert!(r.visits.iter().all(|v| v.visit.pageviews == 1));
+    }
+
     #[test]
     fn a_batch_enriches_places_and_rolls_up() {
         let zone = Zone::utc();
