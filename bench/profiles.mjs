@@ -66,7 +66,11 @@ function instructions(exe, name) {
 function workerWasm(level) {
   const outDir = path.join(SCRATCH, `worker-out-${level}`);
   rmSync(outDir, { recursive: true, force: true });
-  const env = { ...process.env, CARGO_PROFILE_RELEASE_OPT_LEVEL: level };
+  // The pinned local tools, as the Makefile points worker-build at them
+  // (it would otherwise download its own).
+  const env = { ...process.env, CARGO_PROFILE_RELEASE_OPT_LEVEL: level,
+    WASM_BINDGEN_BIN: run("sh", ["-c", "command -v wasm-bindgen"]).trim(),
+    WASM_OPT_BIN: path.join(ROOT, "node_modules/.bin/wasm-opt"), ESBUILD_BIN: path.join(ROOT, "node_modules/.bin/esbuild") };
   const started = Date.now();
   run("worker-build", ["--release", "--out-dir", outDir, "--target-dir", path.join(SCRATCH, `worker-${level}`)],
     { cwd: path.join(ROOT, "edge-worker"), env });

@@ -446,6 +446,7 @@ mod tests {
     fn gzip_ratio_at_and_past_limit() {
         // Zeros compress about a thousand times; the header comment pads
         // the body so that it inflates exactly 200 times, then one byte more.
+        assert_eq!(MAX_GZIP_RATIO, 200, "the documented ratio, as a literal");
         let packed_len = 8 * 1024;
         let at = vec![0u8; packed_len * MAX_GZIP_RATIO];
         assert_eq!(

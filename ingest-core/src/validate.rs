@@ -163,7 +163,11 @@ pub fn finish(draft: EventDraft, index: usize, cx: &Context<'_>) -> Result<Event
     };
     let size = serialized_len(&event);
     if size > MAX_EVENT_BYTES {
-        let mut e = FieldError::new(index, "properties", "event is larger than 65536 bytes");
+        let mut e = FieldError::new(
+            index,
+            "properties",
+            format!("event is larger than {MAX_EVENT_BYTES} bytes"),
+        );
         e.insert_id = Some(event.insert_id);
         return Err(vec![e]);
     }
@@ -814,6 +818,41 @@ mod tests {
         assert!(run(d.clone()).is_ok(), "7 x 8192 chars fit");
         d.properties.insert("s7".into(), json!("x".repeat(MAX_STRING_CHARS)));
         assert_eq!(fields(run(d)), ["properties"]);
+    }
+
+    /// A draft whose finished event serialises to exactly `target` bytes.
+    /// Quotes are written as two bytes (`\"`), so the escapes count as
+    /// serde_json writes them, not as characters.
+    fn draft_of_size(target: usize) -> EventDraft {
+        let mut d = draft();
+        for i in 0..3 {
+            d.properties
+                .insert(format!("q{i}"), json!("\"".repeat(MAX_STRING_CHARS)));
+        }
+        d.properties.insert("fill".into(), json!(""));
+        let base = serde_json::to_vec(&run(d.clone()).expect("the base event is valid")).map_or(0, |v| v.len());
+        let need = target - base;
+        let fill = format!("{}{}", "\"".repeat(need / 2), "x".repeat(need % 2));
+        d.properties.insert("fill".into(), json!(fill));
+        d
+    }
+
+    #[test]
+    fn event_size_is_counted_as_serde_json_writes_it() {
+        // The documented limit, as a literal: a wrong constant cannot move its own test.
+        assert_eq!(MAX_EVENT_BYTES, 65_536);
+        let at = run(draft_of_size(65_536)).expect("an event of exactly 65,536 bytes is accepted");
+        let written = serde_json::to_vec(&at).map_or(0, |v| v.len());
+        assert_eq!(written, 65_536);
+        assert_eq!(serialized_len(&at), written);
+        // Escapes and multi-byte characters count in bytes as written.
+        let tricky = json!({"a": "\"\\\n\u{1}é😀", "b": [1.5, null, true]});
+        assert_eq!(
+            serialized_len(&tricky),
+            serde_json::to_vec(&tricky).map_or(0, |v| v.len())
+        );
+        let past = run(draft_of_size(65_537));
+        assert_eq!(fields(past), ["properties"], "65,537 bytes are refused");
     }
 
     #[test]

@@ -5,7 +5,7 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { startWorker, launchBrowser, humanPage, waitForEvents, serveOrigin, SECRET } from "./harness.mjs";
+import { startWorker, launchBrowser, humanPage, waitForEvents, exportEvents, settled, serveOrigin, SECRET, TOKEN } from "./harness.mjs";
 
 const require = createRequire(import.meta.url);
 
@@ -130,5 +130,16 @@ describe("@vemetric/node over https", () => {
       body: JSON.stringify({ name: "x", userIdentifier: "vm-nobody" }),
     });
     assert.equal(r.status, 401);
+    // The same event with the right token is stored: the refusal is what kept it out.
+    const ok = await fetch(`${worker.base}/e`, {
+      method: "POST",
+      headers: { "content-type": "application/json", token: TOKEN, "user-agent": "vemetric-test" },
+      body: JSON.stringify({ name: "x-control", userIdentifier: "vm-nobody" }),
+    });
+    assert.equal(ok.status, 200);
+    await waitForEvents(worker.base, (e) => e.some((x) => x.event === "x-control" && x.distinct_id === "vm-nobody"));
+    await settled(worker);
+    const stored = (await exportEvents(worker.base)).filter((x) => x.distinct_id === "vm-nobody");
+    assert.deepEqual(stored.map((x) => x.event), ["x-control"]);
   });
 });

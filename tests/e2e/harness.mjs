@@ -20,10 +20,24 @@ const ARTIFACTS = path.join(ROOT, "tests/artifacts");
 // again once on a fresh connection; any other failure is thrown as it is.
 // Likewise `wrangler dev`'s proxy answers 503 "restarted mid-request" when
 // it reloads its runtime under a request (wrangler itself resends only GET
-// and HEAD): a body we can send again (not a stream) goes once more, which
-// the ingest APIs' dedup makes harmless.
+// and HEAD). Only an idempotent request goes once more: a read, an erasure,
+// or an ingest call whose events the worker deduplicates (so a resend of a
+// request that did arrive stores nothing twice); a test of anything else
+// sees the 503.
 const nativeFetch = globalThis.fetch;
 const RUNTIME_RESTARTED = "restarted mid-request";
+const IDEMPOTENT_POSTS = new Set(["/collect", "/track", "/engage", "/groups", "/import", "/e", "/i", "/u", "/l", "/r",
+  "/public/track", "/public/track/bulk", "/v1/event", "/api/users/delete", "/api/event", "/api/send", "/e/", "/batch/", "/i/v0/e/"]);
+function idempotent(url, options) {
+  const method = (options?.method ?? "GET").toUpperCase();
+  if (method === "GET" || method === "HEAD" || method === "OPTIONS") return true;
+  if (method !== "POST" || options?.duplex || options?.body instanceof ReadableStream) return false;
+  try {
+    return IDEMPOTENT_POSTS.has(new URL(String(url)).pathname);
+  } catch {
+    return false;
+  }
+}
 globalThis.fetch = async (url, options) => {
   let response;
   try {
@@ -34,8 +48,7 @@ globalThis.fetch = async (url, options) => {
     process.stderr.write(`harness: ${code} on a reused connection, sending once more\n`);
     return nativeFetch(url, options);
   }
-  const resendable = !options?.duplex && !(options?.body instanceof ReadableStream);
-  if (response.status === 503 && resendable && (await response.clone().text()).includes(RUNTIME_RESTARTED)) {
+  if (response.status === 503 && idempotent(url, options) && (await response.clone().text()).includes(RUNTIME_RESTARTED)) {
     process.stderr.write("harness: wrangler restarted its runtime mid-request, sending once more\n");
     return nativeFetch(url, options);
   }
@@ -157,7 +170,37 @@ export async function launchBrowser({ automation = false, args: extra = [] } = {
 /** A page whose user agent is an ordinary Chrome's (the tracker drops headless ones). */
 export async function humanPage(browser, options = {}) {
   const context = await browser.newContext({ userAgent: BROWSER_UA, ...options });
+  await context.addInitScript(markModuleStarts);
   return { context, page: await context.newPage() };
+}
+
+/** Runs in every page before its scripts: counts WebAssembly modules
+ *  instantiated, after the code that awaited each has run (the tracker
+ *  starts in the `then` of its instantiation). */
+function markModuleStarts() {
+  const instantiate = WebAssembly.instantiate;
+  window.__modulesStarted = 0;
+  WebAssembly.instantiate = function (...args) {
+    return instantiate.apply(this, args).then((result) => {
+      setTimeout(() => window.__modulesStarted++);
+      return result;
+    });
+  };
+}
+
+/** The tracker's delivery delay (tracker-wasm/src/delivery.rs FLUSH_DELAY_MS). */
+export const TRACKER_FLUSH_DELAY_MS = 1000;
+
+/**
+ * Resolves once the page's tracker has started and anything it queued at
+ * start would have left: a timer set after the start, longer than the
+ * tracker's own flush delay, fires after the tracker's flush timer (the
+ * page runs its timers in order), so a request the tracker meant to send
+ * has been made by then. The signal to assert "sent nothing" after.
+ */
+export async function trackerIdle(page) {
+  await page.waitForFunction(() => window.__modulesStarted > 0, null, { timeout: 15_000 });
+  await page.evaluate((ms) => new Promise((resolve) => setTimeout(resolve, ms)), TRACKER_FLUSH_DELAY_MS + 100);
 }
 
 export async function exportEvents(base, { limit = 10000, secret = SECRET } = {}) {
@@ -178,8 +221,24 @@ export async function waitForEvents(base, predicate, { timeoutMs = 15_000 } = {}
   throw new Error(`events never matched; last seen:\n${JSON.stringify(events, null, 1).slice(0, 4000)}`);
 }
 
-/** Waits long enough for the queue consumer to have stored anything sent. */
-export const settle = () => sleep(2500);
+/**
+ * Resolves once the queue consumer has stored every event the worker has
+ * accepted so far: the signal to assert absence after. In development
+ * (`OUTBOX = on`) an accepted event message is written to D1's outbox
+ * before the request is answered and leaves it only once stored, so an
+ * empty outbox means nothing accepted is still on its way. (Profile and
+ * identity jobs have no outbox row: their tests wait for a marker event.)
+ */
+export async function settled(worker, { timeoutMs = 60_000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let waiting;
+  do {
+    [{ waiting }] = d1("SELECT COUNT(*) AS waiting FROM outbox", worker.persistDir);
+    if (waiting === 0) return;
+    await sleep(250);
+  } while (Date.now() < deadline);
+  throw new Error(`${waiting} accepted event messages were still not stored after ${timeoutMs} ms`);
+}
 
 export { sleep };
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createServer, request as httpRequest } from "node:http";
 import { gzipSync } from "node:zlib";
 import {
-  startWorker, collect, exportEvents, waitForEvents, settle, stats, d1, wranglerCli, freePort, sleep, kvMark, archiveObjects, BROWSER_UA, SECRET,
+  startWorker, collect, exportEvents, waitForEvents, settled, stats, d1, wranglerCli, freePort, sleep, kvMark, archiveObjects, BROWSER_UA, SECRET,
 } from "./harness.mjs";
 
 let worker, sink;
@@ -68,7 +68,7 @@ test("a duplicate is stored once, within the KV TTL and after KV forgot it", asy
   // Make KV forget, as its TTL would: now only D1's unique key can catch it.
   forgetMarks([stored]);
   assert.equal((await collect(worker.base, [event])).status, 202);
-  await settle();
+  await settled(worker);
   const rows = (await exportEvents(worker.base)).filter((x) => x.insert_id === "dup-1");
   assert.equal(rows.length, 1);
   assert.deepEqual(rows[0].properties, { plan: "pro", seats: 3, tags: ["a"] }, "properties survive queue and D1");
@@ -117,7 +117,7 @@ test("an $insert_id claimed by /collect does not silence a different /import eve
   // A marker sent after the resends and seen stored: they have been handled.
   assert.equal((await collect(worker.base, [{ n: "marker", i: "preclaim-marker", d: "dev-preclaim", ts: now() }])).status, 202);
   await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "preclaim-marker"));
-  await settle();
+  await settled(worker);
   assert.equal((await exportEvents(worker.base)).filter((x) => x.insert_id === "order-1001").length, 2);
 });
 
@@ -158,7 +158,7 @@ test("repeated events without an insert_id are kept, per dialect; a millisecond 
   // A marker after everything, seen stored: no late duplicate is on its way.
   assert.equal((await collect(worker.base, [{ n: "marker", i: `${tag}-marker`, d: "dev-rep", ts: now() }])).status, 202);
   await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === `${tag}-marker`));
-  await settle();
+  await settled(worker);
   assert.deepEqual(counts(await exportEvents(worker.base)), expected);
 });
 
@@ -166,18 +166,23 @@ test("the same insert_id twice in one batch is one row", async () => {
   const event = { n: "twice", i: "dup-in-batch", d: "dev-b", ts: now() };
   assert.equal((await collect(worker.base, [event, event])).status, 202);
   await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "dup-in-batch"));
-  await settle();
+  await settled(worker);
   assert.equal((await exportEvents(worker.base)).filter((x) => x.insert_id === "dup-in-batch").length, 1);
 });
 
 test("bodies past 2 MiB get 413, at the limit they are read", async () => {
   const limit = 2 * 1024 * 1024;
-  const pad = (n) => JSON.stringify({ t: "demo-token", e: [{ n: "big", d: "d" }], pad: "x".repeat(n) });
-  const base = pad(0).length;
-  const at = await fetch(`${worker.base}/collect`, { method: "POST", headers: { "user-agent": BROWSER_UA }, body: pad(limit - base) });
-  assert.notEqual(at.status, 413, "exactly 2 MiB is within the limit");
-  const past = await fetch(`${worker.base}/collect`, { method: "POST", headers: { "user-agent": BROWSER_UA }, body: pad(limit - base + 1) });
+  const ts = now();
+  const pad = (id, n) => JSON.stringify({ t: "demo-token", e: [{ n: "big", i: id, d: "d", ts }], pad: "x".repeat(n) });
+  const base = pad("limit-at", 0).length;
+  assert.equal(pad("limit-at", limit - base).length, limit);
+  const at = await fetch(`${worker.base}/collect`, { method: "POST", headers: { "user-agent": BROWSER_UA }, body: pad("limit-at", limit - base) });
+  assert.equal(at.status, 202, "exactly 2 MiB is within the limit");
+  const past = await fetch(`${worker.base}/collect`, { method: "POST", headers: { "user-agent": BROWSER_UA }, body: pad("limit-pas", limit - base + 1) });
   assert.equal(past.status, 413);
+  await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "limit-at"));
+  await settled(worker);
+  assert.equal((await exportEvents(worker.base)).filter((x) => x.insert_id === "limit-pas").length, 0, "the refused body stored nothing");
 });
 
 test("a gzip bomb gets 413 and the worker keeps serving", async () => {
@@ -204,7 +209,7 @@ test("a crawler's events are answered 202, not stored, and counted by reason", a
   assert.equal((await collect(worker.base, [{ n: "$pageview", i: "bot-1", d: "b" }], { userAgent: googlebot })).status, 202);
   // fetch always adds a user agent; node:http sends none unless told.
   assert.equal(await postWithoutUserAgent(`${worker.base}/collect`, JSON.stringify({ t: "demo-token", e: [{ n: "$pageview", i: "bot-2", d: "b" }] })), 202);
-  await settle();
+  await settled(worker);
   const events = await exportEvents(worker.base);
   assert.equal(events.filter((x) => x.insert_id.startsWith("bot-")).length, 0);
   const s = await stats(worker.base);

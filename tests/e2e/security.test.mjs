@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  startWorker, collect, exportEvents, waitForEvents, settle, d1, wranglerCli, sleep, launchBrowser, serveOrigin, kvMark,
+  startWorker, collect, exportEvents, waitForEvents, settled, d1, wranglerCli, sleep, launchBrowser, serveOrigin, kvMark,
   BROWSER_UA, SECRET, TOKEN,
 } from "./harness.mjs";
 
@@ -91,9 +91,18 @@ describe("SQL injection", () => {
       assert.equal(row.event, p);
       assert.equal(row.distinct_id, p);
       assert.equal(row.title, p);
+      assert.equal(row.device_id, p);
+      assert.equal(row.url, `https://a.test/?q=${p}`);
       assert.equal(row.properties[p], p);
     }
-    // Through read paths too: profile lookup, stats ranges, export limits, deletion.
+    // Through read paths too: each payload as a filter value reads back its own event, and only it.
+    for (const [i, p] of payloads.entries()) {
+      const filters = encodeURIComponent(JSON.stringify([["is", "event", [p]]]));
+      const r = await fetch(`${worker.base}/api/stats/breakdown?period=30d&dim=event&limit=10&filters=${filters}`, { headers: { "x-api-key": SECRET } });
+      assert.equal(r.status, 200, `breakdown filtered by payload ${i}`);
+      assert.deepEqual((await r.json()).rows.map((x) => [x.value, x.events]), [[p, 1]], `payload ${i} reads back as itself`);
+    }
+    // Profile lookup, stats ranges, export limits.
     for (const p of payloads) {
       const profile = await fetch(`${worker.base}/api/profile?distinct_id=${encodeURIComponent(p)}`, { headers: { "x-api-key": SECRET } });
       assert.equal(profile.status, 404);
@@ -105,6 +114,12 @@ describe("SQL injection", () => {
     const tables = d1("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", worker.persistDir).map((r) => r.name);
     for (const t of ["bot_drops", "dead_letters", "events", "profiles"]) assert.ok(tables.includes(t), t);
     assert.equal(d1("SELECT COUNT(*) AS n FROM events WHERE insert_id LIKE 'sqli-%'", worker.persistDir)[0].n, payloads.length);
+    // Deletion by a payload as the distinct_id takes that person's event and no other.
+    const gone = payloads[0];
+    const erased = await fetch(`${worker.base}/api/users/delete`, { method: "POST", headers: { "x-api-key": SECRET }, body: JSON.stringify({ distinct_id: gone }) });
+    assert.equal(erased.status, 200);
+    const left = (await exportEvents(worker.base)).filter((x) => x.insert_id.startsWith("sqli-")).map((x) => x.insert_id).sort();
+    assert.deepEqual(left, payloads.slice(1).map((_, i) => `sqli-${i + 1}`));
   });
 });
 
@@ -120,7 +135,7 @@ describe("GDPR erasure", () => {
     const engage = Buffer.from(JSON.stringify({ $token: TOKEN, $distinct_id: "gdpr-user", $set: { email: "g@example.com" } })).toString("base64");
     await fetch(`${worker.base}/engage?data=${engage}`);
     const stored = await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "gdpr-other") && e.some((x) => x.distinct_id === "gdpr-user" && x.event === "x"));
-    await settle();
+    await settled(worker);
     const marksOf = (rows) => rows.map((x) => kvMark(x)).sort();
     const personMarks = marksOf(stored.filter((x) => x.distinct_id === "gdpr-user" || x.device_id === "gdpr-device"));
     const otherMarks = marksOf(stored.filter((x) => x.insert_id === "gdpr-other"));
@@ -387,7 +402,7 @@ describe("storage outage", () => {
     const second = await (await fetch(`${worker.base}/api/dead-letters/replay`, { method: "POST", headers: { "x-api-key": SECRET } })).json();
     assert.equal(second.replayed, 0);
     const rows = await waitForEvents(worker.base, (e) => e.filter((x) => x.insert_id.startsWith("outage-")).length === ids.length);
-    await settle();
+    await settled(worker);
     const stored = (await exportEvents(worker.base)).filter((x) => x.insert_id.startsWith("outage-"));
     assert.deepEqual(stored.map((x) => x.insert_id).sort(), [...ids].sort());
     assert.equal(rows.length >= ids.length, true);

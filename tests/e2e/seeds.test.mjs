@@ -4,7 +4,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
-import { startWorker, exportEvents, waitForEvents, settle, d1, BROWSER_UA, SECRET, TOKEN } from "./harness.mjs";
+import { startWorker, exportEvents, waitForEvents, settled, d1, BROWSER_UA, SECRET, TOKEN } from "./harness.mjs";
 
 let worker;
 before(async () => (worker = await startWorker()));
@@ -168,7 +168,7 @@ describe("seed 002: Mixpanel classic /track", () => {
   test("test=1 validates and answers but stores nothing", async () => {
     const r = await fetch(`${worker.base}/track?test=1&data=${b64(game(Math.floor(Date.now() / 1000), { $insert_id: "seed-test-1" }))}`);
     assert.equal(await r.text(), "1");
-    await settle();
+    await settled(worker);
     assert.equal((await rowsOf((x) => x.insert_id === "seed-test-1")).length, 0);
   });
 
@@ -235,7 +235,7 @@ describe("seed 001: Mixpanel /import", () => {
       assert.deepEqual([r.status, await r.json()], [200, { code: 200, num_records_imported: 2, status: "OK" }]);
     }
     await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "imp-11"));
-    await settle();
+    await settled(worker);
     assert.equal((await rowsOf((x) => x.insert_id === "imp-10" || x.insert_id === "imp-11")).length, 2);
   });
 
@@ -261,7 +261,7 @@ describe("seed 001: Mixpanel /import", () => {
     const named = await post("/import?project_id=demo", [event("sa-2")], sa);
     assert.deepEqual([named.status, await named.json()], [200, { code: 200, num_records_imported: 1, status: "OK" }]);
     await waitForEvents(worker.base, (e) => e.some((x) => x.insert_id === "imp-sa-2"));
-    await settle();
+    await settled(worker);
     assert.equal((await rowsOf((x) => x.insert_id === "imp-sa-1")).length, 0);
   });
 
@@ -418,6 +418,15 @@ describe("seed 003: Vemetric", () => {
     assert.equal(identify.status, 202);
     const update = await post("/u", { identifier: "vm-2", data: { set: { plan: "pro" } } }, h);
     assert.equal(update.status, 200);
+    // Both reached the user's profile: the name from /i, the property from /u.
+    const expected = { $name: "John Doe", plan: "pro" };
+    let properties;
+    for (let i = 0; i < 80 && JSON.stringify(properties) !== JSON.stringify(expected); i++) {
+      if (i) await new Promise((r) => setTimeout(r, 250));
+      const profile = await fetch(`${worker.base}/api/profile?distinct_id=vm-2`, { headers: { "x-api-key": SECRET } });
+      properties = profile.status === 200 ? (await profile.json()).properties : undefined;
+    }
+    assert.deepEqual(properties, expected);
   });
 
   test("'All values are converted to strings': null becomes \"null\", the key is kept", async () => {
@@ -496,7 +505,7 @@ describe("seed 004: CRM events API", () => {
       assert.equal(open.status, 200);
     }
     await waitForEvents(worker.base, (e) => e.some((x) => x.event === "email_open"));
-    await settle();
+    await settled(worker);
     assert.equal((await rowsOf((x) => x.event === "confirmation" && x.source === "crm")).length, 1);
     assert.equal((await rowsOf((x) => x.event === "email_open")).length, 1);
   });
@@ -619,7 +628,7 @@ describe("seed 004: CRM events API", () => {
     const r = await post("/v1/event", { user: { email: "alex@example.com" }, event: { generic: { generic: { event_name: "bot_event" } } } },
       { ...h, "user-agent": "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)" });
     assert.equal(r.status, 200);
-    await settle();
+    await settled(worker);
     assert.equal((await rowsOf((x) => x.event === "bot_event")).length, 0);
   });
 });

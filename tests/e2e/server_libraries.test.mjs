@@ -9,7 +9,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
-import { startWorker, exportEvents, waitForEvents, settle, collect, SECRET, TOKEN } from "./harness.mjs";
+import { startWorker, exportEvents, waitForEvents, settled, collect, SECRET, TOKEN } from "./harness.mjs";
 
 let worker;
 before(async () => (worker = await startWorker()));
@@ -90,7 +90,7 @@ describe("Ruby mixpanel-ruby", () => {
     const legacy = await post("/import", form({ data: b64({ ...event, event: "Ruby Legacy" }), verbose: 1, api_key: SECRET }), FORM);
     assert.equal(await rubyAccepts(legacy), false, "Ruby raises ServerError: nothing was stored");
     await waitForEvents(worker.base, (e) => e.some((x) => x.distinct_id === user));
-    await settle();
+    await settled(worker);
     assert.deepEqual((await rowsOf(user)).map((e) => e.event), ["Ruby Import"]);
   });
 });
@@ -106,7 +106,7 @@ describe("Go mixpanel-go", () => {
     assert.equal(big.status, 413);
     assert.equal((await big.json()).status, 0, "Go returns the error; none of the 51 is stored");
     await waitForEvents(worker.base, (e) => e.filter((x) => x.distinct_id === user).length === 2);
-    await settle();
+    await settled(worker);
     assert.equal((await rowsOf(user)).length, 2);
   });
 
@@ -131,7 +131,7 @@ describe("Go mixpanel-go", () => {
     assert.equal(byToken.status, 403);
     assert.equal(typeof (await byToken.json()).error, "string");
     await waitForEvents(worker.base, (e) => e.filter((x) => x.distinct_id === user).length === 2);
-    await settle();
+    await settled(worker);
     assert.deepEqual((await rowsOf(user)).map((e) => e.insert_id).sort(), ["go-1", "go-2"]);
   });
 

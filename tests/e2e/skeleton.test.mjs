@@ -2,7 +2,7 @@
 // Queue -> D1 -> GET /public/events, in real Chromium and real workerd.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, launchBrowser, humanPage, waitForEvents, exportEvents, settle, BROWSER_UA } from "./harness.mjs";
+import { startWorker, launchBrowser, humanPage, waitForEvents, exportEvents, settled, BROWSER_UA } from "./harness.mjs";
 
 let worker, browser;
 before(async () => {
@@ -40,7 +40,7 @@ test("a page view in Chromium is stored once and exported", async () => {
     });
     assert.equal(r.status, 202);
   }
-  await settle();
+  await settled(worker);
   assert.equal((await exportEvents(worker.base)).length, 1);
   await context.close();
 });

@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import {
-  startWorker, launchBrowser, humanPage, collect, exportEvents, waitForEvents, settle, stats, sleep, serveOrigin,
+  startWorker, launchBrowser, humanPage, collect, exportEvents, waitForEvents, settled, trackerIdle, stats, sleep, serveOrigin,
 } from "./harness.mjs";
 
 const DAY_S = 24 * 60 * 60;
@@ -38,7 +38,7 @@ const fresh = (seen) => (events) => events.filter((e) => !seen.has(e.insert_id))
  *  anything still on its way arrive, and returns those rows. */
 async function newRows(seen, predicate) {
   await waitForEvents(worker.base, (events) => predicate(fresh(seen)(events)));
-  await settle();
+  await settled(worker);
   return fresh(seen)(await exportEvents(worker.base));
 }
 
@@ -224,11 +224,10 @@ test("consent: nothing while pending; Decline stores cookieless events and write
     const { context, page } = await humanPage(browser);
     const beacons = [];
     page.on("request", (r) => r.url().endsWith("/collect") && beacons.push(r));
-    // t.wasm is fetched and started; then give it time to (not) send.
-    const wasm = page.waitForResponse((r) => r.url().endsWith("/t.wasm"));
+    // The tracker has started and would have sent by now: it sent nothing.
     await page.goto(url);
-    await wasm;
-    await settle();
+    await trackerIdle(page);
+    await settled(worker);
     assert.equal(beacons.length, 0, "no request while pending");
     assert.equal(fresh(seen)(await exportEvents(worker.base)).length, 0, "nothing stored while pending");
     assert.equal(await page.evaluate(() => document.cookie), "");
@@ -278,8 +277,11 @@ test("bots: an automated browser sends nothing; a crawler's POST stores nothing 
     page.on("request", (r) => r.url().endsWith("/collect") && requests.push(r.url()));
     await page.goto(`${worker.base}/`);
     assert.equal(await page.evaluate(() => navigator.webdriver), true);
+    // The tracker has loaded and started before the click, as a person's would.
+    await page.waitForFunction(() => window.__modulesStarted > 0, null, { timeout: 15_000 });
     await page.click("#signup-pro");
-    await settle();
+    await trackerIdle(page);
+    await settled(worker);
     assert.deepEqual(requests, [], "no request to /collect");
     assert.equal(fresh(seen)(await exportEvents(worker.base)).length, 0);
   } finally {
@@ -293,7 +295,7 @@ test("bots: an automated browser sends nothing; a crawler's POST stores nothing 
   const r = await collect(worker.base, [{ n: "$pageview", i: "tracker-bot-1", d: "bot", ts: Date.now(), u: `${worker.base}/` }],
     { userAgent: GOOGLEBOT });
   assert.equal(r.status, 202);
-  await settle();
+  await settled(worker);
   assert.equal(fresh(seen)(await exportEvents(worker.base)).length, 0);
   assert.equal(await botCount(), before + 1);
 });
@@ -363,7 +365,7 @@ test("a page whose CSP forbids WebAssembly gets one console warning naming 'wasm
     assert.match(ours[0], /script-src/);
     // The page's calls still work and throw nothing; they go nowhere.
     assert.equal(await page.evaluate(() => (edgetrack("track", "after"), document.title)), "strict");
-    await settle();
+    await settled(worker);
     assert.equal(fresh(seen)(await exportEvents(worker.base)).length, 0);
     assert.equal(warnings.filter((w) => w.startsWith("edgetrack")).length, 1, "one message, not one per call");
   } finally {
