@@ -57,6 +57,12 @@ const lockVersion = (name) => {
   return lock.match(new RegExp(`name = "${name}"\\nversion = "([^"]+)"`))?.[1] ?? "?";
 };
 
+/** The workspace release profile's opt-level (Cargo.toml), which the worker ships. */
+function releaseLevel() {
+  const toml = readFileSync(path.join(ROOT, "Cargo.toml"), "utf8");
+  return toml.match(/\[profile\.release\]\s*\n(?:#.*\n)*opt-level = "?(\w)"?/)?.[1] ?? "?";
+}
+
 const benchArgs = ["-p", "ingest-core", "--bench", "decode", "--bench", "instructions"];
 let exes;
 if (SMOKE) {
@@ -101,7 +107,7 @@ if (!SMOKE) {
 const problems = cases.filter((c) => !(c.oursInstructions > 0 && c.baselineInstructions > 0) ||
   (!SMOKE && !(c.ratio > 0)));
 writeResult("decode", {
-  profile: SMOKE ? "debug (smoke)" : "release profile of the workspace (opt-level z, LTO, one codegen unit)",
+  profile: SMOKE ? "debug (smoke)" : `release profile of the workspace (opt-level ${releaseLevel()}, LTO, one codegen unit)`,
   rustc: commandVersion("rustc"), valgrind: commandVersion("valgrind"),
   serde_json: lockVersion("serde_json"), criterion: lockVersion("criterion"), flate2: lockVersion("flate2"),
   goal: 0.5, cases, scaling,

@@ -100,14 +100,7 @@ if (SMOKE) {
       `${names.length} cases`);
   }
 }
-const shipped = (() => {
-  const toml = readFileSync(path.join(ROOT, "Cargo.toml"), "utf8");
-  const level = (pkg) => toml.match(new RegExp(`\\[profile\\.release\\.package\\.${pkg}\\]\\s*\\nopt-level = "?(\\w)"?`))?.[1];
-  const all = toml.match(/\[profile\.release\]\s*\n(?:#.*\n)*opt-level = "?(\w)"?/)?.[1];
-  return { workspace: all, worker: level("edge-worker") ?? all, core: level("ingest-core") ?? all,
-    dependencies: level('"\\*"') ?? all };
-})();
-writeResult("profiles", { rustc: commandVersion("rustc"), workerBuild: commandVersion("worker-build"), shipped, levels });
+writeResult("profiles", { rustc: commandVersion("rustc"), workerBuild: commandVersion("worker-build"), levels });
 if (levels.some((l) => !(l.workerGzip > 0 && l.instructions > 0))) {
   console.error("profiles: a level has no figures");
   process.exit(1);
