@@ -19,7 +19,7 @@ export WASM_OPT_BIN := $(NODE_BIN)/wasm-opt
 export ESBUILD_BIN := $(NODE_BIN)/esbuild
 
 .PHONY: dev test setup setup-test build tracker tracker-variant worker site migrate size fuzz bench bench-smoke clean \
-        test-native test-wasm test-e2e test-clients test-deploy lint
+        test-native test-wasm test-e2e test-clients test-deploy deploy lint
 
 setup:
 	@scripts/setup.sh dev
@@ -121,9 +121,15 @@ test-clients:
 	.venv/bin/python -m pytest -q tests/clients
 	node --test --test-concurrency=1 tests/clients/
 
-test-deploy:
-	cd edge-worker && $(NODE_BIN)/wrangler deploy --dry-run --env production --outdir $(CURDIR)/target/deploy-dry-run >/dev/null
-	@echo "deploy dry run: bundle and wrangler.toml are deployable"
+## The production bundle, built and checked without an account (what
+## `make deploy` would upload, in target/deploy-dry-run).
+test-deploy: site worker
+	@scripts/deploy.sh --dry-run
+
+## Ships `--env production` to Cloudflare: queues, secrets check, D1
+## migrations, deploy (scripts/deploy.sh; README "Deploying to Cloudflare").
+deploy: setup site worker
+	@scripts/deploy.sh
 
 lint:
 	cargo fmt --all --check

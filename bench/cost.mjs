@@ -29,8 +29,11 @@ rmSync(dir, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
 for (const part of ["migrations", "build", "public"]) cpSync(path.join(WORKER_DIR, part), path.join(dir, part), { recursive: true });
 copyFileSync(path.join(BENCH, "ops-entry.mjs"), path.join(dir, "build", "ops-entry.mjs"));
-const toml = readFileSync(path.join(WORKER_DIR, "wrangler.toml"), "utf8").replace(/^main = .*$/m, 'main = "build/ops-entry.mjs"');
-writeFileSync(path.join(dir, "wrangler.toml"), toml);
+// The copy has no build command: its build/ is the one copied here.
+const config = readFileSync(path.join(WORKER_DIR, "wrangler.jsonc"), "utf8")
+  .replace(/^ {2}"build": .*\n/m, "")
+  .replace(/^ {2}"main": .*$/m, '  "main": "build/ops-entry.mjs",');
+writeFileSync(path.join(dir, "wrangler.jsonc"), config);
 
 const nonce = randomBytes(4).toString("hex");
 let seq = 0;
@@ -109,7 +112,7 @@ async function drain(base, file, want) {
   return storedEvents(file);
 }
 
-const worker = await startWorker({ vars: { RATE_LIMITS: "off", OUTBOX: "off", ARCHIVE_ENABLED: "1" }, config: path.join(dir, "wrangler.toml") });
+const worker = await startWorker({ vars: { RATE_LIMITS: "off", OUTBOX: "off", ARCHIVE_ENABLED: "1" }, config: path.join(dir, "wrangler.jsonc") });
 const file = d1File(worker.persistDir);
 const paths = [];
 let dashboard = null;

@@ -191,7 +191,7 @@ async function freePort() {
 
 /**
  * `wrangler dev` on 127.0.0.1 in WORKER_DIR with a fresh migrated state
- * folder, as tests/e2e/harness.mjs starts it; `vars` override wrangler.toml.
+ * folder, as tests/e2e/harness.mjs starts it; `vars` override wrangler.jsonc's.
  * Stopped by its process group id; the state folder is removed.
  */
 export async function startWorker({ vars = {}, persistDir = null, config = null, stateBase = tmpdir() } = {}) {

@@ -19,7 +19,8 @@ const readmodel = readResult("readmodel");
 const consumer = readResult("consumer");
 const cost = readResult("cost");
 const profiles = readResult("profiles");
-const missing = Object.entries({ size, page, decode, worker, readmodel, consumer, cost, profiles }).filter(([, v]) => !v).map(([k]) => k);
+const deploy = readResult("deploy");
+const missing = Object.entries({ size, page, decode, worker, readmodel, consumer, cost, profiles, deploy }).filter(([, v]) => !v).map(([k]) => k);
 
 const fixed = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : "n/a");
 const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "n/a");
@@ -176,6 +177,9 @@ say("## Goals: where we stand", "",
       worker?.check ? yes(worker.check.ok && (worker.outboxOff?.check?.ok ?? true)) : "n/a"],
     ...readGoals(readmodel, consumer),
     ...costGoals(cost, readmodel),
+    ["worker within the free plan's 3 MB compressed (section 10)",
+      deploy ? `${fixed(deploy.gzipKiB, 1)} KiB gzip (${fixed((deploy.gzipKiB * 1024 * 100) / deploy.limits.free, 1)} % of 3 MB)` : "n/a",
+      deploy ? yes(deploy.gzipKiB * 1024 <= deploy.limits.free) : "n/a"],
   ]), "");
 
 // Versions.
@@ -255,7 +259,7 @@ if (worker) {
   const routeName = (route) => ({ health: "GET /health (empty)", collect: "POST /collect (1 event)" })[route] ??
     `POST /import (${worker.importBatch} events)`;
   say("## 4. Worker throughput (wrangler dev, loopback)", "",
-    "The built worker under `wrangler dev` (workerd with local KV, D1 and Queues; wrangler.toml's development settings, " +
+    "The built worker under `wrangler dev` (workerd with local KV, D1 and Queues; wrangler.jsonc's development settings, " +
     "so `OUTBOX = on`) with `RATE_LIMITS=off`, a fresh state folder. A Node load generator (bench/worker.mjs, keep-alive " +
     `connections) sends to one route at a time: GET /health (the empty route), POST /collect with 1 event, POST /import ` +
     `with ${worker.importBatch} events; per cell at most ${int(worker.limits.health)} / ${int(worker.limits.collect)} / ` +
@@ -344,6 +348,23 @@ if (profiles?.levels?.length) {
       "× instructions at z", "worker build (s)"],
       profiles.levels.map((l) => [l.level, int(l.workerBytes), int(l.workerGzip), fixed(l.workerGzip / base.workerGzip),
         int(l.instructions), fixed(l.instructions / base.instructions), fixed(l.workerBuildSeconds, 0)])), "");
+}
+
+if (deploy) {
+  const mb = (bytes) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+  say("## 10. Worker size (deploy dry run)", "",
+    "`scripts/deploy.sh --dry-run` (`make test-deploy`): `wrangler deploy --dry-run --env production` bundles what " +
+    "`make deploy` uploads; the upload and gzip sizes are wrangler's own. Cloudflare refuses a Worker whose compressed " +
+    "size passes its plan's limit (Workers docs, Limits: 3 MB on the free plan, 10 MB on Workers Paid). Static " +
+    "assets (the tracker, the dashboard) are uploaded apart and do not count.", "",
+    table(["what", "size", "share of the free plan's limit", "share of the paid plan's limit"], [
+      ["upload (wrangler " + deploy.wrangler + ")", `${fixed(deploy.totalKiB, 2)} KiB`, "", ""],
+      ["upload, gzip (what the limit counts)", `${fixed(deploy.gzipKiB, 2)} KiB`,
+        `${fixed((deploy.gzipKiB * 1024 * 100) / deploy.limits.free, 1)} % of ${mb(deploy.limits.free)}`,
+        `${fixed((deploy.gzipKiB * 1024 * 100) / deploy.limits.paid, 1)} % of ${mb(deploy.limits.paid)}`],
+    ]), "",
+    "By file (gzip -9 here, so the sum differs a little from wrangler's count): " +
+      deploy.files.map((f) => `${f.file} ${int(f.raw)} B raw, ${int(f.gzip)} B gzip`).join("; ") + ".", "");
 }
 
 say("## Left out", "",

@@ -198,7 +198,7 @@ async function measureWorker({ vars, levels, withScaling }) {
   return { vars, throughput, drains, scaling, check };
 }
 
-// wrangler.toml's development settings (the outbox on), then production's
+// wrangler.jsonc's development settings (the outbox on), then production's
 // outbox setting at one level, to show what the outbox's D1 write costs.
 const dev = await measureWorker({ vars: { RATE_LIMITS: "off" }, levels: CONCURRENCY, withScaling: true });
 const prod = await measureWorker({ vars: { RATE_LIMITS: "off", OUTBOX: "off" }, levels: [OUTBOX_OFF_LEVEL], withScaling: false });

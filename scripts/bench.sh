@@ -6,6 +6,7 @@
 #   3 decode + validate    bench/decode.mjs   (criterion + callgrind in ingest-core/benches)
 #   6 stats API, D1 bytes  bench/readmodel.mjs 7 consumer, read model on/off  bench/consumer.mjs
 #   8 cost per event       bench/cost.mjs     9 opt-level per crate bench/profiles.mjs
+#   10 worker size (deploy dry run) bench/deploy.mjs
 # BENCH_SCALE=10m adds 10 M events to section 6 (about half an hour more).
 # Usage: scripts/bench.sh [--smoke] [--only STEP,STEP]
 #   --smoke: one tiny iteration of each, results in target/bench-smoke/,
@@ -73,7 +74,9 @@ fi
 snapshot=target/bench-work/edge-worker
 rm -rf "$snapshot"
 mkdir -p "$snapshot"
-cp -Rp edge-worker/wrangler.toml edge-worker/migrations edge-worker/build edge-worker/public "$snapshot/"
+cp -Rp edge-worker/migrations edge-worker/build edge-worker/public "$snapshot/"
+# Without the build command: the snapshot's build/ is what runs.
+sed '/^  "build": /d' edge-worker/wrangler.jsonc >"$snapshot/wrangler.jsonc"
 export BENCH_WORKER_DIR="$PWD/$snapshot"
 
 export WRANGLER_SEND_METRICS=false
@@ -105,7 +108,7 @@ fi
 passed=0
 failed=0
 failures=()
-for step in size page decode worker readmodel consumer cost profiles report; do
+for step in size page decode worker readmodel consumer cost profiles deploy report; do
   if [ -n "$ONLY" ] && [ "$step" != report ] && ! [[ ",$ONLY," == *",$step,"* ]]; then continue; fi
   say "$step"
   started=$SECONDS

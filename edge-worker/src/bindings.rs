@@ -1,4 +1,4 @@
-//! Binding and variable names, as declared in `wrangler.toml`.
+//! Binding and variable names, as declared in `wrangler.jsonc`.
 
 /// Queue every accepted event and profile update goes through.
 pub const EVENTS_QUEUE: &str = "EVENTS";

@@ -126,7 +126,7 @@ pub const KV_DEDUP_TTL_SECONDS: u64 = 24 * 60 * 60;
 /// The rate limiters' period (seconds); Cloudflare allows 10 or 60.
 pub const RATE_LIMIT_PERIOD_SECONDS: u32 = 10;
 /// Requests one slot of a project's budget admits per period: the `limit`
-/// of the `RATE_LIMIT_PROJECT` binding in `wrangler.toml` (a test holds the
+/// of the `RATE_LIMIT_PROJECT` binding in `wrangler.jsonc` (a test holds the
 /// two together). A project's budget is a number of such slots.
 pub const RATE_LIMIT_SLOT_REQUESTS: u32 = 100;
 /// Default budget of requests per period and Cloudflare location for the

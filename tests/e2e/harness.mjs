@@ -83,7 +83,7 @@ export function migrate(persistDir) {
 }
 
 /**
- * Starts the worker. `vars` override wrangler.toml vars; `persistDir`
+ * Starts the worker. `vars` override wrangler.jsonc's vars; `persistDir`
  * reuses a state folder (to restart on the same data).
  */
 export async function startWorker({ vars = {}, persistDir, port, https = false, testScheduled = false } = {}) {

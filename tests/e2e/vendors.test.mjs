@@ -15,7 +15,7 @@ import { startWorker, launchBrowser, humanPage, serveOrigin, d1, stats, sleep, S
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-// The development project's Umami website id (edge-worker/wrangler.toml).
+// The development project's Umami website id (edge-worker/wrangler.jsonc).
 const UMAMI_WEBSITE = "00000000-0000-4000-8000-00000000de00";
 const OUTSIDE = "http://outbound.example/";
 
