@@ -9,7 +9,8 @@ PUBLIC := edge-worker/public
 # What `--env production` serves: the tracker and the dashboard, no demo page
 # (a demo page on the dashboard's origin is one more page to attack it from).
 PUBLIC_PRODUCTION := edge-worker/public-production
-PRODUCTION_ASSETS := t.js t.wasm t.full.js t.full.wasm t.mjs dashboard.html dashboard.js dashboard.css favicon.svg _headers
+## (t.*.wasm: t.full.wasm and the content-hashed modules the scripts load.)
+PRODUCTION_ASSETS := t.js t.wasm t.full.js t.mjs t.*.wasm dashboard.html dashboard.js dashboard.css favicon.svg _headers
 PERSIST ?= $(CURDIR)/.wrangler/state
 PORT ?= 8787
 export WRANGLER_SEND_METRICS := false
@@ -45,14 +46,24 @@ TRACKER_ALL := engagement paths domains props revenue downloads not-found manual
 ## The loader's share of the options: esbuild defines, true when in the set.
 TRACKER_JS_FLAGS := engagement:ET_ENGAGEMENT props:ET_PROPS revenue:ET_REVENUE manual:ET_MANUAL hook:ET_HOOK forms:ET_FORMS
 tracker_defines = $(foreach f,$(TRACKER_JS_FLAGS),--define:$(word 2,$(subst :, ,$(f)))=$(if $(filter $(word 1,$(subst :, ,$(f))),$(1)),true,false))
-## $(call tracker_variant,NAME,OPTIONS): NAME.wasm and NAME.js in public/.
+## The module a script loads is named after its contents, NAME.<hash>.wasm
+## (10 hex digits of its SHA-256: each digit costs t.js about one byte of
+## gzip, and 40 bits keep two builds apart), so it can be cached for a year as
+## immutable (www/_headers) and a new build is a new name; NAME.wasm is the
+## same bytes under a stable name (the size report, `wasm:` in t.mjs's
+## init). $(call hashed_wasm,NAME): that file name.
+hashed_wasm = $(1).$$(sha256sum $(PUBLIC)/$(1).wasm | cut -c1-10).wasm
+## $(call tracker_variant,NAME,OPTIONS): NAME.wasm, NAME.<hash>.wasm and
+## NAME.js (which loads NAME.<hash>.wasm) in public/.
 define tracker_variant
 	cargo build -q -p tracker-wasm --release --target $(WASM_TARGET) --no-default-features --features "$(2)"
 	$(NODE_BIN)/wasm-opt $(TRACKER_WASM_OPT) \
 	  target/$(WASM_TARGET)/release/tracker_wasm.wasm -o $(PUBLIC)/$(1).wasm
+	find $(PUBLIC) -maxdepth 1 -regextype posix-extended -regex '.*/$(subst .,\.,$(1))\.[0-9a-f]+\.wasm' -delete
+	wasm=$(call hashed_wasm,$(1)) && cp $(PUBLIC)/$(1).wasm $(PUBLIC)/$$wasm && \
 	$(NODE_BIN)/esbuild tracker-wasm/js/loader.js --bundle --minify --format=iife \
 	  --log-level=warning --log-override:empty-import-meta=silent \
-	  $(call tracker_defines,$(2)) --define:ET_WASM='"$(1).wasm"' --outfile=$(PUBLIC)/$(1).js
+	  $(call tracker_defines,$(2)) --define:ET_WASM="\"$$wasm\"" --outfile=$(PUBLIC)/$(1).js
 endef
 ## File targets: a second `make` with nothing changed does nothing.
 tracker: $(PUBLIC)/t.js
@@ -61,8 +72,9 @@ $(PUBLIC)/t.js: $(TRACKER_SRC) Makefile
 	mkdir -p $(PUBLIC)
 	$(call tracker_variant,t.full,$(TRACKER_ALL))
 	$(call tracker_variant,t,$(TRACKER_OPTIONS))
+	wasm=$(call hashed_wasm,t.full) && \
 	$(NODE_BIN)/esbuild tracker-wasm/js/esm.js --bundle --minify --format=esm --log-level=warning \
-	  $(call tracker_defines,$(TRACKER_ALL)) --define:ET_WASM='"t.full.wasm"' --outfile=$(PUBLIC)/t.mjs
+	  $(call tracker_defines,$(TRACKER_ALL)) --define:ET_WASM="\"$$wasm\"" --outfile=$(PUBLIC)/t.mjs
 
 ## One variant of the tracker, t.js + t.wasm with OPTIONS, into PUBLIC (make
 ## bench measures what each option costs this way):

@@ -17,7 +17,8 @@ const GOAL_GZIP_BYTES = 5 * 1024;
 
 function sizes(file) {
   const bytes = readFileSync(file);
-  const gzip = execFileSync("gzip", ["-9", "-c", file], { maxBuffer: 64 << 20 }).length;
+  // -n: a server's gzip stream carries no file name (scripts/size.sh too).
+  const gzip = execFileSync("gzip", ["-9", "-n", "-c", file], { maxBuffer: 64 << 20 }).length;
   const brotli = brotliCompressSync(bytes, {
     params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length },
   }).length;

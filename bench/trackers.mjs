@@ -1,7 +1,7 @@
 // The trackers that make bench measures, ours first: how each is built into
 // what a site serves, the script tag that puts it in the test page, and the
 // request that carries its page view.
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { BENCH, PUBLIC, bundle, packageVersion, workDir } from "./lib.mjs";
 
@@ -21,7 +21,12 @@ export const TRACKERS = [
     label: "edgetrack (ours)",
     package: "tracker-wasm",
     version: () => "this checkout",
-    files: () => ({ "/t.js": path.join(PUBLIC, "t.js"), "/t.wasm": path.join(PUBLIC, "t.wasm") }),
+    // t.js loads its module by its content-hashed name, t.<hash>.wasm.
+    files: () => {
+      const module = readFileSync(path.join(PUBLIC, "t.js"), "utf8").match(/"(t\.[0-9a-f]{10}\.wasm)"/)?.[1];
+      if (!module) throw new Error("t.js names no t.<hash>.wasm: run 'make tracker'");
+      return { "/t.js": path.join(PUBLIC, "t.js"), [`/${module}`]: path.join(PUBLIC, module) };
+    },
     // data-local: the test page is served from a loopback address, which
     // the tracker skips unless told (as Plausible's captureOnLocalhost).
     tag: (api) => `<script async src="/t.js" data-token="demo-token" data-local data-api="${api}/collect"></script>`,

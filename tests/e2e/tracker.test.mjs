@@ -14,6 +14,9 @@ import {
 const DAY_S = 24 * 60 * 60;
 const GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 const COOKIE = "et_id"; // tracker-wasm/README.md: data-cookie-name defaults to et_id
+// The modules t.js and t.full.js (and t.mjs) load: named after their contents (the Makefile's hashed_wasm).
+const MODULE = /\/t\.[0-9a-f]{10}\.wasm$/;
+const FULL_MODULE = /\/t\.full\.[0-9a-f]{10}\.wasm$/;
 
 let worker, browser;
 before(async () => {
@@ -355,7 +358,7 @@ test("a page whose CSP forbids WebAssembly gets one console warning naming 'wasm
     }));
     const warnings = [];
     page.on("console", (m) => m.type() === "warning" && warnings.push(m.text()));
-    const wasm = page.waitForResponse((r) => r.url().endsWith("/t.wasm"));
+    const wasm = page.waitForResponse((r) => MODULE.test(r.url()));
     await page.goto(url);
     await wasm;
     await sleep(1000);
@@ -392,7 +395,7 @@ test("a page whose CSP has no connect-src for the tracker's host gets one warnin
     await warned;
     assert.deepEqual(warnings, ["edgetrack is off: TypeError: Failed to fetch"]);
     assert.equal(await page.evaluate(() => (edgetrack("track", "after"), document.title)), "no connect");
-    assert.deepEqual(requests, [`${worker.base}/t.js`], "t.wasm and /collect are never requested");
+    assert.deepEqual(requests, [`${worker.base}/t.js`], "the module and /collect are never requested");
   } finally {
     await context.close();
   }
@@ -424,12 +427,12 @@ test("commands arrive trimmed: ' Signup ' is Signup, a blank name is nothing, ' 
   }
 });
 
-test("t.wasm served without the wasm MIME type still runs (the loader compiles it from bytes), silently", async () => {
+test("the module served without the wasm MIME type still runs (the loader compiles it from bytes), silently", async () => {
   const seen = await seenIds();
   const { context, page } = await humanPage(browser);
   try {
     const served = [];
-    await context.route("**/t.wasm", async (route) => {
+    await context.route(MODULE, async (route) => {
       const response = await route.fetch();
       served.push(response.headers()["content-type"]);
       await route.fulfill({ response, headers: { ...response.headers(), "content-type": "application/octet-stream" } });
@@ -444,6 +447,67 @@ test("t.wasm served without the wasm MIME type still runs (the loader compiles i
     assert.deepEqual(warnings.filter((w) => /edgetrack|wasm|WebAssembly/i.test(w)), []);
   } finally {
     await context.close();
+  }
+});
+
+test("t.mjs imported by a page on another origin counts its page views; the next page takes the module from the browser's cache", async () => {
+  const seen = await seenIds();
+  // A customer's site on a second origin: two pages importing the ES
+  // module entry from the worker's (a module script from another origin
+  // needs CORS).
+  const page = (title) => ({
+    type: "text/html",
+    body: `<!doctype html><title>${title}</title><script type="module">
+import { init } from "${worker.base}/t.mjs";
+init({ token: "demo-token", local: true });
+</script><p>${title}</p>`,
+  });
+  const site = await serveOrigin({ "/esm.html": page("esm"), "/next.html": page("next") });
+  const { context, page: tab } = await humanPage(browser);
+  try {
+    // Chromium's own account of each response: from the network or from
+    // its HTTP cache (no request routing here: routing turns the cache off).
+    const cdp = await context.newCDPSession(tab);
+    await cdp.send("Network.enable");
+    const responses = [];
+    cdp.on("Network.responseReceived", ({ response }) => responses.push(response));
+    const fromCache = (r) => r.fromDiskCache || r.fromMemoryCache || r.fromPrefetchCache;
+    const headersOf = (r) => Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k.toLowerCase(), v]));
+    const views = (rows) => rows.filter((e) => e.event === "$pageview").map((e) => e.url);
+
+    await tab.goto(`${site.base}/esm.html`);
+    let rows = await newRows(seen, (r) => views(r).length >= 1);
+    assert.deepEqual(views(rows), [`${site.base}/esm.html`], "the import tracked the page view");
+    const [module] = responses.filter((r) => FULL_MODULE.test(r.url));
+    assert.ok(module, "t.mjs loaded its module");
+    assert.equal(module.status, 200);
+    assert.ok(!fromCache(module), "the first page fetches the module");
+    assert.equal(headersOf(module)["cache-control"], "public, max-age=31536000, immutable");
+    assert.equal(headersOf(module)["access-control-allow-origin"], "*");
+    const script = responses.find((r) => r.url === `${worker.base}/t.mjs`);
+    assert.ok(script && !fromCache(script), "the first page fetches t.mjs");
+    assert.equal(headersOf(script)["cache-control"], "public, max-age=300");
+    assert.equal(headersOf(script)["access-control-allow-origin"], "*");
+
+    // The next page of the site: counted too, with the module and t.mjs
+    // from the cache, not the network.
+    responses.length = 0;
+    await tab.goto(`${site.base}/next.html`);
+    rows = await newRows(seen, (r) => views(r).length >= 2);
+    assert.deepEqual(views(rows).sort(), [`${site.base}/esm.html`, `${site.base}/next.html`]);
+    const again = responses.filter((r) => FULL_MODULE.test(r.url));
+    assert.equal(again.length, 1, "the next page used the module (Chromium reports a cached response too)");
+    assert.ok(fromCache(again[0]), `the module came from the cache: ${JSON.stringify(again[0])}`);
+    // (Chromium fetched t.mjs itself again here, 200 with its body, although
+    // its max-age of 300 s had not passed; the module is the one that weighs.)
+
+    // Leaving sends each page's engagement (t.mjs has every option): wait
+    // for the last page's, so no later test meets it.
+    await tab.goto("about:blank");
+    await newRows(seen, (r) => r.some((e) => e.event === "$engagement" && e.url === `${site.base}/next.html`));
+  } finally {
+    await context.close();
+    await site.close();
   }
 });
 
@@ -487,7 +551,7 @@ test("localhost and loopback pages are not counted without data-local; a real ho
         status: 200, contentType: "text/html",
         body: `<title>local</title><script async src="/t.js" data-token="demo-token"></script>`,
       }));
-      const wasm = page.waitForResponse((r) => r.url().endsWith("/t.wasm"));
+      const wasm = page.waitForResponse((r) => MODULE.test(r.url()));
       await page.goto(url);
       await wasm;
       // The module ran: its own track call goes nowhere either.
@@ -544,7 +608,7 @@ test("data-include and data-exclude: an excluded path sends nothing, an SPA move
   const { context, page } = await humanPage(browser);
   try {
     const url = await optionPage(context, "/blog/draft-1", { attributes: 'data-include="/blog/*" data-exclude="/blog/draft-*"' });
-    const wasm = page.waitForResponse((r) => r.url().endsWith("/t.full.wasm"));
+    const wasm = page.waitForResponse((r) => FULL_MODULE.test(r.url()));
     await page.goto(url);
     await wasm;
     await page.evaluate(() => edgetrack("track", "on-draft"));
@@ -565,7 +629,7 @@ test("data-domains: a page on another host than the site's own is not counted", 
   const { context, page } = await humanPage(browser);
   try {
     const mirror = await optionPage(context, "/mirror", { attributes: 'data-domains="shop.example www.shop.example"' });
-    const wasm = page.waitForResponse((r) => r.url().endsWith("/t.full.wasm"));
+    const wasm = page.waitForResponse((r) => FULL_MODULE.test(r.url()));
     await page.goto(mirror);
     await wasm;
     await page.evaluate(() => edgetrack("track", "on-mirror"));
