@@ -20,7 +20,7 @@ export WASM_OPT_BIN := $(NODE_BIN)/wasm-opt
 export ESBUILD_BIN := $(NODE_BIN)/esbuild
 
 .PHONY: dev test setup setup-test build tracker tracker-variant worker site migrate size fuzz bench bench-smoke clean \
-        test-native test-wasm test-e2e test-clients test-deploy deploy lint
+        test-native test-wasm test-e2e test-clients test-warehouse test-deploy deploy lint
 
 setup:
 	@scripts/setup.sh dev
@@ -116,7 +116,7 @@ dev: build migrate
 	cd edge-worker && $(NODE_BIN)/wrangler dev --ip 127.0.0.1 --port $(PORT) --persist-to $(PERSIST) --show-interactive-dev-session=false
 
 ## Every test. Each runner prints its own summary.
-test: setup-test lint site size worker test-deploy test-native test-wasm bench-smoke test-e2e test-clients
+test: setup-test lint site size worker test-deploy test-native test-wasm bench-smoke test-e2e test-clients test-warehouse
 
 test-native:
 	cargo test -p ingest-core -p tracker-wasm
@@ -132,6 +132,11 @@ test-e2e:
 test-clients:
 	.venv/bin/python -m pytest -q tests/clients
 	node --test --test-concurrency=1 tests/clients/
+
+## The warehouse path: what the HTTP sink and the R2 archive hold, loaded
+## into ClickHouse's engine (chDB), equals D1 (tests/warehouse).
+test-warehouse:
+	.venv/bin/python -m pytest -q tests/warehouse
 
 ## The production bundle, built and checked without an account (what
 ## `make deploy` would upload, in target/deploy-dry-run).

@@ -17,6 +17,9 @@ pub const PROJECTS_VAR: &str = "PROJECTS";
 pub const ARCHIVE_ENABLED_VAR: &str = "ARCHIVE_ENABLED";
 /// When set, every stored batch is also POSTed there as NDJSON.
 pub const HTTP_SINK_URL_VAR: &str = "HTTP_SINK_URL";
+/// Secret (a var in development): the `Authorization` header value the
+/// HTTP sink is sent with (ClickHouse: `Basic base64(user:password)`).
+pub const HTTP_SINK_AUTHORIZATION_VAR: &str = "HTTP_SINK_AUTHORIZATION";
 /// When set, every user deletion is announced there (JSON) before it is done.
 pub const HTTP_SINK_ERASURE_URL_VAR: &str = "HTTP_SINK_ERASURE_URL";
 /// Rate limiters: per client IP, and per project.

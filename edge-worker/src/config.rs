@@ -1,8 +1,8 @@
 //! Configuration read from the environment on each request (it is small).
 
 use crate::bindings::{
-    ARCHIVE_ENABLED_VAR, HTTP_SINK_ERASURE_URL_VAR, HTTP_SINK_URL_VAR, OUTBOX_REPLAY_AFTER_VAR, OUTBOX_VAR,
-    PROJECTS_VAR,
+    ARCHIVE_ENABLED_VAR, HTTP_SINK_AUTHORIZATION_VAR, HTTP_SINK_ERASURE_URL_VAR, HTTP_SINK_URL_VAR,
+    OUTBOX_REPLAY_AFTER_VAR, OUTBOX_VAR, PROJECTS_VAR,
 };
 use ingest_core::auth::{ConfigError, Projects};
 use ingest_core::limits::{DEFAULT_OUTBOX_REPLAY_AFTER_SECONDS, DEFAULT_VISIT_FINALIZE_AFTER_SECONDS};
@@ -56,11 +56,23 @@ pub fn archive_enabled(env: &Env) -> bool {
     env.var(ARCHIVE_ENABLED_VAR).is_ok_and(|v| v.to_string() == "1")
 }
 
-pub fn http_sink_url(env: &Env) -> Option<String> {
-    env.var(HTTP_SINK_URL_VAR)
+/// A setting that may be a secret (production) or a plain var
+/// (development); empty counts as unset.
+fn secret_or_var(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
         .ok()
-        .map(|v| v.to_string())
-        .filter(|u| !u.trim().is_empty())
+        .filter(|v| !v.trim().is_empty())
+}
+
+pub fn http_sink_url(env: &Env) -> Option<String> {
+    secret_or_var(env, HTTP_SINK_URL_VAR)
+}
+
+/// The `Authorization` header the HTTP sink is sent with, if any.
+pub fn http_sink_authorization(env: &Env) -> Option<String> {
+    secret_or_var(env, HTTP_SINK_AUTHORIZATION_VAR)
 }
 
 pub fn http_sink_erasure_url(env: &Env) -> Option<String> {

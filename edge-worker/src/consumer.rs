@@ -1,8 +1,10 @@
 //! The queue consumer: stores what the fetch handler accepted. Events of a
-//! batch go to D1 in one transaction, then to the optional sinks; a failure
-//! retries the messages with growing delays, and after the last retry the
-//! queue moves them to the dead-letter queue, whose consumer keeps them in
-//! the `dead_letters` table. Nothing accepted is dropped silently.
+//! batch go to D1 in one transaction, then to the optional R2 archive; a
+//! failure retries the messages with growing delays, and after the last
+//! retry the queue moves them to the dead-letter queue, whose consumer
+//! keeps them in the `dead_letters` table. Nothing accepted is dropped
+//! silently. The HTTP sink gets each stored run next, apart from storage
+//! (`sink.rs`): its outages never retry or dead-letter a stored batch.
 
 use crate::bindings::{ARCHIVE_BUCKET, DB, DEAD_LETTER_QUEUE_NAME};
 use crate::config;
@@ -12,7 +14,7 @@ use ingest_core::dedup::dedup_key;
 use ingest_core::profile::ProfileUpdate;
 use ingest_core::profile_caps::apply_within_caps;
 use ingest_core::queue::{transactions, Job};
-use ingest_core::sink::{archive_objects, ndjson};
+use ingest_core::sink::archive_objects;
 use ingest_core::Event;
 use worker::{console_error, D1Database, Env, Message, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
 
@@ -162,13 +164,10 @@ async fn store_events(
     if config::archive_enabled(env) {
         archive(env, events, pack_sizes, &kept).await?;
     }
-    if let Some(url) = config::http_sink_url(env) {
-        let body = ndjson(events.iter().filter(kept));
-        if !body.is_empty() {
-            post_ndjson(&url, body).await?;
-        }
-    }
-    Ok(())
+    // Stored: from here on a sink's failure is the sink's (kept and
+    // offered again), never the batch's.
+    let sinked: Vec<&Event> = events.iter().filter(kept).collect();
+    crate::sink::deliver(env, db, &sinked).await
 }
 
 /// Writes each message's events to R2. Object names are digests of their
@@ -198,24 +197,10 @@ async fn archive(
     Ok(())
 }
 
-async fn post_ndjson(url: &str, body: String) -> worker::Result<()> {
-    post(url, "application/x-ndjson", body).await
-}
-
-/// POSTs a body to a sink; anything but a 2xx is an error.
+/// POSTs an erasure notice (`HTTP_SINK_ERASURE_URL`); anything but a 2xx
+/// is an error.
 pub async fn post(url: &str, content_type: &str, body: String) -> worker::Result<()> {
-    let headers = worker::Headers::new();
-    headers.set("Content-Type", content_type)?;
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let request = worker::Request::new_with_init(url, &init)?;
-    let response = worker::Fetch::Request(request).send().await?;
-    match response.status_code() {
-        200..=299 => Ok(()),
-        status => Err(worker::Error::RustError(format!("HTTP sink answered {status}"))),
-    }
+    crate::sink::post(url, content_type, body, None).await
 }
 
 async fn keep_dead_letters(env: &Env, messages: Vec<Message<String>>) -> worker::Result<()> {

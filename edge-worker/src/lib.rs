@@ -15,6 +15,7 @@ mod profiles;
 mod ratelimit;
 mod readmodel;
 mod routes;
+mod sink;
 mod stats;
 mod storage;
 
@@ -33,14 +34,17 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
 }
 
 /// Every minute: re-queue event messages the outbox holds past their
-/// grace, make quiet visits final, and delete raw events past each
-/// project's retention.
+/// grace, offer the HTTP sink the runs it refused, make quiet visits
+/// final, and delete raw events past each project's retention.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     if config::outbox_enabled(&env) {
         if let Err(e) = consumer::sweep_outbox(&env).await {
             console_error!("outbox sweep failed: {e}");
         }
+    }
+    if let Err(e) = sink::retry(&env).await {
+        console_error!("HTTP sink retry failed: {e}");
     }
     if let Err(e) = consumer::queue_finalization(&env).await {
         console_error!("visit finalization not queued: {e}");

@@ -262,6 +262,18 @@ pub const MAX_UMAMI_SCREEN_CHARS: usize = 11;
 pub const MAX_UMAMI_LANGUAGE_CHARS: usize = 35;
 pub const MAX_UMAMI_HOSTNAME_CHARS: usize = 100;
 
+// The HTTP sink (a warehouse).
+
+/// Shortest wait before a run the HTTP sink refused is offered again
+/// (seconds); each later wait is as long as the run has already waited.
+pub const SINK_RETRY_MIN_DELAY_SECONDS: i64 = 1;
+/// Longest wait between two offers of a refused run (seconds): a sink back
+/// from an outage has everything within ten minutes.
+pub const SINK_RETRY_MAX_DELAY_SECONDS: i64 = 600;
+/// Refused runs one retry sweep offers the sink again (each at most
+/// `D1_JSON_CHUNK_MAX_BYTES` of events).
+pub const SINK_RETRY_SWEEP_ROWS: u32 = 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;

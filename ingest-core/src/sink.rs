@@ -1,20 +1,49 @@
 //! What the optional sinks receive: NDJSON of canonical events, and for the
 //! R2 archive one object per project and UTC hour of event time.
+//!
+//! A line is the event's JSON led by its `dedup_key`, the key D1 stores it
+//! under (the same occurrence always has the same key). The lines load
+//! unchanged into ClickHouse with `INSERT INTO … FORMAT JSONEachRow`
+//! (`edge-worker/warehouse/clickhouse.sql`, a table deduplicated on
+//! `(project, dedup_key)`), and parse back as [`Event`] (unknown fields are
+//! ignored).
 
+use crate::dedup::dedup_key;
 use crate::event::Event;
+use crate::limits::{SINK_RETRY_MAX_DELAY_SECONDS, SINK_RETRY_MIN_DELAY_SECONDS};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// One JSON event per line, each line ending in `\n`.
+#[derive(Serialize)]
+struct Line<'a> {
+    dedup_key: String,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+/// One JSON event per line (with its `dedup_key`), each line ending in `\n`.
 pub fn ndjson<'a>(events: impl IntoIterator<Item = &'a Event>) -> String {
     let mut out = String::new();
     for event in events {
-        if let Ok(line) = serde_json::to_string(event) {
+        let line = Line {
+            dedup_key: dedup_key(event),
+            event,
+        };
+        if let Ok(line) = serde_json::to_string(&line) {
             out.push_str(&line);
             out.push('\n');
         }
     }
     out
+}
+
+/// How long a run the HTTP sink refused waits before it is offered again,
+/// given how long ago it was first refused: as long again (so the waits
+/// double), within [`SINK_RETRY_MIN_DELAY_SECONDS`] and
+/// [`SINK_RETRY_MAX_DELAY_SECONDS`]. Milliseconds.
+pub fn sink_retry_delay_ms(waited_ms: i64) -> i64 {
+    waited_ms.clamp(SINK_RETRY_MIN_DELAY_SECONDS * 1000, SINK_RETRY_MAX_DELAY_SECONDS * 1000)
 }
 
 /// Groups events into archive objects keyed
@@ -114,6 +143,34 @@ mod tests {
         assert_eq!(objects[0].0, archive_key(prefixes[0], &objects[0].1));
         let back: Event = serde_json::from_str(objects[1].1.trim_end()).expect("valid JSON line");
         assert_eq!(back.insert_id, "3");
+    }
+
+    #[test]
+    fn a_line_is_the_event_led_by_its_dedup_key() {
+        let e = event("a", 1_672_567_200_000, "x-1");
+        let text = ndjson([&e]);
+        assert!(text.ends_with('\n') && text.lines().count() == 1);
+        let key = dedup_key(&e);
+        assert!(
+            text.starts_with(&format!("{{\"dedup_key\":\"{key}\",\"project\":\"a\"")),
+            "{text}"
+        );
+        let back: Event = serde_json::from_str(text.trim_end()).expect("the line parses as an event");
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn sink_retries_wait_as_long_again_within_their_bounds() {
+        let min = SINK_RETRY_MIN_DELAY_SECONDS * 1000;
+        let max = SINK_RETRY_MAX_DELAY_SECONDS * 1000;
+        assert_eq!(sink_retry_delay_ms(0), min);
+        assert_eq!(sink_retry_delay_ms(min - 1), min);
+        assert_eq!(sink_retry_delay_ms(min), min);
+        assert_eq!(sink_retry_delay_ms(min + 1), min + 1);
+        assert_eq!(sink_retry_delay_ms(7_000), 7_000);
+        assert_eq!(sink_retry_delay_ms(max), max);
+        assert_eq!(sink_retry_delay_ms(max + 1), max);
+        assert_eq!(sink_retry_delay_ms(-5), min, "a clock that went back still waits");
     }
 
     #[test]
