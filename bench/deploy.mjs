@@ -18,9 +18,11 @@ const line = log.split("\n").find((l) => l.includes("Total Upload"));
 const match = line?.match(/Total Upload:\s*([\d.]+)\s*KiB\s*\/\s*gzip:\s*([\d.]+)\s*KiB/);
 if (!match) throw new Error(`no 'Total Upload' line in wrangler's output:\n${log}`);
 const dir = path.join(ROOT, "target/deploy-dry-run");
-const files = readdirSync(dir).filter((f) => statSync(path.join(dir, f)).isFile()).map((f) => {
+// The modules the Worker is made of (the folder also holds a source map and
+// a README, which are not uploaded); the wasm's name leads with its digest.
+const files = readdirSync(dir).filter((f) => /\.(js|wasm)$/.test(f) && statSync(path.join(dir, f)).isFile()).map((f) => {
   const bytes = readFileSync(path.join(dir, f));
-  return { file: f, raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
+  return { file: f.replace(/^[0-9a-f]{40}-/, ""), raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
 });
 const wrangler = JSON.parse(readFileSync(path.join(ROOT, "node_modules/wrangler/package.json"), "utf8")).version;
 const result = {
