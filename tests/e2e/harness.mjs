@@ -188,6 +188,12 @@ function markModuleStarts() {
   };
 }
 
+/** Resolves once the page's tracker module has started: commands sent
+ *  after it run at once, not from the backlog the loader keeps before. */
+export async function trackerStarted(page) {
+  await page.waitForFunction(() => window.__modulesStarted > 0, null, { timeout: 15_000 });
+}
+
 /** The tracker's delivery delay (tracker-wasm/src/delivery.rs FLUSH_DELAY_MS). */
 export const TRACKER_FLUSH_DELAY_MS = 1000;
 
@@ -199,7 +205,7 @@ export const TRACKER_FLUSH_DELAY_MS = 1000;
  * has been made by then. The signal to assert "sent nothing" after.
  */
 export async function trackerIdle(page) {
-  await page.waitForFunction(() => window.__modulesStarted > 0, null, { timeout: 15_000 });
+  await trackerStarted(page);
   await page.evaluate((ms) => new Promise((resolve) => setTimeout(resolve, ms)), TRACKER_FLUSH_DELAY_MS + 100);
 }
 

@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import {
-  startWorker, launchBrowser, humanPage, collect, exportEvents, waitForEvents, settled, trackerIdle, stats, sleep, serveOrigin,
+  startWorker, launchBrowser, humanPage, collect, exportEvents, waitForEvents, settled, trackerIdle, trackerStarted, stats, sleep, serveOrigin,
 } from "./harness.mjs";
 
 const DAY_S = 24 * 60 * 60;
@@ -283,7 +283,7 @@ test("bots: an automated browser sends nothing; a crawler's POST stores nothing 
     await page.goto(`${worker.base}/`);
     assert.equal(await page.evaluate(() => navigator.webdriver), true);
     // The tracker has loaded and started before the click, as a person's would.
-    await page.waitForFunction(() => window.__modulesStarted > 0, null, { timeout: 15_000 });
+    await trackerStarted(page);
     await page.click("#signup-pro");
     await trackerIdle(page);
     await settled(worker);
@@ -556,6 +556,7 @@ test("localhost and loopback pages are not counted without data-local; a real ho
       const wasm = page.waitForResponse((r) => MODULE.test(r.url()));
       await page.goto(url);
       await wasm;
+      await trackerStarted(page);
       // The module ran: its own track call goes nowhere either.
       await page.evaluate(() => edgetrack("track", "local-event"));
     }
@@ -613,6 +614,7 @@ test("data-include and data-exclude: an excluded path sends nothing, an SPA move
     const wasm = page.waitForResponse((r) => FULL_MODULE.test(r.url()));
     await page.goto(url);
     await wasm;
+    await trackerStarted(page);
     await page.evaluate(() => edgetrack("track", "on-draft"));
     await page.evaluate(() => history.pushState({}, "", "/blog/final"));
     await page.evaluate(() => edgetrack("track", "on-final"));
@@ -634,6 +636,7 @@ test("data-domains: a page on another host than the site's own is not counted", 
     const wasm = page.waitForResponse((r) => FULL_MODULE.test(r.url()));
     await page.goto(mirror);
     await wasm;
+    await trackerStarted(page);
     await page.evaluate(() => edgetrack("track", "on-mirror"));
     const own = await optionPage(context, "/own", { attributes: 'data-domains="shop.example 127.0.0.1"' });
     await page.goto(own);
