@@ -64,3 +64,30 @@ impl Reply {
         }
     }
 }
+
+/// The request and admission the dialects' tests share: a browser's request
+/// from a documentation address, opened with the public token.
+#[cfg(test)]
+pub(crate) mod test_request {
+    use crate::event::RequestContext;
+    use crate::validate::Admission;
+
+    pub fn browser(received_at_ms: i64) -> RequestContext {
+        RequestContext {
+            received_at_ms,
+            user_agent: Some("Mozilla/5.0".into()),
+            ip: Some("203.0.113.9".into()),
+            request_id: "req-1".into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn public(request: &RequestContext) -> Admission<'_> {
+        Admission {
+            project: "demo",
+            key: crate::auth::KeyKind::Public,
+            request,
+            anonymous_id: Some("cl-visitor"),
+        }
+    }
+}

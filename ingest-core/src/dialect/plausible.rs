@@ -294,22 +294,11 @@ mod tests {
     const NOW: i64 = 1_795_424_070_930;
 
     fn request() -> RequestContext {
-        RequestContext {
-            received_at_ms: NOW,
-            user_agent: Some("Mozilla/5.0".into()),
-            ip: Some("203.0.113.9".into()),
-            request_id: "req-1".into(),
-            ..Default::default()
-        }
+        crate::dialect::test_request::browser(NOW)
     }
 
     fn cx(req: &RequestContext) -> Admission<'_> {
-        Admission {
-            project: "demo",
-            key: crate::auth::KeyKind::Public,
-            request: req,
-            anonymous_id: Some("cl-visitor"),
-        }
+        crate::dialect::test_request::public(req)
     }
 
     fn run(body: &str) -> Result<Event, IngestError> {
