@@ -228,6 +228,22 @@ export async function waitForEvents(base, predicate, { timeoutMs = 15_000 } = {}
 }
 
 /**
+ * Polls the stats API until `predicate(stats)` holds. Bot drops travel as
+ * their own queue job with no outbox row, so `settled` does not wait for
+ * them: a test that counts bots waits for the count itself.
+ */
+export async function waitForStats(base, predicate, { query = "", timeoutMs = 15_000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await stats(base, query);
+    if (predicate(last)) return last;
+    await sleep(250);
+  }
+  throw new Error(`stats never matched; last seen:\n${JSON.stringify(last, null, 1).slice(0, 4000)}`);
+}
+
+/**
  * Resolves once the queue consumer has stored every event the worker has
  * accepted so far: the signal to assert absence after. In development
  * (`OUTBOX = on`) an accepted event message is written to D1's outbox

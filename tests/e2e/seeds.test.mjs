@@ -4,7 +4,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
-import { startWorker, exportEvents, waitForEvents, settled, d1, BROWSER_UA, SECRET, TOKEN } from "./harness.mjs";
+import { startWorker, exportEvents, waitForEvents, waitForStats, settled, stats, d1, BROWSER_UA, SECRET, TOKEN } from "./harness.mjs";
 
 let worker;
 before(async () => (worker = await startWorker()));
@@ -625,9 +625,14 @@ describe("seed 004: CRM events API", () => {
   });
 
   test("bot traffic is answered and excluded", async () => {
+    const crawlerDrops = (s) => s.bots.find((b) => b.reason === "user_agent_pattern")?.requests ?? 0;
+    const before = crawlerDrops(await stats(worker.base));
     const r = await post("/v1/event", { user: { email: "alex@example.com" }, event: { generic: { generic: { event_name: "bot_event" } } } },
       { ...h, "user-agent": "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)" });
     assert.equal(r.status, 200);
+    // The drop is counted by the queue consumer: that count is the signal
+    // the request was handled, before asserting nothing was stored.
+    await waitForStats(worker.base, (s) => crawlerDrops(s) === before + 1);
     await settled(worker);
     assert.equal((await rowsOf((x) => x.event === "bot_event")).length, 0);
   });

@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import {
-  startWorker, launchBrowser, humanPage, collect, exportEvents, waitForEvents, settled, trackerIdle, trackerStarted, stats, sleep, serveOrigin,
+  startWorker, launchBrowser, humanPage, collect, exportEvents, waitForEvents, waitForStats, settled, trackerIdle, trackerStarted, stats, sleep, serveOrigin,
 } from "./harness.mjs";
 
 const DAY_S = 24 * 60 * 60;
@@ -300,6 +300,8 @@ test("bots: an automated browser sends nothing; a crawler's POST stores nothing 
   const r = await collect(worker.base, [{ n: "$pageview", i: "tracker-bot-1", d: "bot", ts: Date.now(), u: `${worker.base}/` }],
     { userAgent: GOOGLEBOT });
   assert.equal(r.status, 202);
+  // The drop is counted by the queue consumer (no outbox row): wait for it.
+  await waitForStats(worker.base, (s) => (s.bots.find((b) => b.reason === "user_agent_pattern")?.requests ?? 0) > before);
   await settled(worker);
   assert.equal(fresh(seen)(await exportEvents(worker.base)).length, 0);
   assert.equal(await botCount(), before + 1);
