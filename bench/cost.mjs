@@ -112,30 +112,54 @@ async function drain(base, file, want) {
   return storedEvents(file);
 }
 
-const worker = await startWorker({ vars: { RATE_LIMITS: "off", OUTBOX: "off", ARCHIVE_ENABLED: "1" }, config: path.join(dir, "wrangler.jsonc") });
-const file = d1File(worker.persistDir);
-const paths = [];
-let dashboard = null;
-try {
-  // The wrapper must be what answers.
-  const first = await ops(worker.base, true);
-  if (!("kvReads" in first)) throw new Error("the counting wrapper did not answer");
-  // Warm the isolate (not counted).
-  await send(worker.base, tracker(1));
-  await drain(worker.base, file, 1);
-  for (const [name, p] of Object.entries(PATHS)) {
+/** Sends each path's requests and counts what they cost, the consumer's share included. */
+async function measure(worker, file, paths, label = "") {
+  const out = [];
+  for (const [name, p] of Object.entries(paths)) {
     for (const r of p.setup ?? []) await send(worker.base, r);
     const before = storedEvents(file);
     await drain(worker.base, file, before);
     await ops(worker.base, true);
     const requests = p.requests ?? N;
-    for (let i = 0; i < requests; i++) await send(worker.base, p.make());
+    for (let i = 0; i < requests; i++) {
+      await send(worker.base, p.make());
+      // Low traffic: each request waits until the consumer has stored it.
+      if (p.alone) await drain(worker.base, file, before + (i + 1) * p.events);
+    }
     const events = requests * p.events;
     const stored = (await drain(worker.base, file, before + events)) - before;
     const counted = await ops(worker.base, true);
-    paths.push({ name, requests, events, stored, ops: counted });
-    console.log(`cost: ${name}: ${JSON.stringify(counted)}`);
+    out.push({ name: name + label, requests, events, stored, ops: counted });
+    console.log(`cost: ${name}${label}: ${JSON.stringify(counted)}`);
   }
+  return out;
+}
+
+async function withWorker(vars, body) {
+  const worker = await startWorker({ vars: { RATE_LIMITS: "off", OUTBOX: "off", ARCHIVE_ENABLED: "1", ...vars },
+    config: path.join(dir, "wrangler.jsonc") });
+  try {
+    // The wrapper must be what answers.
+    const first = await ops(worker.base, true);
+    if (!("kvReads" in first)) throw new Error("the counting wrapper did not answer");
+    const file = d1File(worker.persistDir);
+    // Warm the isolate (not counted).
+    await send(worker.base, tracker(1));
+    await drain(worker.base, file, 1);
+    return await body(worker, file);
+  } finally {
+    await worker.stop();
+  }
+}
+
+const paths = [];
+let dashboard = null;
+await withWorker({ DEDUP_MARKS: "event" }, async (worker, file) => {
+  paths.push(...(await measure(worker, file, PATHS)));
+  // One event a consumer batch: what a quiet site's traffic looks like to
+  // the consumer (rollup rows are merged per batch, so they cost most here).
+  paths.push(...(await measure(worker, file, { "collect (1 event), alone in its consumer batch":
+    { events: 1, requests: SMOKE ? 2 : 20, alone: true, make: () => tracker(1) } })));
   await ops(worker.base, true);
   for (let i = 0; i < DASHBOARD_LOADS; i++) {
     const r = await fetch(`${worker.base}/api/stats?period=30d`, { headers: { authorization: `Bearer ${SECRET}` } });
@@ -143,7 +167,13 @@ try {
     await r.text();
   }
   dashboard = { loads: DASHBOARD_LOADS, ops: await ops(worker.base, true) };
-} finally {
-  await worker.stop();
+});
+// The KV lever (DEDUP_MARKS): the browser paths again with one mark per
+// request, and with none.
+const browser = { "collect (1 event)": PATHS["collect (1 event)"], [`collect (${COLLECT_BATCH} events)`]: PATHS[`collect (${COLLECT_BATCH} events)`] };
+for (const mode of ["request", "off"]) {
+  await withWorker({ DEDUP_MARKS: mode }, async (worker, file) => {
+    paths.push(...(await measure(worker, file, browser, `, DEDUP_MARKS=${mode}`)));
+  });
 }
-writeResult("cost", { settings: { OUTBOX: "off", ARCHIVE_ENABLED: "1", READ_MODEL: "on", RATE_LIMITS: "off" }, paths, dashboard });
+writeResult("cost", { settings: { OUTBOX: "off", ARCHIVE_ENABLED: "1", READ_MODEL: "on", RATE_LIMITS: "off", DEDUP_MARKS: "event unless named" }, paths, dashboard });

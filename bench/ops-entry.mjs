@@ -12,7 +12,10 @@ const zero = () => ({
   queueMessages: 0, queueOps64k: 0, queueSendCalls: 0,
   d1Queries: 0, d1Batches: 0, d1RowsRead: 0, d1RowsWritten: 0,
   r2Writes: 0, r2Reads: 0,
+  // D1 rows per statement (its SQL's first words), to see where they go.
+  d1BySql: {},
 });
+const sqlOf = new WeakMap();
 let ops = zero();
 
 const ops64k = (body) => {
@@ -25,11 +28,16 @@ const ops64k = (body) => {
   return Math.max(1, Math.ceil(bytes / 65_536));
 };
 
-function countResult(result) {
+function countResult(result, stmt) {
   const meta = result?.meta;
   if (meta) {
     ops.d1RowsRead += meta.rows_read ?? 0;
     ops.d1RowsWritten += meta.rows_written ?? 0;
+    const sql = (sqlOf.get(stmt) ?? "?").replace(/\s+/g, " ").trim().slice(0, 48);
+    const row = (ops.d1BySql[sql] ??= { statements: 0, rowsRead: 0, rowsWritten: 0 });
+    row.statements += 1;
+    row.rowsRead += meta.rows_read ?? 0;
+    row.rowsWritten += meta.rows_written ?? 0;
   }
   return result;
 }
@@ -40,6 +48,14 @@ function patchStatement(stmt) {
   if (!proto || patched.has(proto)) return stmt;
   patched.add(proto);
   const all = proto.all;
+  const bind = proto.bind;
+  if (typeof bind === "function") {
+    proto.bind = function (...args) {
+      const bound = bind.apply(this, args);
+      if (sqlOf.has(this)) sqlOf.set(bound, sqlOf.get(this));
+      return bound;
+    };
+  }
   for (const name of ["all", "run", "first", "raw"]) {
     const original = proto[name];
     if (typeof original !== "function") continue;
@@ -48,12 +64,12 @@ function patchStatement(stmt) {
       if (name === "first") {
         // `first` hides the meta: run it as `all` (the same statement, so
         // the same rows read) and answer what `first` would.
-        const result = countResult(await all.call(this));
+        const result = countResult(await all.call(this), this);
         const row = result.results?.[0] ?? null;
         return args[0] ? (row ? row[args[0]] ?? null : null) : row;
       }
       const out = await original.apply(this, args);
-      if (name === "all" || name === "run") countResult(out);
+      if (name === "all" || name === "run") countResult(out, this);
       return out;
     };
   }
@@ -65,13 +81,19 @@ function wrapD1(db) {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (typeof value !== "function" || prop === "constructor") return value;
-      if (prop === "prepare") return (...args) => patchStatement(value.apply(target, args));
+      if (prop === "prepare") {
+        return (...args) => {
+          const stmt = patchStatement(value.apply(target, args));
+          sqlOf.set(stmt, String(args[0]));
+          return stmt;
+        };
+      }
       if (prop === "batch") {
         return async (statements) => {
           ops.d1Batches += 1;
           ops.d1Queries += statements.length;
           const results = await value.call(target, statements);
-          results.forEach(countResult);
+          results.forEach((r, i) => countResult(r, statements[i]));
           return results;
         };
       }

@@ -144,7 +144,7 @@ export function readSections(readmodel, consumer) {
       "took longer, larger datasets are not asked (\"over the limit\").", "");
     out.push("### D1 bytes per million events", "",
       "SQLite's `dbstat` over the same files (pages in use, so what D1 bills as storage), divided by the events stored.", "",
-      table(["events filled", "raw rows / M events", "their 3 indexes / M", "visits (+ 3 indexes) / M", "rollups (days, months, hours, minutes) / M", "total / M events", "whole file"],
+      table(["events filled", "raw rows / M events", "their 2 indexes / M", "visits (+ 3 indexes) / M", "rollups (days, months, hours, minutes) / M", "total / M events", "whole file"],
         readmodel.scales.map((s) => {
           const per = bytesPerEvent(s);
           return [int(s.events), mb(per.events * 1e6), mb(per.eventIndexes * 1e6), mb(per.visits * 1e6), mb(per.rollups * 1e6),
@@ -259,7 +259,11 @@ export function monthly(events, p, readmodel) {
   return { events, dollars, storage, storedGb, lines, free, overDb: storedGb > PRICES.d1Storage.maxDbGb };
 }
 
-const browserPath = (cost) => cost?.paths?.find((p) => p.name === "collect (1 event)");
+// Production's settings (wrangler.jsonc, env.production): no KV dedup marks.
+const PRODUCTION_BROWSER = "collect (1 event), DEDUP_MARKS=off";
+const browserPath = (cost) => cost?.paths?.find((p) => p.name === PRODUCTION_BROWSER) ??
+  cost?.paths?.find((p) => p.name === "collect (1 event)");
+const browserLabel = (p) => (p.name === PRODUCTION_BROWSER ? "collect, 1 event a request, production's DEDUP_MARKS=off" : "collect, 1 event a request");
 
 export function costGoals(cost, readmodel) {
   const b = browserPath(cost);
@@ -267,11 +271,26 @@ export function costGoals(cost, readmodel) {
   const c = perEvent(b);
   const ceiling = freeCeiling(b, readmodel).first;
   return [
-    ["≤ $1.00 per million events, browser traffic, rollups on (section 8)", `${money(c.perMillion)} per million (collect, 1 event a request)`,
+    ["≤ $1.00 per million events, browser traffic, rollups on (section 8)", `${money(c.perMillion)} per million (${browserLabel(b)})`,
       yes(c.perMillion <= 1.0)],
     ["a free-plan site keeps working at 30,000 events a day", ceiling ? `${int(ceiling[1])} a day; first limit: ${ceiling[0]}` : "n/a",
       ceiling ? yes(ceiling[1] >= 30_000) : "n/a"],
   ];
+}
+
+/** D1 rows written per event, by the table each statement writes (the counting wrapper's `d1BySql`). */
+function rowsByTable(cost) {
+  const shown = cost.paths.filter((p) => p.ops.d1BySql && /^collect \(1 event\)/.test(p.name) && !/DEDUP_MARKS/.test(p.name));
+  if (!shown.length) return [];
+  const tableOf = (sql) => (sql.match(/^(?:INSERT(?: OR \w+)? INTO|UPDATE|DELETE FROM)\s+(\w+)/i) ?? [])[1];
+  const names = [...new Set(shown.flatMap((p) => Object.keys(p.ops.d1BySql).map(tableOf).filter(Boolean)))].sort();
+  const written = (p, name) => Object.entries(p.ops.d1BySql).filter(([sql]) => tableOf(sql) === name)
+    .reduce((n, [, v]) => n + v.rowsWritten, 0) / p.events;
+  const kept = names.filter((name) => shown.some((p) => written(p, name) > 0));
+  return ["Where the D1 rows written go (per event; a row of a table with indexes counts once more per index it " +
+    "touches, as D1 bills it):", "",
+    table(["path", ...kept, "total"], shown.map((p) => [p.name, ...kept.map((name) => fixed(written(p, name), 2)),
+      fixed(p.ops.d1RowsWritten / p.events, 2)])), ""];
 }
 
 export function priceSections(cost, readmodel) {
@@ -290,6 +309,7 @@ export function priceSections(cost, readmodel) {
         return [p.name, p.requests, int(p.events), int(p.stored), fixed(u.requests, 3), fixed(u.consumerInvocations, 4), fixed(u.kvReads, 3),
           fixed(u.kvWrites, 3), fixed(u.queueOps, 3), fixed(u.d1Queries, 3), fixed(u.d1RowsRead, 2), fixed(u.d1RowsWritten, 2), fixed(u.r2Writes, 3)];
       })), "",
+    ...rowsByTable(cost),
     `Priced with ${PRICES.date}: Workers Paid $5 a month, then per million: requests $${PRICES.requests.price}, KV reads ` +
     `$${PRICES.kvReads.price}, KV writes $${PRICES.kvWrites.price}, queue operations $${PRICES.queueOps.price}, D1 rows read ` +
     `$${PRICES.d1RowsRead.price}, D1 rows written $${PRICES.d1RowsWritten.price}, R2 class A $${PRICES.r2Writes.price}; D1 storage ` +
@@ -319,7 +339,7 @@ export function priceSections(cost, readmodel) {
   const b = browserPath(cost);
   if (b) {
     const f = freeCeiling(b, readmodel);
-    out.push("Free plan, browser traffic (collect, 1 event a request): events a day before each daily limit:", "",
+    out.push(`Free plan, browser traffic (${browserLabel(b)}): events a day before each daily limit:`, "",
       table(["limit", "events a day"], f.limits.map(([name, n]) => [name, int(n)])), "",
       `The first to bite: **${f.first[0]}** at ${int(f.first[1])} events a day.`, "");
     out.push("What a site pays a month (browser traffic as above, the read model on, default retention; the $5 plan's " +

@@ -64,7 +64,7 @@ function bytes(file) {
   const sum = (names) => names.reduce((a, n) => a + (by[n] ?? 0), 0);
   const groups = {
     events: sum(["events"]),
-    eventIndexes: sum(["events_by_time", "events_by_name_time", "events_by_user"]),
+    eventIndexes: sum(["events_by_time", "events_by_user"]),
     visits: sum(["visits", "visits_by_visitor", "visits_by_start", "visits_open"]),
     rollups: sum(["rollups", "rollup_hours", "rollup_minutes"]),
   };

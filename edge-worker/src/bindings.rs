@@ -33,5 +33,8 @@ pub const OUTBOX_VAR: &str = "OUTBOX";
 pub const OUTBOX_REPLAY_AFTER_VAR: &str = "OUTBOX_REPLAY_AFTER_SECONDS";
 /// Seconds without news before a visit is made final (default 1800).
 pub const VISIT_FINALIZE_AFTER_VAR: &str = "VISIT_FINALIZE_AFTER_SECONDS";
+/// `"event"` (default), `"request"` or `"off"`: what KV's dedup marks
+/// cover (ingest-core's `dedup::MarkMode`).
+pub const DEDUP_MARKS_VAR: &str = "DEDUP_MARKS";
 /// `"off"` keeps events only (no visits or rollups): a benchmark baseline.
 pub const READ_MODEL_VAR: &str = "READ_MODEL";

@@ -107,3 +107,8 @@ pub fn read_model_enabled(env: &Env) -> bool {
         .map(|v| v.to_string() != "off")
         .unwrap_or(true)
 }
+
+pub fn dedup_marks(env: &Env) -> ingest_core::dedup::MarkMode {
+    let setting = env.var(crate::bindings::DEDUP_MARKS_VAR).ok().map(|v| v.to_string());
+    ingest_core::dedup::MarkMode::parse(setting.as_deref())
+}

@@ -4,7 +4,7 @@
 
 use crate::bindings::{DEDUP_KV, EVENTS_QUEUE};
 use ingest_core::bots::BotReason;
-use ingest_core::dedup::{dedup_key, kv_key};
+use ingest_core::dedup::{dedup_key, request_marks};
 use ingest_core::dialect::mixpanel_groups::GroupUpdate;
 use ingest_core::identity::IdentityLink;
 use ingest_core::limits::{KV_DEDUP_MAX_KEYS, KV_DEDUP_TTL_SECONDS, SALT_TTL_SECONDS};
@@ -29,41 +29,49 @@ pub struct Outcome {
     pub duplicates: usize,
 }
 
-/// Drops events already seen (in this request, or by KV) and queues the
-/// rest. Both checks use the same key as D1 ([`dedup_key`]).
+/// Drops events already seen (in this request, or by KV's marks) and
+/// queues the rest. Both checks use the same key as D1 ([`dedup_key`]);
+/// `DEDUP_MARKS` decides whether KV marks each event, the request as a
+/// whole, or nothing.
 pub async fn enqueue_events(env: &Env, events: Vec<Event>) -> Result<Outcome, IngestError> {
     let total = events.len();
     let mut seen_here = HashSet::new();
-    let (mut fresh, mut marks): (Vec<Event>, Vec<String>) = events
+    let (mut fresh, keys): (Vec<Event>, Vec<String>) = events
         .into_iter()
         .map(|e| {
-            let key = kv_key(&e.project, &dedup_key(&e));
+            let key = dedup_key(&e);
             (e, key)
         })
         .filter(|(_, key)| seen_here.insert(key.clone()))
         .unzip();
 
-    let kv = env.kv(DEDUP_KV).ok();
-    let use_kv = kv.is_some() && fresh.len() <= KV_DEDUP_MAX_KEYS;
-    if let (true, Some(kv)) = (use_kv, kv.as_ref()) {
+    let mode = crate::config::dedup_marks(env);
+    let project = fresh.first().map(|e| e.project.clone()).unwrap_or_default();
+    let mut marks = request_marks(mode, &project, &keys);
+    let kv = env
+        .kv(DEDUP_KV)
+        .ok()
+        .filter(|_| !marks.is_empty() && marks.len() <= KV_DEDUP_MAX_KEYS);
+    if let Some(kv) = kv.as_ref() {
         // A KV failure only costs the fast path; D1's unique key still holds.
         if let Ok(found) = kv.get_bulk(&marks).text().await {
-            let (kept, kept_marks): (Vec<Event>, Vec<String>) = fresh
-                .into_iter()
-                .zip(marks)
-                .filter(|(_, key)| !matches!(found.get(key), Some(Some(_))))
-                .unzip();
-            fresh = kept;
-            marks = kept_marks;
+            let seen = |key: &String| matches!(found.get(key), Some(Some(_)));
+            if marks.len() == fresh.len() {
+                let (kept, kept_marks): (Vec<Event>, Vec<String>) =
+                    fresh.into_iter().zip(marks).filter(|(_, key)| !seen(key)).unzip();
+                fresh = kept;
+                marks = kept_marks;
+            } else if marks.iter().any(seen) {
+                // The request's one mark: this exact request was queued before.
+                fresh.clear();
+                marks.clear();
+            }
         }
-    }
-    if !use_kv {
-        marks.clear();
     }
     let queued = fresh.len();
     send(env, pack_events(fresh)).await?;
 
-    if let Some(kv) = kv.filter(|_| use_kv) {
+    if let Some(kv) = kv {
         let puts = marks
             .iter()
             .filter_map(|key| kv.put(key, "1").ok())

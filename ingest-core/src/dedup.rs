@@ -129,6 +129,53 @@ pub fn kv_key(project: &str, dedup_key: &str) -> String {
     format!("seen:{project}:{dedup_key}")
 }
 
+/// How the ingest path marks what it has seen in KV (`DEDUP_MARKS`). D1's
+/// key on each event is the authority in every mode: a mark only stops a
+/// resend before it costs a queue message and the consumer's reads, and a
+/// KV write is the dearest operation an event pays for (issue 22).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkMode {
+    /// One mark per event: a retry that re-batches known events with new
+    /// ones is still filtered before the queue.
+    PerEvent,
+    /// One mark per request: an exact resend, which is how trackers and
+    /// SDKs retry, is caught by one key; a request of one event is marked
+    /// exactly as [`MarkMode::PerEvent`] marks it.
+    PerRequest,
+    /// No marks: every resend reaches the queue, and D1 keeps one.
+    Off,
+}
+
+impl MarkMode {
+    /// Reads the setting; anything unknown keeps the default (per event).
+    pub fn parse(setting: Option<&str>) -> Self {
+        match setting.map(str::trim) {
+            Some("request") => Self::PerRequest,
+            Some("off") => Self::Off,
+            _ => Self::PerEvent,
+        }
+    }
+}
+
+/// The KV keys a request of `project` checks and then writes, for its
+/// events' (distinct) dedup keys in order.
+pub fn request_marks(mode: MarkMode, project: &str, dedup_keys: &[String]) -> Vec<String> {
+    match (mode, dedup_keys) {
+        (MarkMode::Off, _) | (_, []) => Vec::new(),
+        (MarkMode::PerEvent, keys) | (MarkMode::PerRequest, keys @ [_]) => {
+            keys.iter().map(|key| kv_key(project, key)).collect()
+        }
+        (MarkMode::PerRequest, keys) => {
+            let mut hasher = Sha256::new();
+            for key in keys {
+                hasher.update(key.as_bytes());
+                hasher.update([b'\n']);
+            }
+            vec![kv_key(project, &format!("request:{}", hex(&hasher.finalize()[..16])))]
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +361,56 @@ mod tests {
         }
         // Index boundaries: ("req-1", 12) is not ("req-11", 2).
         assert_ne!(occurrence_insert_id("req-1", 12), occurrence_insert_id("req-11", 2));
+    }
+
+    fn keys(list: &[&str]) -> Vec<String> {
+        list.iter().map(|k| (*k).to_owned()).collect()
+    }
+
+    #[test]
+    fn mark_modes_parse_with_per_event_as_the_default() {
+        assert_eq!(MarkMode::parse(Some("request")), MarkMode::PerRequest);
+        assert_eq!(MarkMode::parse(Some(" off ")), MarkMode::Off);
+        assert_eq!(MarkMode::parse(Some("event")), MarkMode::PerEvent);
+        assert_eq!(MarkMode::parse(Some("bogus")), MarkMode::PerEvent);
+        assert_eq!(MarkMode::parse(None), MarkMode::PerEvent);
+    }
+
+    #[test]
+    fn per_event_marks_one_key_per_event() {
+        let marks = request_marks(MarkMode::PerEvent, "demo", &keys(&["a", "b", "c"]));
+        assert_eq!(marks, ["seen:demo:a", "seen:demo:b", "seen:demo:c"]);
+    }
+
+    #[test]
+    fn per_request_marks_one_key_that_an_exact_resend_repeats() {
+        let three = keys(&["a", "b", "c"]);
+        let marks = request_marks(MarkMode::PerRequest, "demo", &three);
+        assert_eq!(marks.len(), 1);
+        assert!(marks[0].starts_with("seen:demo:request:"), "{}", marks[0]);
+        assert_eq!(marks[0].len(), "seen:demo:request:".len() + 32);
+        assert_eq!(request_marks(MarkMode::PerRequest, "demo", &three), marks);
+        // Another set, another order or another project is another request.
+        for other in [keys(&["a", "b"]), keys(&["a", "c", "b"]), keys(&["ab", "c"])] {
+            assert_ne!(request_marks(MarkMode::PerRequest, "demo", &other), marks, "{other:?}");
+        }
+        assert_ne!(request_marks(MarkMode::PerRequest, "shop", &three)[0], marks[0]);
+    }
+
+    #[test]
+    fn a_request_of_one_event_is_marked_alike_in_both_modes() {
+        let one = keys(&["a"]);
+        assert_eq!(request_marks(MarkMode::PerRequest, "demo", &one), ["seen:demo:a"]);
+        assert_eq!(
+            request_marks(MarkMode::PerRequest, "demo", &one),
+            request_marks(MarkMode::PerEvent, "demo", &one)
+        );
+    }
+
+    #[test]
+    fn no_marks_when_off_or_empty() {
+        assert!(request_marks(MarkMode::Off, "demo", &keys(&["a", "b"])).is_empty());
+        assert!(request_marks(MarkMode::PerEvent, "demo", &[]).is_empty());
+        assert!(request_marks(MarkMode::PerRequest, "demo", &[]).is_empty());
     }
 }

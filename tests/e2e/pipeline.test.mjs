@@ -66,6 +66,47 @@ test("a duplicate is stored once, within the KV TTL and after KV forgot it", asy
   assert.deepEqual(rows[0].properties, { plan: "pro", seats: 3, tags: ["a"] }, "properties survive queue and D1");
 });
 
+// Issue 22: a KV write is the dearest thing an event pays for, so
+// DEDUP_MARKS can mark a request as a whole, or nothing; D1's key stays the
+// authority. To see what KV alone does, the stored rows are deleted from D1
+// between sends: whatever comes back was let through by KV.
+for (const [mode, wantMarks] of [["request", 1], ["off", 0]]) {
+  test(`DEDUP_MARKS=${mode}: ${wantMarks} KV mark for a batch; an exact resend is ${wantMarks ? "stopped by it" : "stored again"}, any other batch goes through`, async () => {
+    const own = await startWorker({ vars: { DEDUP_MARKS: mode } });
+    try {
+      const ts = now();
+      const batch = ["a", "b", "c"].map((x) => ({ n: "$pageview", i: `${mode}-${x}`, d: `dev-${mode}`, ts }));
+      const ids = (events) => events.filter((x) => x.insert_id.startsWith(`${mode}-`)).map((x) => x.insert_id).sort();
+      assert.equal((await collect(own.base, batch)).status, 202);
+      await waitForEvents(own.base, (e) => ids(e).length === 3);
+      const marks = JSON.parse(wranglerCli(["kv", "key", "list", "--binding", "DEDUP", "--prefix", "seen:demo:"], own.persistDir)).map((k) => k.name);
+      assert.equal(marks.length, wantMarks, JSON.stringify(marks));
+      if (wantMarks) assert.match(marks[0], /^seen:demo:request:[0-9a-f]{32}$/);
+
+      d1(`DELETE FROM events WHERE insert_id LIKE '${mode}-%'`, own.persistDir);
+      assert.deepEqual(ids(await exportEvents(own.base)), []);
+      assert.equal((await collect(own.base, batch)).status, 202, "a resend is a success");
+      // A marker after the resend, seen stored, then the outbox empty: the
+      // resend has been either dropped or stored by now.
+      assert.equal((await collect(own.base, [{ n: "marker", i: `${mode}-marker-1`, d: "m", ts }])).status, 202);
+      await waitForEvents(own.base, (e) => e.some((x) => x.insert_id === `${mode}-marker-1`));
+      await settled(own);
+      const resent = ids(await exportEvents(own.base)).filter((x) => !x.includes("marker"));
+      assert.deepEqual(resent, wantMarks ? [] : [`${mode}-a`, `${mode}-b`, `${mode}-c`]);
+
+      // The same events with one more are another request: all go through
+      // KV, and D1 keeps each once.
+      const bigger = [...batch, { n: "$pageview", i: `${mode}-d`, d: `dev-${mode}`, ts }];
+      assert.equal((await collect(own.base, bigger)).status, 202);
+      await waitForEvents(own.base, (e) => ids(e).includes(`${mode}-d`));
+      await settled(own);
+      assert.deepEqual(ids(await exportEvents(own.base)).filter((x) => !x.includes("marker")), [`${mode}-a`, `${mode}-b`, `${mode}-c`, `${mode}-d`]);
+    } finally {
+      await own.stop();
+    }
+  });
+}
+
 /** Deletes the KV marks of stored rows, as the marks' TTL would. */
 function forgetMarks(rows) {
   for (const row of rows) {
