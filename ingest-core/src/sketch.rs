@@ -135,11 +135,14 @@ impl Sketch {
             .take((MAX_ENCODED_SKETCH_BYTES * 8) as u64)
             .read_to_end(&mut bytes)
             .map_err(|_| SketchError::Deflate)?;
+        // The crate keeps the precision private, but postcard writes it
+        // first (the hasher before it is a unit struct, zero bytes): read
+        // it there. Merging into an empty sketch, as this did before, took
+        // two thirds of a decode (issue 15).
+        if bytes.first() != Some(&SKETCH_PRECISION) {
+            return Err(SketchError::Precision);
+        }
         let inner: HyperLogLogPlus<u64, PassThrough> = postcard::from_bytes(&bytes).map_err(|_| SketchError::Decode)?;
-        // The crate keeps the precision private; a merge into an empty
-        // sketch of ours refuses any other.
-        let mut probe = Sketch::new();
-        probe.0.merge(&inner).map_err(|_| SketchError::Precision)?;
         Ok(Sketch(inner))
     }
 }
@@ -229,6 +232,26 @@ mod tests {
         let mut other = HyperLogLogPlus::<u64, PassThrough>::new(12, PassThrough).expect("precision 12");
         let _ = other.count();
         let bytes = postcard::to_allocvec(&other).expect("encodes");
+        let mut deflater = DeflateEncoder::new(Vec::new(), Compression::default());
+        deflater.write_all(&bytes).expect("writes");
+        let text = URL_SAFE_NO_PAD.encode(deflater.finish().expect("finishes"));
+        assert_eq!(Sketch::decode(&text).err(), Some(SketchError::Precision));
+        // Our precision first, then bytes that are no sketch.
+        let mut deflater = DeflateEncoder::new(Vec::new(), Compression::default());
+        deflater.write_all(&[SKETCH_PRECISION, 0xff, 0xff]).expect("writes");
+        let text = URL_SAFE_NO_PAD.encode(deflater.finish().expect("finishes"));
+        assert_eq!(Sketch::decode(&text).err(), Some(SketchError::Decode));
+    }
+
+    #[test]
+    fn a_dense_sketch_of_another_precision_is_refused_too() {
+        let mut other = HyperLogLogPlus::<u64, PassThrough>::new(15, PassThrough).expect("precision 15");
+        for i in 0..100_000u64 {
+            other.insert(&hash_id(&format!("v{i}")));
+        }
+        let _ = other.count();
+        let bytes = postcard::to_allocvec(&other).expect("encodes");
+        assert_eq!(bytes.first(), Some(&15), "postcard writes the precision first");
         let mut deflater = DeflateEncoder::new(Vec::new(), Compression::default());
         deflater.write_all(&bytes).expect("writes");
         let text = URL_SAFE_NO_PAD.encode(deflater.finish().expect("finishes"));
