@@ -42,8 +42,7 @@ const json = { "content-type": "application/json" };
 const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64");
 const page = (i) => `https://shop.example/products/${i % 40}?ref=${i % 3}`;
 
-function tracker(events) {
-  const device = `d${nonce}${String(seq).padStart(20, "0")}`;
+function tracker(events, device = `d${nonce}${String(seq).padStart(20, "0")}`) {
   return {
     path: "/collect", method: "POST", headers: { "content-type": "text/plain", "user-agent": BROWSER_UA },
     body: JSON.stringify({ t: TOKEN, e: Array.from({ length: events }, (_, i) => ({ n: "$pageview", i: id(), ts: Date.now() - i * 1000,
@@ -171,9 +170,14 @@ await withWorker({ DEDUP_MARKS: "event" }, async (worker, file) => {
 // The KV lever (DEDUP_MARKS): the browser paths again with one mark per
 // request, and with none.
 const browser = { "collect (1 event)": PATHS["collect (1 event)"], [`collect (${COLLECT_BATCH} events)`]: PATHS[`collect (${COLLECT_BATCH} events)`] };
+// Returning page views: a visit's row is rewritten in place (the visit
+// goes on), where the paths above start a new visit with every event.
+let pageOfVisit = 0;
+const visits = { "collect (1 event), 5 page views a visit":
+  { events: 1, make: () => tracker(1, `v${nonce}-${Math.floor(pageOfVisit++ / 5)}`) } };
 for (const mode of ["request", "off"]) {
   await withWorker({ DEDUP_MARKS: mode }, async (worker, file) => {
-    paths.push(...(await measure(worker, file, browser, `, DEDUP_MARKS=${mode}`)));
+    paths.push(...(await measure(worker, file, mode === "off" ? { ...browser, ...visits } : browser, `, DEDUP_MARKS=${mode}`)));
   });
 }
 writeResult("cost", { settings: { OUTBOX: "off", ARCHIVE_ENABLED: "1", READ_MODEL: "on", RATE_LIMITS: "off", DEDUP_MARKS: "event unless named" }, paths, dashboard });

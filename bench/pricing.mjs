@@ -280,7 +280,7 @@ export function costGoals(cost, readmodel) {
 
 /** D1 rows written per event, by the table each statement writes (the counting wrapper's `d1BySql`). */
 function rowsByTable(cost) {
-  const shown = cost.paths.filter((p) => p.ops.d1BySql && /^collect \(1 event\)/.test(p.name) && !/DEDUP_MARKS/.test(p.name));
+  const shown = cost.paths.filter((p) => p.ops.d1BySql && /^collect \(1 event\)/.test(p.name));
   if (!shown.length) return [];
   const tableOf = (sql) => (sql.match(/^(?:INSERT(?: OR \w+)? INTO|UPDATE|DELETE FROM)\s+(\w+)/i) ?? [])[1];
   const names = [...new Set(shown.flatMap((p) => Object.keys(p.ops.d1BySql).map(tableOf).filter(Boolean)))].sort();

@@ -280,6 +280,38 @@ async fn rollup_statements(db: &D1Database, rollup: &Rollup) -> Result<Vec<D1Pre
     Ok(statements)
 }
 
+/// Visits whose indexed columns stay as they were (visitor, start, not
+/// final yet or final still): only the row and `visits_by_visitor` (its
+/// `last_ms`) change. D1 bills a row per index entry written, and a
+/// `REPLACE` rewrites all three indexes (issue 22).
+const UPDATE_KEPT_VISITS: &str = "UPDATE visits SET last_ms = j.last_ms, entry = j.entry, exit = j.exit, \
+ pageviews = j.pageviews, events = j.events, bounced = j.bounced, hostname = j.hostname, source = j.source, \
+ channel = j.channel, utm_source = j.utm_source, utm_medium = j.utm_medium, utm_campaign = j.utm_campaign, \
+ utm_term = j.utm_term, utm_content = j.utm_content, country = j.country, region = j.region, city = j.city, \
+ browser = j.browser, browser_version = j.browser_version, os = j.os, device = j.device, touched_ms = ?2, \
+ state = j.state \
+ FROM (SELECT json_extract(value, '$.project') AS project, json_extract(value, '$.v.visit_id') AS visit_id, \
+ json_extract(value, '$.v.visitor') AS visitor, json_extract(value, '$.v.start_ms') AS start_ms, \
+ json_extract(value, '$.v.finalized') AS finalized, json_extract(value, '$.v.last_ms') AS last_ms, \
+ json_extract(value, '$.v.entry') AS entry, json_extract(value, '$.v.exit') AS exit, \
+ json_extract(value, '$.v.pageviews') AS pageviews, json_extract(value, '$.v.events') AS events, \
+ json_extract(value, '$.bounced') AS bounced, json_extract(value, '$.v.attributes.hostname') AS hostname, \
+ json_extract(value, '$.v.attributes.source') AS source, json_extract(value, '$.v.attributes.channel') AS channel, \
+ json_extract(value, '$.v.attributes.utm_source') AS utm_source, \
+ json_extract(value, '$.v.attributes.utm_medium') AS utm_medium, \
+ json_extract(value, '$.v.attributes.utm_campaign') AS utm_campaign, \
+ json_extract(value, '$.v.attributes.utm_term') AS utm_term, \
+ json_extract(value, '$.v.attributes.utm_content') AS utm_content, \
+ json_extract(value, '$.v.attributes.country') AS country, json_extract(value, '$.v.attributes.region') AS region, \
+ json_extract(value, '$.v.attributes.city') AS city, json_extract(value, '$.v.attributes.browser') AS browser, \
+ json_extract(value, '$.v.attributes.browser_version') AS browser_version, \
+ json_extract(value, '$.v.attributes.os') AS os, json_extract(value, '$.v.attributes.device') AS device, \
+ json(json_extract(value, '$.v')) AS state FROM json_each(?1)) AS j \
+ WHERE visits.project = j.project AND visits.visit_id = j.visit_id AND visits.visitor = j.visitor \
+ AND visits.start_ms = j.start_ms AND visits.finalized = j.finalized";
+
+/// New visits, and those whose indexed columns changed: the rows
+/// [`UPDATE_KEPT_VISITS`] (run first) already wrote match and are skipped.
 const UPSERT_VISITS: &str = "INSERT OR REPLACE INTO visits (project, visit_id, visitor, start_ms, last_ms, entry, exit, \
  pageviews, events, bounced, hostname, source, channel, utm_source, utm_medium, utm_campaign, utm_term, utm_content, \
  country, region, city, browser, browser_version, os, device, finalized, touched_ms, state) \
@@ -294,7 +326,10 @@ const UPSERT_VISITS: &str = "INSERT OR REPLACE INTO visits (project, visit_id, v
  json_extract(value, '$.v.attributes.city'), json_extract(value, '$.v.attributes.browser'), \
  json_extract(value, '$.v.attributes.browser_version'), json_extract(value, '$.v.attributes.os'), \
  json_extract(value, '$.v.attributes.device'), json_extract(value, '$.v.finalized'), ?2, \
- json(json_extract(value, '$.v')) FROM json_each(?1)";
+ json(json_extract(value, '$.v')) FROM json_each(?1) \
+ WHERE NOT EXISTS (SELECT 1 FROM visits AS k WHERE k.project = json_extract(value, '$.project') \
+ AND k.visit_id = json_extract(value, '$.v.visit_id') AND k.visitor = json_extract(value, '$.v.visitor') \
+ AND k.start_ms = json_extract(value, '$.v.start_ms') AND k.finalized = json_extract(value, '$.v.finalized'))";
 
 /// Stores a batch of events with its visits and rollups, in one
 /// transaction with the outbox rows of the messages that carried them.
@@ -346,10 +381,13 @@ pub async fn store(
         .iter()
         .map(|w| json!({"project": w.project, "bounced": i64::from(w.visit.bounced()), "v": w.visit}));
     for chunk in json_chunks(visits) {
-        statements.push(
-            db.prepare(UPSERT_VISITS)
-                .bind(&[JsValue::from(chunk), JsValue::from_f64(now_ms as f64)])?,
-        );
+        let chunk = JsValue::from(chunk);
+        for sql in [UPDATE_KEPT_VISITS, UPSERT_VISITS] {
+            statements.push(
+                db.prepare(sql)
+                    .bind(&[chunk.clone(), JsValue::from_f64(now_ms as f64)])?,
+            );
+        }
     }
     for merge in &result.merged {
         statements.push(
