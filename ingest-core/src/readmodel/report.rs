@@ -81,6 +81,16 @@ impl Metrics {
     pub fn to_json(&mut self) -> Value {
         let visits = self.visits.max(0);
         let per_visit = |n: i64| if visits == 0 { 0.0 } else { n as f64 / visits as f64 };
+        // A hundredfold share in one division, so an exact half (87 views
+        // over 40 visits: 217.5) rounds up; dividing first gives
+        // 2.17499… and rounds down.
+        let percent = |n: i64| {
+            if visits == 0 {
+                0.0
+            } else {
+                (n as f64 * 100.0) / visits as f64
+            }
+        };
         json!({
             "visitors": self.visitors(),
             "visits": visits,
@@ -88,8 +98,8 @@ impl Metrics {
             "events": self.events,
             "bounces": self.bounces,
             "duration_ms": self.duration_ms,
-            "views_per_visit": (per_visit(self.pageviews) * 100.0).round() / 100.0,
-            "bounce_rate": (per_visit(self.bounces) * 100.0).round() as i64,
+            "views_per_visit": percent(self.pageviews).round() / 100.0,
+            "bounce_rate": percent(self.bounces).round() as i64,
             "visit_duration": (per_visit(self.duration_ms) / 1000.0).round() as i64,
             "revenue": self.revenue_micros as f64 / REVENUE_SCALE,
         })
@@ -257,6 +267,17 @@ mod tests {
             (none["views_per_visit"].clone(), none["bounce_rate"].clone()),
             (json!(0.0), json!(0))
         );
+    }
+
+    #[test]
+    fn rates_round_exact_halves_up() {
+        // 87 / 40 = 2.175 and 23 / 40 = 57.5 %: dividing before scaling
+        // gives 2.17499… and 57.49999… and rounds them down.
+        let row = json!({"period": "2026-01-01", "visitors": sketch_of(&["a"]), "visits": 40, "pageviews": 87,
+                         "events": 87, "bounces": 23, "duration_ms": 0, "revenue_micros": 0});
+        let out = totals(&[row]).to_json();
+        assert_eq!(out["views_per_visit"], 2.18);
+        assert_eq!(out["bounce_rate"], 58);
     }
 
     #[test]
