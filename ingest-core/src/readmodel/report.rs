@@ -84,13 +84,7 @@ impl Metrics {
         // A hundredfold share in one division, so an exact half (87 views
         // over 40 visits: 217.5) rounds up; dividing first gives
         // 2.17499… and rounds down.
-        let percent = |n: i64| {
-            if visits == 0 {
-                0.0
-            } else {
-                (n as f64 * 100.0) / visits as f64
-            }
-        };
+        let percent = |n: i64| per_visit(n.saturating_mul(100));
         json!({
             "visitors": self.visitors(),
             "visits": visits,
